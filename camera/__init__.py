@@ -1,0 +1,1 @@
+"""siamese-edge camera: real-time verification on live streams."""

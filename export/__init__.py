@@ -1,0 +1,1 @@
+"""siamese-edge export: Keras -> ONNX, FP16, TensorRT, bundle."""

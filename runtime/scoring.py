@@ -1,0 +1,69 @@
+"""Score semantics: what a model's number means and when it is a match. The one source of truth.
+
+The seeds disagree: bubbliiiing and PyImageSearch output P(same) (label 1 = same), keras.io's
+contrastive example and every contrastive model output something where *low* means same (label 0 =
+same). Every score the project produces travels with a ``ScoreSpec`` so nobody has to guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+SCORE_KINDS = ("probability", "distance")
+DIRECTIONS = ("high", "low")
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """What a score is and how to decide.
+
+    kind: "probability" (a sigmoid output in [0, 1]) or "distance" (>= 0, or any monotone dissimilarity).
+    same_when: "high" if larger scores mean the same identity, "low" if smaller ones do.
+    threshold: the decision boundary; a score exactly at the threshold counts as a match.
+    threshold_source: where the threshold came from (e.g. "default", "calibrated on ... (EER)").
+    """
+
+    kind: str
+    same_when: str
+    threshold: float
+    threshold_source: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCORE_KINDS:
+            raise ValueError(f"score kind {self.kind!r}: expected one of {SCORE_KINDS}")
+        if self.same_when not in DIRECTIONS:
+            raise ValueError(f"score same_when {self.same_when!r}: expected one of {DIRECTIONS}")
+        object.__setattr__(self, "threshold", float(self.threshold))
+
+    def is_match(self, score: Any) -> Any:
+        """True where ``score`` means "same" (bool for a scalar, bool array for an array)."""
+        s = np.asarray(score, dtype=np.float64)
+        out = s >= self.threshold if self.same_when == "high" else s <= self.threshold
+        return bool(out) if out.ndim == 0 else out
+
+    def similarity(self, score: Any) -> np.ndarray:
+        """Scores turned so that larger always means more alike (for ROC curves and ranking)."""
+        s = np.asarray(score, dtype=np.float64)
+        return s if self.same_when == "high" else -s
+
+    def with_threshold(self, threshold: float, source: str) -> ScoreSpec:
+        return ScoreSpec(self.kind, self.same_when, float(threshold), source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScoreSpec:
+        return cls(
+            kind=d["kind"],
+            same_when=d["same_when"],
+            threshold=d["threshold"],
+            threshold_source=d.get("threshold_source", "default"),
+        )
+
+    def describe(self) -> str:
+        cmp = ">=" if self.same_when == "high" else "<="
+        return f"{self.kind} (match when score {cmp} {self.threshold:.4g}, threshold: {self.threshold_source})"

@@ -1,0 +1,1 @@
+"""siamese-edge training side: architectures, datasets, pair sampling, losses, training, evaluation."""

@@ -1,0 +1,103 @@
+"""``python -m train.bench``: training and embedding throughput per architecture, FP32 vs mixed bf16.
+
+Everything is measured in one run on the same machine, so the ratios (bf16 / fp32, arch / arch) are what
+to read; absolute numbers move with whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_ARCHS = ("pyimagesearch", "keras-contrastive", "koch", "vgg16-siamese")
+
+
+def _median_seconds(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def bench_arch(name: str, precision: str, batch: int, repeats: int) -> dict[str, Any]:
+    import keras
+
+    from train.losses import loss_for
+    from train.models import create_model
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        keras.utils.set_random_seed(0)
+        s = create_model(name)
+        shape = s.config.preprocessing.input_shape
+        rng = np.random.default_rng(0)
+        xa = rng.random((batch, *shape), dtype=np.float32)
+        xb = rng.random((batch, *shape), dtype=np.float32)
+        y = s.config.targets(rng.random(batch) < 0.5)
+        s.model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss_for(s.config))
+        train_s = _median_seconds(lambda: s.model.train_on_batch((xa, xb), y), repeats)
+        embed_s = _median_seconds(lambda: s.embedding(xa, training=False).numpy(), repeats)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return {
+        "arch": name,
+        "precision": precision,
+        "batch": batch,
+        "params": int(s.model.count_params()),
+        "train_pairs_per_s": batch / train_s,
+        "embed_images_per_s": batch / embed_s,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    p = argparse.ArgumentParser(prog="python -m train.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--archs", nargs="+", default=list(DEFAULT_ARCHS))
+    p.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default="runs/bench")
+    args = p.parse_args(argv)
+    from tqdm.auto import tqdm
+
+    from runtime.fileio import write_json_atomic, write_text_atomic
+
+    rows = []
+    jobs = [(a, pr) for a in args.archs for pr in args.precisions]
+    for arch, prec in tqdm(jobs, desc="train bench", unit="config"):
+        rows.append(bench_arch(arch, prec, args.batch, args.repeats))
+    base = {r["arch"]: r for r in rows if r["precision"] == "float32"}
+    for r in rows:
+        b = base.get(r["arch"])
+        r["train_speedup_vs_fp32"] = r["train_pairs_per_s"] / b["train_pairs_per_s"] if b else None
+        r["embed_speedup_vs_fp32"] = r["embed_images_per_s"] / b["embed_images_per_s"] if b else None
+    header = f"{'arch':18s} {'precision':15s} {'params':>11s} {'train pairs/s':>14s} {'x fp32':>7s} {'embed img/s':>12s} {'x fp32':>7s}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r['arch']:18s} {r['precision']:15s} {r['params']:11,d} {r['train_pairs_per_s']:14.1f} "
+            f"{(r['train_speedup_vs_fp32'] or 0):7.2f} {r['embed_images_per_s']:12.1f} {(r['embed_speedup_vs_fp32'] or 0):7.2f}"
+        )
+    table = "\n".join(lines)
+    print(table)
+    out = Path(args.out)
+    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    write_json_atomic(out / "train_bench.json", {"meta": meta, "batch": args.batch, "results": rows})
+    write_text_atomic(out / "train_bench.txt", table + "\n")
+    print(f"written: {out / 'train_bench.json'}, {out / 'train_bench.txt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""``python -m train``: train a Siamese network and write model.keras, model_card.json and plots."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXAMPLES = """
+examples:
+  python -m train --arch pyimagesearch --data digits --out runs/digits --epochs 8
+  python -m train --arch koch --data omniglot --augment --out runs/koch        # official zips (downloaded once)
+  python -m train --arch vgg16-siamese --data my_photos/ --out runs/faces      # one folder per class
+  python -m train --arch resnet-pairs --data pairs/annos.csv ...               # labelled pairs
+  python -m train ... --resume                                                 # continue an interrupted run
+"""
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """'105x105x1' or '105x105' (channels from the architecture's default: 3) -> (H, W, C)."""
+    parts = text.lower().split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--input-shape {text!r}: expected HxWxC, e.g. 105x105x1") from None
+    if len(nums) == 2:
+        nums.append(3)
+    if len(nums) != 3 or min(nums) <= 0 or nums[2] not in (1, 3):
+        raise argparse.ArgumentTypeError(f"--input-shape {text!r}: expected HxWxC with C 1 or 3, e.g. 105x105x1")
+    return tuple(nums)  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from train.trainer import SCHEDULES, STRATEGIES
+
+    p = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train a Siamese image-similarity network (Keras 3) on class folders, Omniglot, pair lists "
+        "or the bundled digits; writes model.keras, model_card.json (data sha256, command, metrics, calibrated "
+        "threshold) and plots into --out.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = p.add_argument_group("model and data")
+    g.add_argument("--arch", required=True, help="architecture from the registry (python -m train.models lists them)")
+    g.add_argument(
+        "--data",
+        required=True,
+        help="'digits' (bundled), 'omniglot' (env SIAMESE_EDGE_OMNIGLOT or a download), an Omniglot zip or folder, "
+        "a folder with one sub-folder per class, a pair folder with annos.csv, or a CSV of path_a,path_b,label",
+    )
+    g.add_argument(
+        "--split",
+        default="background",
+        choices=["background"],
+        help="Omniglot split to train on (evaluation is never trained on)",
+    )
+    g.add_argument("--out", default="runs/train", help="output folder (default: %(default)s)")
+    g.add_argument("--input-shape", type=parse_shape, help="override the architecture's input, HxWxC")
+    g.add_argument("--loss", choices=["bce", "contrastive"], help="default: the architecture's own")
+    g.add_argument("--margin", type=float, help="contrastive margin (default 1.0)")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--steps-per-epoch", type=int, default=100, help="batches of sampled pairs per epoch")
+    t.add_argument("--batch-size", type=int, default=64, help="pairs per batch (global, across replicas)")
+    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    t.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="learning-rate schedule")
+    t.add_argument("--warmup-epochs", type=float, default=0.0)
+    t.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay (0: Adam)")
+    t.add_argument("--augment", action="store_true", help="Koch et al. affine augmentation")
+    t.add_argument(
+        "--same-group-negatives",
+        type=float,
+        default=1.0,
+        help="share of negative pairs drawn from the same alphabet/group (default: %(default)s)",
+    )
+    t.add_argument("--val-fraction", type=float, default=0.2)
+    t.add_argument(
+        "--val-split",
+        choices=["auto", "classes", "items"],
+        default="auto",
+        help="hold out whole classes (one-shot) or images within classes; auto: classes if >= 20",
+    )
+    t.add_argument("--val-pairs", type=int, default=2000)
+    t.add_argument("--patience", type=int, default=5, help="early stopping on validation AUC")
+    t.add_argument(
+        "--threshold-method",
+        choices=["eer", "best-accuracy", "far"],
+        default="eer",
+        help="how the decision threshold is calibrated on validation pairs",
+    )
+    t.add_argument("--target-far", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--precision",
+        choices=["float32", "mixed_bfloat16", "mixed_float16"],
+        default="float32",
+        help="mixed_bfloat16 uses AMX/AVX-512 bf16 on CPUs that have it; the saved model is float32",
+    )
+    r = p.add_argument_group("runs")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    r.add_argument("--force", action="store_true", help="overwrite an existing run in --out")
+    r.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="none",
+        help="tf.distribute: mirrored (all GPUs or CPUs here), multiworker (cluster from TF_CONFIG)",
+    )
+    r.add_argument("--no-progress", action="store_true", help="plain lines instead of progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    from train.trainer import TrainOptions, train
+
+    opts = TrainOptions(
+        arch=args.arch,
+        data=args.data,
+        out=args.out,
+        split=args.split,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs,
+        weight_decay=args.weight_decay,
+        loss=args.loss,
+        margin=args.margin,
+        input_shape=args.input_shape,
+        augment=args.augment,
+        same_group_negatives=args.same_group_negatives,
+        val_fraction=args.val_fraction,
+        val_split=args.val_split,
+        val_pairs=args.val_pairs,
+        patience=args.patience,
+        seed=args.seed,
+        resume=args.resume,
+        force=args.force,
+        strategy=args.strategy,
+        precision=args.precision,
+        threshold_method=args.threshold_method,
+        target_far=args.target_far,
+        progress=not args.no_progress,
+    )
+    try:
+        result = train(opts, argv=[sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    except (ValueError, FileExistsError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; continue with: {' '.join(['python -m train', *sys.argv[1:], '--resume'])}", file=sys.stderr
+        )
+        return 130
+    v = result.card["metrics"]["validation"]
+    spec = result.siamese.config.score
+    print(f"model:      {result.model_path}")
+    print(f"model card: {result.card_path}")
+    print(f"validation: AUC {v['auc']:.4f}, EER {v['eer']:.4f}; score: {spec.describe()}")
+    print(f"next:       python -m train.evaluate --model {result.model_path} --data {opts.data}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Datasets for training and evaluation: Omniglot (folder, zip, download), class folders, pair folders with
+annos.csv, pair CSVs and scikit-learn's digits, all read through ``runtime.preprocess``.
+
+``open_dataset`` recognises the layout; ``load_images`` / ``load_pairs`` turn a dataset into network inputs.
+"""
+
+from train.data.digits import open_digits
+from train.data.download import cache_root, download_file, safe_extract, verify_sha256sums
+from train.data.errors import DatasetError, DatasetWarning
+from train.data.folders import open_image_folder
+from train.data.imageset import ImageSet, PairSet
+from train.data.loading import load_images, load_pairs
+from train.data.omniglot import cache_dir, check_counts, count_tree, fetch_omniglot, omniglot_dir_default, open_omniglot
+from train.data.opener import open_dataset
+from train.data.pairs import open_pair_folders, open_pairs_csv
+from train.data.zips import open_image_zip
+
+__all__ = [
+    "DatasetError",
+    "DatasetWarning",
+    "ImageSet",
+    "PairSet",
+    "cache_dir",
+    "cache_root",
+    "check_counts",
+    "count_tree",
+    "download_file",
+    "fetch_omniglot",
+    "load_images",
+    "load_pairs",
+    "omniglot_dir_default",
+    "open_dataset",
+    "open_digits",
+    "open_image_folder",
+    "open_image_zip",
+    "open_omniglot",
+    "open_pair_folders",
+    "open_pairs_csv",
+    "safe_extract",
+    "verify_sha256sums",
+]

@@ -1,0 +1,194 @@
+"""``python -m train.evaluate``: verification (ROC AUC, EER, thresholds) and N-way K-shot accuracy.
+
+Embeddings are computed once per image and pairs or trials are scored on them (embed once, score many),
+so 400 twenty-way trials cost one pass over the images they use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXAMPLES = """
+examples:
+  python -m train.evaluate --model runs/demo/model.keras --data digits --heldout-from runs/demo/model_card.json --n-way 5
+  python -m train.evaluate --model models/omniglot/model.keras --data omniglot --split evaluation --n-way 20 --trials 400
+  python -m train.evaluate --model models/omniglot/model.keras --lake-runs runs/lake --json results.json
+  python -m train.evaluate --model models/omniglot/model.keras --data omniglot --split evaluation --build-lake-runs runs/lake
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m train.evaluate",
+        description="Evaluate a Siamese model: verification ROC AUC, EER and its threshold, the threshold at a "
+        "target false-accept rate, the best-accuracy threshold; within-alphabet N-way K-shot accuracy "
+        "(Lake et al.); and accuracy on Lake's published one-shot run format.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help=".keras, Keras 2 .h5 (whole model or weights-only), SavedModel dir")
+    p.add_argument("--arch", help="architecture, when the file does not say (weights-only files are recognised)")
+    p.add_argument(
+        "--allow-unsafe-lambda",
+        action="store_true",
+        help="deserialize Lambda layers that are not recognised distances (runs stored bytecode)",
+    )
+    p.add_argument("--data", help="dataset to evaluate on (same forms as python -m train --data)")
+    p.add_argument(
+        "--split",
+        default="evaluation",
+        choices=["background", "evaluation"],
+        help="Omniglot split (default: %(default)s)",
+    )
+    p.add_argument(
+        "--heldout-from",
+        metavar="MODEL_CARD",
+        help="evaluate only on the images the training run held out (from its model_card.json)",
+    )
+    p.add_argument("--pairs", type=int, default=4000, help="verification pairs to sample (half same)")
+    p.add_argument("--far", type=float, default=1e-3, help="target false-accept rate for the threshold")
+    p.add_argument("--n-way", type=int, default=20)
+    p.add_argument("--k-shot", type=int, default=1)
+    p.add_argument("--trials", type=int, default=400, help="N-way trials (0 to skip)")
+    p.add_argument("--across-groups", action="store_true", help="draw N-way classes across alphabets, not within one")
+    p.add_argument("--lake-runs", metavar="DIR", help="score Lake et al.'s run format in DIR (runNN/class_labels.txt)")
+    p.add_argument("--build-lake-runs", metavar="DIR", help="write runs in Lake's format from --data into DIR")
+    p.add_argument("--runs", type=int, default=20, help="runs to build with --build-lake-runs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="folder for plots (ROC, pair montage)")
+    p.add_argument("--json", metavar="OUT", help="write all results as JSON")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from runtime.fileio import write_json_atomic
+    from train import data as datasets
+    from train.load import load_model
+    from train.metrics import verification_report
+    from train.oneshot import (
+        build_trials,
+        drawer_of,
+        lake_runs_accuracy,
+        oneshot_accuracy,
+        read_lake_runs,
+        write_lake_runs,
+    )
+    from train.sampling import PairSampler, split_items
+
+    siamese = load_model(args.model, arch=args.arch, allow_unsafe=args.allow_unsafe_lambda)
+    cfg = siamese.config
+    spec = cfg.score
+    results: dict[str, Any] = {"model": str(args.model), "arch": cfg.arch, "score": spec.to_dict()}
+    out = Path(args.out) if args.out else None
+
+    if args.data:
+        ds = datasets.open_dataset(args.data, split=args.split)
+        results["data"] = ds.describe()
+        if isinstance(ds, datasets.PairSet):
+            xa, xb, same = datasets.load_pairs(ds, cfg.preprocessing, progress=not args.no_progress)
+            scores = siamese.score(xa, xb)
+            results["verification"] = verification_report(scores, same, spec, far=args.far)
+            _plots(out, scores, same, spec, xa, xb, args.seed, results)
+        else:
+            x, ds = datasets.load_images(ds, cfg.preprocessing, progress=not args.no_progress)
+            if args.heldout_from:
+                card = json.loads(Path(args.heldout_from).read_text())
+                o = card["options"]
+                by = card["data"]["split"]["by"]
+                _, keep = split_items(ds.labels, ds.class_groups, o["val_fraction"], by, o["seed"])
+                x, ds = x[keep], ds.subset(keep)
+                results["heldout_from"] = str(args.heldout_from)
+            emb = siamese.embed(x)
+            sampler = PairSampler(ds.labels, ds.class_groups, same_group_negatives=1.0)
+            pairs = sampler.sample(args.pairs, np.random.default_rng([args.seed, 1]))
+            scores = siamese.score_embeddings(emb[pairs.a], emb[pairs.b])
+            results["verification"] = verification_report(scores, pairs.same, spec, far=args.far)
+            _plots(out, scores, pairs.same, spec, x[pairs.a], x[pairs.b], args.seed, results)
+            if args.trials > 0:
+                drawers = np.array([drawer_of(i) or -1 for i in ds.items])
+                trials = build_trials(
+                    ds.labels,
+                    ds.class_groups,
+                    drawers if np.all(drawers >= 0) else None,
+                    n_way=args.n_way,
+                    k_shot=args.k_shot,
+                    n_trials=args.trials,
+                    within_group=not args.across_groups,
+                    seed=args.seed,
+                )
+                res = oneshot_accuracy(trials, emb, siamese.score_embeddings, spec)
+                res["within_group"] = not args.across_groups
+                results[f"{args.n_way}_way_{args.k_shot}_shot"] = res
+            if args.build_lake_runs:
+                write_lake_runs(ds, args.build_lake_runs, n_runs=args.runs, n_way=args.n_way, seed=args.seed)
+                results["built_lake_runs"] = str(args.build_lake_runs)
+    if args.lake_runs:
+        runs = read_lake_runs(args.lake_runs)
+        results["lake_runs"] = lake_runs_accuracy(
+            runs, siamese.embed, siamese.score_embeddings, spec, cfg.preprocessing
+        )
+    if not args.data and not args.lake_runs:
+        raise ValueError("nothing to evaluate: give --data and/or --lake-runs")
+    if args.json:
+        write_json_atomic(args.json, results)
+    return results
+
+
+def _plots(out, scores, same, spec, xa, xb, seed, results) -> None:
+    if out is None:
+        return
+    from train.metrics import eer, roc, roc_auc
+    from train.plots import plot_pair_montage, plot_roc
+
+    fpr, tpr, _ = roc(scores, same, spec)
+    e, _ = eer(scores, same, spec)
+    shown = np.random.default_rng(seed).choice(len(same), size=min(16, len(same)), replace=False)
+    results["plots"] = {
+        "roc": str(plot_roc(fpr, tpr, roc_auc(scores, same, spec), (e, 1 - e), out / "roc.png")),
+        "pairs": str(plot_pair_montage(xa[shown], xb[shown], scores[shown], same[shown], spec, out / "pairs.png")),
+    }
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    v = results.get("verification")
+    if v:
+        print(
+            f"verification: AUC {v['auc']:.4f}  EER {v['eer']:.4f} at {v['eer_threshold']:.4g}  "
+            f"best accuracy {v['best_accuracy']:.4f} at {v['best_accuracy_threshold']:.4g}  "
+            f"threshold at FAR {v['far_target']:g}: {v['far_threshold']:.4g} (TPR {v['far_tpr']:.4f})"
+        )
+    for k, r in results.items():
+        if k.endswith("_shot"):
+            lo, hi = r.get("ci95", (float("nan"), float("nan")))
+            print(
+                f"{k.replace('_', ' ')}: accuracy {r['accuracy']:.4f} over {r['trials']} trials (95% CI {lo:.3f}-{hi:.3f})"
+            )
+    if "lake_runs" in results:
+        r = results["lake_runs"]
+        print(f"lake runs: accuracy {r['accuracy']:.4f} over {r['trials']} test items")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        results = evaluate(args)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_summary(results)
+    if args.json:
+        print(f"results: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Model cards: what a trained model is, how it was made, how good it is and how to read its scores."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from runtime.fileio import write_json_atomic, write_text_atomic
+
+CARD_NAME = "model_card.json"
+TRACKED_PACKAGES = ("siamese-edge", "tensorflow", "keras", "numpy", "opencv-python-headless", "scikit-learn", "tf2onnx")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in TRACKED_PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    argv = sys.argv if argv is None else argv
+    prog = "python -m train" if argv and argv[0].endswith(("__main__.py", "cli.py")) else Path(argv[0]).name
+    return " ".join([prog, *argv[1:]])
+
+
+def write_card(out_dir: str | Path, card: dict[str, Any]) -> Path:
+    """Write model_card.json and a readable model_card.md beside it (both atomically)."""
+    out = Path(out_dir)
+    path = write_json_atomic(out / CARD_NAME, card)
+    write_text_atomic(out / "model_card.md", render_markdown(card))
+    return path
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    cfg = card.get("config", {})
+    score = cfg.get("score", {})
+    data = card.get("data", {})
+    lines = [
+        f"# {card.get('model', 'model')}: {cfg.get('arch', '?')}",
+        "",
+        f"- Command: `{card.get('command', '?')}`",
+        f"- Data: {data.get('name', '?')} ({data.get('source', '?')}), sha256 `{data.get('sha256', '?')}`",
+        f"- Training time: {card.get('training', {}).get('seconds', 0) / 60:.1f} min on {card.get('machine', '?')}",
+        f"- Input: {cfg.get('preprocessing', {})}",
+        f"- Score: {score.get('kind')} (same when {score.get('same_when')}), "
+        f"threshold {score.get('threshold')} ({score.get('threshold_source')})",
+        f"- Labels: {cfg.get('label_convention', '?')}, loss {cfg.get('loss')}",
+        "",
+        "## Metrics",
+        "",
+    ]
+    for name, block in card.get("metrics", {}).items():
+        lines.append(f"### {name}")
+        lines.append("")
+        if isinstance(block, dict):
+            for k, v in block.items():
+                if not isinstance(v, (dict, list)):
+                    lines.append(f"- {k}: {v}")
+        lines.append("")
+    plots = card.get("plots", {})
+    if plots:
+        lines += ["## Plots", ""] + [f"![{k}]({v})" for k, v in plots.items()] + [""]
+    lines += ["## Versions", ""] + [f"- {k}: {v}" for k, v in card.get("versions", {}).items()] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,295 @@
+"""The training job behind ``python -m train``: data -> pairs -> fit -> calibrated model + model card."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from runtime.fileio import atomic_path
+from train.augment import AffineAugment
+from train.callbacks import EpochSeed, TqdmProgress, VerificationMetrics
+from train.losses import loss_for
+from train.model_card import command_line, versions, write_card
+from train.models import Siamese, create_model
+from train.pair_dataset import FixedPairs, SampledPairs
+from train.sampling import PairSampler, split_items
+
+log = logging.getLogger("train")
+
+STRATEGIES = ("none", "mirrored", "multiworker")
+SCHEDULES = ("cosine", "constant", "exponential")
+
+
+@dataclass
+class TrainOptions:
+    arch: str
+    data: str
+    out: str = "runs/train"
+    split: str = "background"
+    epochs: int = 20
+    steps_per_epoch: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    weight_decay: float = 0.0
+    loss: str | None = None
+    margin: float | None = None
+    input_shape: tuple[int, int, int] | None = None
+    augment: bool = False
+    same_group_negatives: float = 1.0
+    val_fraction: float = 0.2
+    val_split: str = "auto"
+    val_pairs: int = 2000
+    patience: int = 5
+    seed: int = 0
+    resume: bool = False
+    force: bool = False
+    strategy: str = "none"
+    precision: str = "float32"
+    threshold_method: str = "eer"
+    target_far: float = 1e-3
+    progress: bool = True
+    build_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    card_path: Path
+    siamese: Siamese
+    card: dict[str, Any]
+
+
+def make_strategy(name: str):
+    """The tf.distribute strategy asked for. Mirrored spans all GPUs, or all logical CPUs when there is no GPU."""
+    import tensorflow as tf
+
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # cluster from TF_CONFIG
+    raise ValueError(f"strategy {name!r}: expected one of {STRATEGIES}")
+
+
+def _schedule(opts: TrainOptions, total_steps: int):
+    if opts.schedule == "constant":
+        return opts.lr
+    if opts.schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(opts.lr, max(1, opts.steps_per_epoch), 0.95)
+    if opts.schedule == "cosine":
+        warmup = int(opts.warmup_epochs * opts.steps_per_epoch)
+        if warmup:
+            return keras.optimizers.schedules.CosineDecay(
+                0.0, max(1, total_steps - warmup), warmup_target=opts.lr, warmup_steps=warmup
+            )
+        return keras.optimizers.schedules.CosineDecay(opts.lr, max(1, total_steps))
+    raise ValueError(f"schedule {opts.schedule!r}: expected one of {SCHEDULES}")
+
+
+def _build(opts: TrainOptions) -> Siamese:
+    kwargs = dict(opts.build_kwargs)
+    if opts.input_shape:
+        kwargs["input_shape"] = tuple(opts.input_shape)
+    if opts.loss:
+        kwargs["loss"] = opts.loss
+    if opts.margin is not None:
+        kwargs["margin"] = opts.margin
+    return create_model(opts.arch, **kwargs)
+
+
+def _prepare_out(out: Path, opts: TrainOptions) -> Path:
+    backup = out / "checkpoints" / "backup"
+    if backup.exists() and not opts.resume:
+        if not opts.force:
+            raise FileExistsError(
+                f"{out} holds an interrupted run ({backup}); pass --resume to continue it or --force to start over"
+            )
+        shutil.rmtree(backup)
+    if opts.resume and not backup.exists():
+        log.warning("--resume: no interrupted run in %s, starting from scratch", out)
+    if (out / "model.keras").exists() and not (opts.force or opts.resume):
+        raise FileExistsError(f"{out / 'model.keras'} exists; pass --force to overwrite or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return backup
+
+
+def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
+    """Run a whole training job; see ``python -m train --help`` for what each option does."""
+    from train import data as datasets
+    from train.metrics import calibrate_threshold, verification_report
+    from train.plots import plot_pair_montage, plot_roc, plot_training_curves
+
+    t_start = time.time()
+    out = Path(opts.out)
+    backup = _prepare_out(out, opts)
+    keras.utils.set_random_seed(opts.seed)
+    if opts.precision != "float32":
+        keras.mixed_precision.set_global_policy(opts.precision)
+
+    strategy = make_strategy(opts.strategy)
+    with strategy.scope():
+        siamese = _build(opts)
+    config = siamese.config
+    pre = config.preprocessing
+    ds = datasets.open_dataset(opts.data, split=opts.split)
+    augment = AffineAugment() if opts.augment else None
+    split_info: dict[str, Any]
+
+    if isinstance(ds, datasets.ImageSet):
+        x, ds = datasets.load_images(ds, pre, progress=opts.progress)
+        by = opts.val_split
+        if by == "auto":
+            by = "classes" if len(ds.classes) >= 20 else "items"
+        tr, va = split_items(ds.labels, ds.class_groups, opts.val_fraction, by, opts.seed)
+        train_sampler = PairSampler(ds.labels[tr], ds.class_groups, opts.same_group_negatives)
+        val_pairs = PairSampler(ds.labels[va], ds.class_groups, opts.same_group_negatives).sample(
+            opts.val_pairs, np.random.default_rng([opts.seed, 10_000])
+        )
+        x_tr, x_va = x[tr], x[va]
+        xva_a, xva_b, va_same = x_va[val_pairs.a], x_va[val_pairs.b], val_pairs.same
+        train_data = SampledPairs(
+            x_tr, train_sampler, config.targets, opts.batch_size, opts.steps_per_epoch, opts.seed, augment
+        )
+        split_info = {"by": by, "train_items": len(tr), "val_items": len(va), "val_pairs": len(val_pairs)}
+    else:
+        xa, xb, same = datasets.load_pairs(ds, pre, progress=opts.progress)
+        rng = np.random.default_rng(opts.seed)
+        perm = rng.permutation(len(same))
+        n_val = max(2, int(round(len(same) * opts.val_fraction)))
+        va, tr = perm[:n_val], perm[n_val:]
+        xva_a, xva_b, va_same = xa[va], xb[va], same[va]
+        train_data = FixedPairs(xa[tr], xb[tr], same[tr], config.targets, opts.batch_size, opts.seed, augment)
+        opts.steps_per_epoch = len(train_data)
+        split_info = {"by": "pairs", "train_pairs": len(tr), "val_pairs": len(va)}
+    if len(np.unique(va_same)) < 2:
+        raise ValueError(
+            "validation pairs hold only one kind (all same or all different); add data or change --val-fraction"
+        )
+
+    total_steps = opts.epochs * opts.steps_per_epoch
+    with strategy.scope():
+        optimizer = (
+            keras.optimizers.AdamW(_schedule(opts, total_steps), weight_decay=opts.weight_decay or None)
+            if opts.weight_decay
+            else keras.optimizers.Adam(_schedule(opts, total_steps))
+        )
+        siamese.model.compile(optimizer=optimizer, loss=loss_for(config))
+
+    def val_scores() -> np.ndarray:
+        return siamese.score(xva_a, xva_b)
+
+    monitor = "val_auc"
+    ckpt_dir = out / "checkpoints"
+    callbacks = [
+        EpochSeed(train_data),
+        VerificationMetrics(val_scores, va_same, config.score),
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.ModelCheckpoint(str(ckpt_dir / "best.keras"), monitor=monitor, mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=opts.patience, restore_best_weights=True),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=opts.resume),
+        TqdmProgress(opts.epochs, opts.steps_per_epoch, disable=not opts.progress),
+    ]
+    val_targets = config.targets(va_same)
+    t_fit = time.time()
+    history = siamese.model.fit(
+        train_data,
+        epochs=opts.epochs,
+        validation_data=((xva_a, xva_b), val_targets),
+        validation_batch_size=256,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    fit_seconds = time.time() - t_fit
+
+    if opts.precision != "float32":
+        keras.mixed_precision.set_global_policy("float32")
+        fp32 = _build(opts)
+        fp32.model.set_weights(siamese.model.get_weights())
+        siamese = fp32
+        config = siamese.config
+
+    # calibrate the decision threshold on the validation pairs
+    scores = val_scores()
+    spec = calibrate_threshold(scores, va_same, config.score, method=opts.threshold_method, far=opts.target_far)
+    config.score = spec
+    report = verification_report(scores, va_same, spec, far=opts.target_far)
+
+    model_path = out / "model.keras"
+    with atomic_path(model_path) as tmp:
+        siamese.model.save(tmp)
+
+    plots_dir = out / "plots"
+    hist = _full_history(out, history.history)
+    plots = {
+        "training_curves": str(plot_training_curves(hist, plots_dir / "training_curves.png").relative_to(out)),
+    }
+    from train.metrics import eer, roc
+
+    fpr, tpr, _ = roc(scores, va_same, spec)
+    eer_value, _ = eer(scores, va_same, spec)
+    plots["roc"] = str(
+        plot_roc(fpr, tpr, report["auc"], (eer_value, 1 - eer_value), plots_dir / "roc.png").relative_to(out)
+    )
+    shown = np.random.default_rng(opts.seed).choice(len(va_same), size=min(16, len(va_same)), replace=False)
+    plots["pairs"] = str(
+        plot_pair_montage(
+            xva_a[shown], xva_b[shown], scores[shown], va_same[shown], spec, plots_dir / "pairs.png"
+        ).relative_to(out)
+    )
+
+    card = {
+        "model": model_path.name,
+        "config": config.to_dict(),
+        "command": command_line(argv),
+        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items()},
+        "data": {**ds.describe(), "split": split_info},
+        "training": {
+            "seconds": round(time.time() - t_start, 1),
+            "fit_seconds": round(fit_seconds, 1),
+            "epochs_run": len(hist.get("loss", [])),
+            "strategy": opts.strategy,
+            "replicas": int(getattr(strategy, "num_replicas_in_sync", 1)),
+            "precision": opts.precision,
+            "seed": opts.seed,
+        },
+        "metrics": {"validation": report},
+        "history": hist,
+        "plots": plots,
+        "machine": f"{platform.machine()}, {_cpu_count()} CPU cores",
+        "versions": versions(),
+    }
+    card_path = write_card(out, card)
+    return TrainResult(model_path, card_path, siamese, card)
+
+
+def _full_history(out: Path, last: dict[str, list]) -> dict[str, list[float]]:
+    """The whole run's history, also across a resume (from history.csv, which CSVLogger appends)."""
+    csv_path = out / "history.csv"
+    if csv_path.exists():
+        import csv
+
+        with open(csv_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if rows:
+            keys = [k for k in rows[0] if k != "epoch"]
+            return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in keys}
+    return {k: [float(v) for v in vals] for k, vals in last.items()}
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
