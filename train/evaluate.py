@@ -106,6 +106,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 _, keep = split_items(ds.labels, ds.class_groups, o["val_fraction"], by, o["seed"])
                 x, ds = x[keep], ds.subset(keep)
                 results["heldout_from"] = str(args.heldout_from)
+                results["data"] = ds.describe()
             emb = siamese.embed(x)
             sampler = PairSampler(ds.labels, ds.class_groups, same_group_negatives=1.0)
             pairs = sampler.sample(args.pairs, np.random.default_rng([args.seed, 1]))

@@ -111,7 +111,7 @@ class Siamese:
         except ValueError:
             raise ValueError(
                 f"model {model.name!r} does not have the project's structure "
-                "(nested 'embedding' and 'head' models); load it through train.legacy.load_model"
+                "(nested 'embedding' and 'head' models); load it through train.load.load_model"
             ) from None
 
     def embed(self, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
