@@ -110,6 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def next_command(result) -> str:
+    """The evaluation command that fits this run: the evaluation split for Omniglot, else the held-out images."""
+    card = result.card
+    data = card["options"]["data"]
+    cmd = f"python -m train.evaluate --model {result.model_path} --data {data}"
+    if data == "omniglot" or "images_background" in str(data):
+        return (
+            cmd.replace(str(data), str(data).replace("images_background", "images_evaluation")) + " --split evaluation"
+        )
+    if card["data"]["split"]["by"] in ("items", "classes"):
+        return cmd + f" --heldout-from {result.card_path}"
+    return cmd
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
@@ -160,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model:      {result.model_path}")
     print(f"model card: {result.card_path}")
     print(f"validation: AUC {v['auc']:.4f}, EER {v['eer']:.4f}; score: {spec.describe()}")
-    print(f"next:       python -m train.evaluate --model {result.model_path} --data {opts.data}")
+    print(f"next:       {next_command(result)}")
     return 0
 
 
