@@ -96,7 +96,7 @@ def test_failed_save_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: py
     target.write_bytes(b"previous")
 
     def broken(self, *args, **kwargs):
-        args[0].write(b"half a png")
+        Path(args[0]).write_bytes(b"half a png")
         raise OSError("disk full")
 
     monkeypatch.setattr(Figure, "savefig", broken)

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from runtime.fileio import atomic_path
 from train.data.errors import DatasetError
 from train.data.hashing import sha256_file
 
@@ -43,35 +43,29 @@ def download_file(
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     try:
-        request = urllib.request.Request(url, headers={"User-Agent": "siamese-edge"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            written = 0
-            with tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name, disable=not progress
-            ) as bar:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    written += len(chunk)
-                    bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        if total is not None and written != total:
-            raise DatasetError(f"{url}: download truncated ({written} of {total} bytes)")
-        if check is not None:
-            check(tmp)
-        os.replace(tmp, dest)
+        with atomic_path(dest, suffix=".part") as tmp:
+            request = urllib.request.Request(url, headers={"User-Agent": "siamese-edge"})
+            with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                written = 0
+                with tqdm(
+                    total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name, disable=not progress
+                ) as bar:
+                    while chunk := response.read(CHUNK):
+                        out.write(chunk)
+                        written += len(chunk)
+                        bar.update(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+            if total is not None and written != total:
+                raise DatasetError(f"{url}: download truncated ({written} of {total} bytes)")
+            if check is not None:
+                check(tmp)
     except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-        tmp.unlink(missing_ok=True)
         reason = getattr(e, "reason", e)
         raise DatasetError(f"{url}: download failed ({reason})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
 
 

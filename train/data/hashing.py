@@ -6,16 +6,11 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from runtime.fileio import sha256_file
+
+__all__ = ["sha256_file", "sha256_tree"]
+
 CHUNK = 1 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    """sha256 of one file's bytes (a zip or a CSV)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256_tree(root: str | Path, rel_paths: Iterable[str]) -> str:
