@@ -1,0 +1,136 @@
+"""The bundle manifest: the single source of truth for a deployed model's preprocessing and scoring.
+
+``export.build`` writes it; the Python runtime, the C++ runtime and the camera read it. The manifest lists
+the sha256 of every other file in the bundle, and ``load_manifest`` refuses a bundle whose files do not
+match, naming the file, so a stale or corrupted model is never silently used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.fileio import sha256_file
+from runtime.preprocess import Preprocessing
+from runtime.scoring import ScoreSpec
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+# the bundle's file names (DESIGN.md, "The bundle")
+EMBEDDING_ONNX = "embedding.onnx"
+EMBEDDING_FP16_ONNX = "embedding.fp16.onnx"
+HEAD_ONNX = "head.onnx"
+SIAMESE_ONNX = "siamese.onnx"
+REFERENCE_NPZ = "reference.npz"
+PARITY_JSON = "parity.json"
+
+# tensor names in the ONNX graphs
+INPUT_NAME = "image"
+EMBEDDING_OUTPUT = "embedding"
+HEAD_INPUTS = ("embedding_a", "embedding_b")
+SCORE_OUTPUT = "score"
+SIAMESE_INPUTS = ("image_a", "image_b")
+
+HEAD_KINDS = ("learned", "euclidean")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used: missing, malformed, or files that do not match the manifest."""
+
+
+@dataclass
+class Manifest:
+    """The parsed manifest. ``raw`` keeps every field, also those this version does not model."""
+
+    name: str
+    preprocessing: Preprocessing
+    score: ScoreSpec
+    embedding_dim: int
+    l2_normalized: bool
+    head_kind: str
+    files: dict[str, dict[str, Any]]
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def head_file(self) -> str | None:
+        return self.raw.get("head", {}).get("file")
+
+    @property
+    def embedding_file(self) -> str:
+        return self.raw.get("embedding", {}).get("file", EMBEDDING_ONNX)
+
+    @property
+    def label_same(self) -> int | None:
+        return self.raw.get("training", {}).get("label_same")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = MANIFEST_NAME) -> Manifest:
+        try:
+            version = d["schema_version"]
+            if version != SCHEMA_VERSION:
+                raise BundleError(
+                    f"{where}: schema_version {version}, this runtime reads {SCHEMA_VERSION}; re-export the bundle"
+                )
+            head = d["head"]
+            if head["kind"] not in HEAD_KINDS:
+                raise BundleError(f"{where}: head kind {head['kind']!r}, expected one of {HEAD_KINDS}")
+            if head["kind"] == "learned" and not head.get("file"):
+                raise BundleError(f"{where}: a learned head needs head.file")
+            return cls(
+                name=d["name"],
+                preprocessing=Preprocessing.from_dict(d["preprocessing"]),
+                score=ScoreSpec.from_dict(d["score"]),
+                embedding_dim=int(d["embedding"]["dim"]),
+                l2_normalized=bool(d["embedding"].get("l2_normalized", False)),
+                head_kind=head["kind"],
+                files=dict(d["files"]),
+                raw=d,
+            )
+        except KeyError as e:
+            raise BundleError(f"{where}: missing field {e.args[0]!r}") from None
+        except (TypeError, ValueError) as e:
+            if isinstance(e, BundleError):
+                raise
+            raise BundleError(f"{where}: {e}") from None
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def verify_files(bundle_dir: str | Path, files: dict[str, dict[str, Any]]) -> None:
+    """Raise BundleError naming the first file that is missing or whose sha256 differs from the manifest."""
+    root = Path(bundle_dir)
+    for name, entry in files.items():
+        p = root / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise BundleError(f"{root / MANIFEST_NAME}: file entry {name!r} points outside the bundle")
+        if not p.is_file():
+            raise BundleError(f"{p}: listed in the manifest but missing")
+        actual = sha256_file(p)
+        if actual != entry.get("sha256"):
+            raise BundleError(
+                f"{p}: sha256 {actual[:12]}... does not match the manifest ({str(entry.get('sha256'))[:12]}...); "
+                "the file was changed or truncated after export: re-export the bundle"
+            )
+
+
+def load_manifest(bundle_dir: str | Path, verify: bool = True) -> Manifest:
+    """Read ``<bundle_dir>/manifest.json`` and (by default) check every listed file's sha256."""
+    root = Path(bundle_dir)
+    path = root / MANIFEST_NAME
+    if not root.is_dir():
+        raise BundleError(f"{root}: not a bundle folder (expected a folder with {MANIFEST_NAME})")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing; is {root} a bundle written by python -m export.build?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path}: not valid JSON ({e})") from None
+    m = Manifest.from_dict(d, where=str(path))
+    if verify:
+        verify_files(root, m.files)
+    return m
