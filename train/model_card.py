@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,30 @@ from runtime.fileio import write_json_atomic, write_text_atomic
 
 CARD_NAME = "model_card.json"
 TRACKED_PACKAGES = ("siamese-edge", "tensorflow", "keras", "numpy", "opencv-python-headless", "scikit-learn", "tf2onnx")
+
+
+class CardError(ValueError):
+    """A model card that exists but cannot be read."""
+
+
+def read_card(model_path: str | Path, warning: type[Warning] = UserWarning) -> dict[str, Any] | None:
+    """The model card beside ``model_path`` if there is one and it describes that file (else None, with a warning
+    when it names another file)."""
+    path = Path(model_path)
+    card_path = (path if path.is_dir() else path.parent) / CARD_NAME
+    if not card_path.is_file():
+        return None
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CardError(f"{card_path}: cannot read the model card ({e})") from None
+    if not isinstance(card, dict):
+        raise CardError(f"{card_path}: expected a JSON object")
+    named = card.get("model")
+    if named is not None and not path.is_dir() and Path(str(named)).name != path.name:
+        warnings.warn(f"{card_path} describes {named!r}, not {path.name!r}; ignoring it", warning, stacklevel=3)
+        return None
+    return card
 
 
 def versions() -> dict[str, str]:

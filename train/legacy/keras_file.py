@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 
+from train import model_card
 from train.legacy import archs
 from train.legacy.convert import to_project
 from train.legacy.errors import LoadWarning, ModelLoadError
@@ -18,28 +19,21 @@ from train.legacy.graph import is_model, leaf_signature
 from train.legacy.rewrite import rewrite_config
 from train.models import Siamese, SiameseConfig, list_models
 
-CARD = "model_card.json"
+CARD = model_card.CARD_NAME
 
 
 def read_card(path: str) -> SiameseConfig | None:
     """The config in the model card beside ``path``, if there is one and it describes this file."""
-    card_path = Path(path).with_name(CARD)
-    if not card_path.is_file():
-        return None
     try:
-        card = json.loads(card_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{card_path}: cannot read the model card ({e})") from None
-    model_name = card.get("model") if isinstance(card, dict) else None
-    if model_name is not None and Path(str(model_name)).name != Path(path).name:
-        warnings.warn(
-            f"{card_path} describes {model_name!r}, not {Path(path).name!r}; ignoring it", LoadWarning, stacklevel=3
-        )
+        card = model_card.read_card(path, warning=LoadWarning)
+    except model_card.CardError as e:
+        raise ModelLoadError(str(e)) from None
+    if card is None:
         return None
     try:
         return SiameseConfig.from_dict(card["config"])
     except (KeyError, TypeError, ValueError) as e:
-        raise ModelLoadError(f"{card_path}: the model card has no valid 'config' ({e})") from None
+        raise ModelLoadError(f"{Path(path).with_name(CARD)}: the model card has no valid 'config' ({e})") from None
 
 
 def registry_config(arch: str, model: keras.Model, build_kwargs: dict, source: str) -> SiameseConfig:
