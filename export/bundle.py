@@ -1,0 +1,55 @@
+"""Writing a bundle: into a temporary folder, renamed into place only when complete.
+
+A failed export leaves nothing behind; an existing bundle is replaced only when asked (``force``), and
+even then the old one stays until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from runtime.fileio import write_json_atomic
+from runtime.manifest import MANIFEST_NAME, file_entry
+
+
+class BundleExistsError(FileExistsError):
+    pass
+
+
+@contextlib.contextmanager
+def staged_bundle(target: str | Path, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; on success it becomes ``target``, on error it is removed."""
+    target = Path(target)
+    if target.exists() and not force:
+        raise BundleExistsError(f"{target} exists; pass --force to replace it or choose another --out/--name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+        target.rename(old)
+    tmp.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_manifest(bundle_dir: Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """Write manifest.json with the sha256 and size of every other file in the bundle (recursively)."""
+    files = {
+        str(p.relative_to(bundle_dir).as_posix()): file_entry(p)
+        for p in sorted(bundle_dir.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_NAME
+    }
+    manifest = {**fields, "files": files}
+    write_json_atomic(bundle_dir / MANIFEST_NAME, manifest)
+    return manifest

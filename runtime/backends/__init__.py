@@ -1,0 +1,1 @@
+"""Inference backends. Each embeds preprocessed NHWC batches and scores embedding pairs."""
