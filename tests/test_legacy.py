@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.legacy_files import vgg_file_weights, vgg_layer_names, write_keras215_weights
 from train.legacy.errors import LoadWarning, ModelLoadError
 from train.legacy.graph import leaf_layers
 from train.legacy.lambdas import classify_lambda, classify_names, names_in_code
@@ -24,14 +25,12 @@ from train.legacy.weights_only import load_weights_by_order
 from train.load import load_model
 from train.models import EuclideanDistance, create_model
 
-VGG = [(1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)]
-
-PYIMAGESEARCH_SOURCE = '''
+PYIMAGESEARCH_SOURCE = """
 def euclidean_distance(vectors):
     (featsA, featsB) = vectors
     sumSquared = K.sum(K.square(featsA - featsB), axis=1, keepdims=True)
     return K.sqrt(K.maximum(sumSquared, K.epsilon()))
-'''
+"""
 
 
 def compiled(source: str, name: str):
@@ -67,50 +66,6 @@ def no_unmarshal(monkeypatch):
 # ---------------------------------------------------------------- bubbliiiing's Omniglot_vgg.h5 (Keras 2.1.5)
 
 
-def vgg_file_weights(seed: int = 0) -> dict[str, list[np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    weights: dict[str, list[np.ndarray]] = {}
-    cin = 3
-    for block, convs, filters in VGG:
-        for i in range(1, convs + 1):
-            std = np.sqrt(2.0 / (9 * cin))
-            weights[f"block{block}_conv{i}"] = [
-                rng.normal(0, std, (3, 3, cin, filters)).astype(np.float32),
-                rng.normal(0, 0.01, (filters,)).astype(np.float32),
-            ]
-            cin = filters
-    weights["dense_1"] = [
-        rng.normal(0, np.sqrt(2 / 4608), (4608, 512)).astype(np.float32),
-        rng.normal(0, 0.01, (512,)).astype(np.float32),
-    ]
-    weights["dense_2"] = [rng.normal(0, 0.02, (512, 1)).astype(np.float32), np.zeros((1,), np.float32)]
-    return weights
-
-
-def vgg_layer_names() -> list[str]:
-    names = ["input_1", "input_2"]
-    for block, convs, _ in VGG:
-        names += [f"block{block}_conv{i}" for i in range(1, convs + 1)] + [f"block{block}_pool"]
-    return names + ["flatten", "lambda_1", "dense_1", "dense_2"]
-
-
-def write_keras215_weights(path, layer_names: list[str], weights: dict[str, list[np.ndarray]]) -> None:
-    """The layout of Keras 2.1.5 ``model.save_weights``: root attrs, one group per layer, weight_names attrs."""
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = np.array([n.encode("utf8") for n in layer_names])
-        f.attrs["backend"] = b"tensorflow"
-        f.attrs["keras_version"] = b"2.1.5"
-        for name in layer_names:
-            g = f.create_group(name)
-            arrays = weights.get(name, [])
-            kinds = ["kernel", "bias"] if len(arrays) == 2 else [f"w{i}" for i in range(len(arrays))]
-            wnames = [f"{name}/{k}:0".encode() for k in kinds]
-            g.attrs["weight_names"] = wnames
-            for wname, value in zip(wnames, arrays):
-                ds = g.create_dataset(wname.decode(), value.shape, dtype=value.dtype)
-                ds[:] = value
-
-
 @pytest.fixture(scope="module")
 def vgg_weights():
     return vgg_file_weights()
@@ -126,7 +81,9 @@ def test_bubbliiiing_weights_load_by_order_without_arch(tmp_path, vgg_weights, n
     # the head got the file's weights (a silent by_name skip would leave them random)
     np.testing.assert_array_equal(s.head.get_layer("dense_1").get_weights()[0], vgg_weights["dense_1"][0])
     np.testing.assert_array_equal(s.head.get_layer("dense_2").get_weights()[0], vgg_weights["dense_2"][0])
-    np.testing.assert_array_equal(s.embedding.get_layer("block5_conv3").get_weights()[1], vgg_weights["block5_conv3"][1])
+    np.testing.assert_array_equal(
+        s.embedding.get_layer("block5_conv3").get_weights()[1], vgg_weights["block5_conv3"][1]
+    )
 
     reference = create_model("vgg16-siamese")
     order = [name for name in vgg_layer_names() if name in vgg_weights]
@@ -208,21 +165,43 @@ def test_nothing_is_half_loaded(tmp_path):
 
 def dense(name: str, units: int, activation: str = "linear") -> dict:
     return {
-        "name": name, "trainable": True, "dtype": "float32", "units": units, "activation": activation,
-        "use_bias": True, "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
-        "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
-        "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
+        "name": name,
+        "trainable": True,
+        "dtype": "float32",
+        "units": units,
+        "activation": activation,
+        "use_bias": True,
+        "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+        "bias_initializer": {"class_name": "Zeros", "config": {}},
+        "kernel_regularizer": None,
+        "bias_regularizer": None,
+        "activity_regularizer": None,
+        "kernel_constraint": None,
+        "bias_constraint": None,
     }
 
 
 def conv(name: str, filters: int) -> dict:
     return {
-        "name": name, "trainable": True, "dtype": "float32", "filters": filters, "kernel_size": [2, 2],
-        "strides": [1, 1], "padding": "same", "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
-        "activation": "relu", "use_bias": True,
+        "name": name,
+        "trainable": True,
+        "dtype": "float32",
+        "filters": filters,
+        "kernel_size": [2, 2],
+        "strides": [1, 1],
+        "padding": "same",
+        "data_format": "channels_last",
+        "dilation_rate": [1, 1],
+        "groups": 1,
+        "activation": "relu",
+        "use_bias": True,
         "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
-        "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
-        "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
+        "bias_initializer": {"class_name": "Zeros", "config": {}},
+        "kernel_regularizer": None,
+        "bias_regularizer": None,
+        "activity_regularizer": None,
+        "kernel_constraint": None,
+        "bias_constraint": None,
     }
 
 
@@ -236,13 +215,30 @@ def after(name: str, node: int = 0) -> list:
 
 def pyimagesearch_keras2_config(function: list, extra_lambda: list | None = None) -> dict:
     """PyImageSearch's siamese model as tf.keras 2.4 writes it: a nested Functional embedding, a Lambda."""
+
     def inp(name):
-        return layer("InputLayer", {"batch_input_shape": [None, 28, 28, 1], "dtype": "float32", "sparse": False,
-                                    "ragged": False, "name": name}, [])
+        return layer(
+            "InputLayer",
+            {
+                "batch_input_shape": [None, 28, 28, 1],
+                "dtype": "float32",
+                "sparse": False,
+                "ragged": False,
+                "name": name,
+            },
+            [],
+        )
 
     def pool(name):
-        return {"name": name, "trainable": True, "dtype": "float32", "pool_size": [2, 2], "padding": "valid",
-                "strides": [2, 2], "data_format": "channels_last"}
+        return {
+            "name": name,
+            "trainable": True,
+            "dtype": "float32",
+            "pool_size": [2, 2],
+            "padding": "valid",
+            "strides": [2, 2],
+            "data_format": "channels_last",
+        }
 
     def drop(name):
         return {"name": name, "trainable": True, "dtype": "float32", "rate": 0.3, "noise_shape": None, "seed": None}
@@ -255,45 +251,106 @@ def pyimagesearch_keras2_config(function: list, extra_lambda: list | None = None
         layer("Conv2D", conv("conv2d_1", 64), after("dropout")),
         layer("MaxPooling2D", pool("max_pooling2d_1"), after("conv2d_1")),
         layer("Dropout", drop("dropout_1"), after("max_pooling2d_1")),
-        layer("GlobalAveragePooling2D", {"name": "global_average_pooling2d", "trainable": True, "dtype": "float32",
-                                         "data_format": "channels_last", "keepdims": False}, after("dropout_1")),
+        layer(
+            "GlobalAveragePooling2D",
+            {
+                "name": "global_average_pooling2d",
+                "trainable": True,
+                "dtype": "float32",
+                "data_format": "channels_last",
+                "keepdims": False,
+            },
+            after("dropout_1"),
+        ),
         layer("Dense", dense("dense", 48), after("global_average_pooling2d")),
     ]
     emb_out = "dense"
     if extra_lambda is not None:
-        emb_layers.append(layer("Lambda", {
-            "name": "scale", "trainable": True, "dtype": "float32", "function": extra_lambda,
-            "function_type": "lambda", "module": "__main__", "output_shape": None, "output_shape_type": "raw",
-            "output_shape_module": None, "arguments": {}}, after("dense")))
+        emb_layers.append(
+            layer(
+                "Lambda",
+                {
+                    "name": "scale",
+                    "trainable": True,
+                    "dtype": "float32",
+                    "function": extra_lambda,
+                    "function_type": "lambda",
+                    "module": "__main__",
+                    "output_shape": None,
+                    "output_shape_type": "raw",
+                    "output_shape_module": None,
+                    "arguments": {},
+                },
+                after("dense"),
+            )
+        )
         emb_out = "scale"
-    embedding = layer("Functional", {"name": "model", "layers": emb_layers, "input_layers": [["input_1", 0, 0]],
-                                     "output_layers": [[emb_out, 0, 0]]}, after("input_2") + after("input_3"))
-    distance = layer("Lambda", {
-        "name": "lambda", "trainable": True, "dtype": "float32", "function": function, "function_type": "lambda",
-        "module": "__main__", "output_shape": None, "output_shape_type": "raw", "output_shape_module": None,
-        "arguments": {}}, [[["model", 1, 0, {}], ["model", 2, 0, {}]]])
-    return {"class_name": "Functional", "config": {
-        "name": "model_1",
-        "layers": [inp("input_2"), inp("input_3"), embedding, distance,
-                   layer("Dense", dense("dense_1", 1, "sigmoid"), after("lambda"))],
-        "input_layers": [["input_2", 0, 0], ["input_3", 0, 0]],
-        "output_layers": [["dense_1", 0, 0]]}}
+    embedding = layer(
+        "Functional",
+        {
+            "name": "model",
+            "layers": emb_layers,
+            "input_layers": [["input_1", 0, 0]],
+            "output_layers": [[emb_out, 0, 0]],
+        },
+        after("input_2") + after("input_3"),
+    )
+    distance = layer(
+        "Lambda",
+        {
+            "name": "lambda",
+            "trainable": True,
+            "dtype": "float32",
+            "function": function,
+            "function_type": "lambda",
+            "module": "__main__",
+            "output_shape": None,
+            "output_shape_type": "raw",
+            "output_shape_module": None,
+            "arguments": {},
+        },
+        [[["model", 1, 0, {}], ["model", 2, 0, {}]]],
+    )
+    return {
+        "class_name": "Functional",
+        "config": {
+            "name": "model_1",
+            "layers": [
+                inp("input_2"),
+                inp("input_3"),
+                embedding,
+                distance,
+                layer("Dense", dense("dense_1", 1, "sigmoid"), after("lambda")),
+            ],
+            "input_layers": [["input_2", 0, 0], ["input_3", 0, 0]],
+            "output_layers": [["dense_1", 0, 0]],
+        },
+    }
 
 
 def pyimagesearch_weights(seed: int = 5) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
-        "conv2d/kernel:0": rng.normal(0, 0.5, (2, 2, 1, 64)), "conv2d/bias:0": rng.normal(0, 0.1, (64,)),
-        "conv2d_1/kernel:0": rng.normal(0, 0.1, (2, 2, 64, 64)), "conv2d_1/bias:0": rng.normal(0, 0.1, (64,)),
-        "dense/kernel:0": rng.normal(0, 0.3, (64, 48)), "dense/bias:0": rng.normal(0, 0.1, (48,)),
-        "dense_1/kernel:0": rng.normal(0, 1.0, (1, 1)), "dense_1/bias:0": np.array([0.5]),
+        "conv2d/kernel:0": rng.normal(0, 0.5, (2, 2, 1, 64)),
+        "conv2d/bias:0": rng.normal(0, 0.1, (64,)),
+        "conv2d_1/kernel:0": rng.normal(0, 0.1, (2, 2, 64, 64)),
+        "conv2d_1/bias:0": rng.normal(0, 0.1, (64,)),
+        "dense/kernel:0": rng.normal(0, 0.3, (64, 48)),
+        "dense/bias:0": rng.normal(0, 0.1, (48,)),
+        "dense_1/kernel:0": rng.normal(0, 1.0, (1, 1)),
+        "dense_1/bias:0": np.array([0.5]),
     }
 
 
 def write_keras2_model_h5(path, config: dict, weights: dict[str, np.ndarray]) -> None:
     """The layout of tf.keras 2.x ``model.save('m.h5')``."""
-    groups = {"input_2": [], "input_3": [], "lambda": [], "dense_1": ["dense_1/kernel:0", "dense_1/bias:0"],
-              "model": [k for k in weights if not k.startswith("dense_1/")]}
+    groups = {
+        "input_2": [],
+        "input_3": [],
+        "lambda": [],
+        "dense_1": ["dense_1/kernel:0", "dense_1/bias:0"],
+        "model": [k for k in weights if not k.startswith("dense_1/")],
+    }
     with h5py.File(path, "w") as f:
         f.attrs["backend"] = "tensorflow"
         f.attrs["keras_version"] = "2.4.0"
@@ -311,6 +368,7 @@ def write_keras2_model_h5(path, config: dict, weights: dict[str, np.ndarray]) ->
 
 def numpy_pyimagesearch(xa: np.ndarray, xb: np.ndarray, w: dict[str, np.ndarray], scale: float = 1.0) -> np.ndarray:
     """The PyImageSearch siamese model in numpy (inference: dropout is the identity)."""
+
     def conv_same(x, k, b):
         n, h, wd, _ = x.shape
         xp = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))  # TF 'same' for an even kernel pads after
@@ -349,7 +407,11 @@ def test_keras2_whole_model_loads_safely(tmp_path, no_unmarshal):
     assert isinstance(distance, EuclideanDistance)
     assert not any(isinstance(la, keras.layers.Lambda) for la in s.embedding.layers + s.head.layers)
     assert (s.config.arch, s.config.loss, s.config.label_same, s.config.score.kind) == (
-        "pyimagesearch", "bce", 1, "probability")
+        "pyimagesearch",
+        "bce",
+        1,
+        "probability",
+    )
     xa, xb = images()
     np.testing.assert_allclose(s.score(xa, xb), numpy_pyimagesearch(xa, xb, weights), rtol=1e-4, atol=1e-5)
 
@@ -391,7 +453,9 @@ def test_foreign_bytes_really_do_not_unmarshal():
 def test_unknown_lambda_is_refused_then_allowed(tmp_path):
     times_two = compiled("f = lambda x: x * 2\n", "<lambda>")
     weights = pyimagesearch_weights(seed=9)
-    config = pyimagesearch_keras2_config([keras_func_dump(EUCLID_CODE), None, None], [keras_func_dump(times_two), None, None])
+    config = pyimagesearch_keras2_config(
+        [keras_func_dump(EUCLID_CODE), None, None], [keras_func_dump(times_two), None, None]
+    )
     path = tmp_path / "with_scale.h5"
     write_keras2_model_h5(path, config, weights)
     with pytest.raises(ModelLoadError) as err:
@@ -422,17 +486,37 @@ def test_distance_recognition_by_names(source, name, kind):
 
 
 def test_keras3_lambda_formats_are_recognised():
-    tensor = {"class_name": "__keras_tensor__", "config": {"shape": [None, 8], "dtype": "float32",
-                                                          "keras_history": ["functional", 0, 0]}}
+    tensor = {
+        "class_name": "__keras_tensor__",
+        "config": {"shape": [None, 8], "dtype": "float32", "keras_history": ["functional", 0, 0]},
+    }
     node = [{"args": [[tensor, tensor]], "kwargs": {}}]
-    by_name = {"class_name": "Lambda", "name": "lambda", "inbound_nodes": node, "config": {
-        "name": "lambda", "function": {"module": "builtins", "class_name": "function", "config": "euclidean_distance",
-                                       "registered_name": "function"}, "output_shape": [1]}}
+    by_name = {
+        "class_name": "Lambda",
+        "name": "lambda",
+        "inbound_nodes": node,
+        "config": {
+            "name": "lambda",
+            "function": {
+                "module": "builtins",
+                "class_name": "function",
+                "config": "euclidean_distance",
+                "registered_name": "function",
+            },
+            "output_shape": [1],
+        },
+    }
     assert classify_lambda(by_name)[0] == "euclidean"
     code = base64.b64encode(marshal.dumps(compiled("f = lambda t: ops.abs(t[0] - t[1])\n", "<lambda>"))).decode()
-    lam = {"class_name": "Lambda", "name": "l1", "inbound_nodes": node, "config": {
-        "name": "l1", "function": {"class_name": "__lambda__", "config": {"code": code, "defaults": None,
-                                                                           "closure": None}}}}
+    lam = {
+        "class_name": "Lambda",
+        "name": "l1",
+        "inbound_nodes": node,
+        "config": {
+            "name": "l1",
+            "function": {"class_name": "__lambda__", "config": {"code": code, "defaults": None, "closure": None}},
+        },
+    }
     assert classify_lambda(lam)[0] == "abs"
     one_input = dict(lam, inbound_nodes=[{"args": [tensor], "kwargs": {}}])
     assert classify_lambda(one_input)[0] is None
