@@ -44,3 +44,22 @@ class AffineAugment:
             warped = cv2.warpAffine(batch[i], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             out[i] = warped.reshape(h, w, c)
         return out
+
+
+def rotation_classes(
+    x: np.ndarray, labels: np.ndarray, class_groups: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each class rotated by 90, 180 and 270 degrees becomes a new class (Vinyals et al. 2016 on Omniglot),
+    in a new group per rotation, so same-group episodes never mix a character with its rotation.
+
+    Returns (images x4, labels, class_groups) for training only; evaluation data is never rotated.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n_classes = int(labels.max()) + 1
+    groups = np.zeros(n_classes, np.int64) if class_groups is None else np.asarray(class_groups, np.int64)
+    n_groups = int(groups.max()) + 1
+    xs = [x] + [np.rot90(x, k, axes=(1, 2)) for k in (1, 2, 3)]
+    out_x = np.ascontiguousarray(np.concatenate(xs))
+    out_labels = np.concatenate([labels + k * n_classes for k in range(4)])
+    out_groups = np.concatenate([groups + k * n_groups for k in range(4)])
+    return out_x, out_labels, out_groups

@@ -90,3 +90,60 @@ class VerificationMetrics(keras.callbacks.Callback):
         if logs is not None:
             logs["val_auc"] = roc_auc(scores, self.same, self.spec)
             logs["val_eer"] = eer(scores, self.same, self.spec)[0]
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop after the epoch during which ``minutes`` of training have passed (a CPU-budget guard)."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60.0
+        self.stopped_at: int | None = None
+
+    def on_train_begin(self, logs=None):
+        import time
+
+        self._t0 = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        if time.time() - self._t0 >= self.seconds:
+            self.stopped_at = epoch
+            self.model.stop_training = True
+
+
+class Snapshots(keras.callbacks.Callback):
+    """Save the whole project model every ``every`` epochs with the training minutes so far, for
+    accuracy-versus-time curves (evaluated afterwards; never used to pick the model)."""
+
+    def __init__(self, model_to_save: keras.Model, folder, every: int, history_file):
+        super().__init__()
+        self.target, self.folder, self.every, self.history_file = model_to_save, folder, every, history_file
+        self.entries: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        import time
+
+        self._t0, self._c0 = time.time(), time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        from runtime.fileio import atomic_path, write_json_atomic
+
+        if (epoch + 1) % self.every:
+            return
+        path = self.folder / f"epoch{epoch + 1:03d}.keras"
+        with atomic_path(path) as tmp:
+            self.target.save(tmp)
+        self.entries.append(
+            {
+                "epoch": epoch + 1,
+                "file": path.name,
+                "wall_minutes": round((time.time() - self._t0) / 60, 3),
+                "cpu_minutes": round((time.process_time() - self._c0) / 60, 3),
+                "val_auc": float((logs or {}).get("val_auc", float("nan"))),
+            }
+        )
+        write_json_atomic(self.history_file, self.entries)

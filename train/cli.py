@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--out", default="runs/train", help="output folder (default: %(default)s)")
     g.add_argument("--input-shape", type=parse_shape, help="override the architecture's input, HxWxC")
-    g.add_argument("--loss", choices=["bce", "contrastive"], help="default: the architecture's own")
+    g.add_argument(
+        "--loss",
+        choices=["bce", "contrastive", "supcon"],
+        help="default: the architecture's own; supcon trains the embedding on episodes of classes",
+    )
     g.add_argument("--margin", type=float, help="contrastive margin (default 1.0)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=20)
@@ -68,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-epochs", type=float, default=0.0)
     t.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay (0: Adam)")
     t.add_argument("--augment", action="store_true", help="Koch et al. affine augmentation")
+    t.add_argument(
+        "--rotation-classes",
+        action="store_true",
+        help="add each training class rotated by 90/180/270 degrees as new classes (Omniglot practice)",
+    )
+    t.add_argument("--temperature", type=float, default=0.1, help="supcon temperature (default: %(default)s)")
+    t.add_argument(
+        "--per-class", type=int, default=2, help="supcon: images per class in an episode (default: %(default)s)"
+    )
     t.add_argument(
         "--same-group-negatives",
         type=float,
@@ -91,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--target-far", type=float, default=1e-3)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--time-budget", type=float, metavar="MIN", help="stop after the epoch that passes MIN minutes")
+    t.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="save checkpoints/epochNNN.keras every N epochs (for accuracy-vs-time curves)",
+    )
     t.add_argument(
         "--precision",
         choices=["float32", "mixed_bfloat16", "mixed_float16"],
@@ -145,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         margin=args.margin,
         input_shape=args.input_shape,
         augment=args.augment,
+        rotation_classes=args.rotation_classes,
+        temperature=args.temperature,
+        per_class=args.per_class,
+        time_budget_minutes=args.time_budget,
+        snapshot_every=args.snapshot_every,
         same_group_negatives=args.same_group_negatives,
         val_fraction=args.val_fraction,
         val_split=args.val_split,

@@ -29,7 +29,9 @@ from train.models import Siamese
 __all__ = ["LoadWarning", "ModelLoadError", "load_model"]
 
 
-def load_model(path: str | os.PathLike, arch: str | None = None, allow_unsafe: bool = False, **build_kwargs: Any) -> Siamese:
+def load_model(
+    path: str | os.PathLike, arch: str | None = None, allow_unsafe: bool = False, **build_kwargs: Any
+) -> Siamese:
     """Load ``path`` as a project model.
 
     arch: the registry architecture, when the file does not say (it is recognised where possible); it also

@@ -36,8 +36,43 @@ class ContrastiveLoss(keras.losses.Loss):
         return {**super().get_config(), "margin": self.margin, "label_same": self.label_same}
 
 
-def loss_for(config: SiameseConfig) -> keras.losses.Loss:
-    """The loss a model's config asks for."""
+@keras.saving.register_keras_serializable(package="siamese_edge")
+class SupConLoss(keras.losses.Loss):
+    """Supervised contrastive loss (Khosla et al. 2020) on a batch of L2-normalised embeddings.
+
+    y_true: the class of each embedding in the batch; y_pred: (B, D) unit-norm embeddings. For every anchor,
+    the other embeddings of its class should be more similar (cosine / temperature) than all the rest;
+    one batch gives B x B comparisons instead of B/2 pairs, which is what makes it efficient on a CPU.
+    """
+
+    def __init__(self, temperature: float = 0.1, name: str = "supcon", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if temperature <= 0:
+            raise ValueError(f"supcon temperature {temperature}: expected > 0")
+        self.temperature = float(temperature)
+
+    def call(self, y_true, y_pred):
+        labels = ops.reshape(y_true, (-1,))
+        z = ops.cast(y_pred, "float32")
+        n = ops.shape(z)[0]
+        logits = ops.matmul(z, ops.transpose(z)) / self.temperature
+        eye = ops.eye(n, dtype="float32")
+        logits = logits - 1e9 * eye  # an anchor is never its own candidate
+        logits = logits - ops.stop_gradient(ops.max(logits, axis=1, keepdims=True))
+        log_prob = logits - ops.log(ops.sum(ops.exp(logits) * (1.0 - eye), axis=1, keepdims=True))
+        same = ops.cast(ops.equal(labels[:, None], labels[None, :]), "float32") * (1.0 - eye)
+        n_pos = ops.sum(same, axis=1)
+        per_anchor = -ops.sum(same * log_prob, axis=1) / ops.maximum(n_pos, 1.0)
+        return ops.where(n_pos > 0, per_anchor, ops.zeros_like(per_anchor))
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+def loss_for(config: SiameseConfig, temperature: float = 0.1) -> keras.losses.Loss:
+    """The loss a model's config asks for (supcon applies to the embedding model, the others to the pair model)."""
     if config.loss == "bce":
         return keras.losses.BinaryCrossentropy(name="bce")
+    if config.loss == "supcon":
+        return SupConLoss(temperature)
     return ContrastiveLoss(margin=config.margin or 1.0, label_same=config.label_same)

@@ -59,3 +59,23 @@ class FixedPairs(keras.utils.PyDataset):
             rng = np.random.default_rng([self.seed, self.epoch, i])
             xa, xb = self.augment(xa, rng), self.augment(xb, rng)
         return (xa, xb), self.targets_fn(self.same[idx])
+
+
+class EpisodeBatches(keras.utils.PyDataset):
+    """Batches for the supervised contrastive loss: (images, class-in-episode) from an EpisodeSampler."""
+
+    def __init__(self, x: np.ndarray, sampler, steps: int, seed: int, augment: AffineAugment | None = None):
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.x, self.sampler, self.steps, self.seed, self.augment = x, sampler, steps, seed, augment
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        idx, classes = self.sampler.sample(rng)
+        xb = self.x[idx]
+        if self.augment is not None:
+            xb = self.augment(xb, rng)
+        return xb, classes.astype(np.int32)

@@ -117,3 +117,56 @@ def split_items(
     else:
         raise ValueError(f"split by {by!r}: expected 'classes' or 'items'")
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+class EpisodeSampler:
+    """Batches of ``classes`` classes x ``per_class`` items. With probability ``same_group`` the classes are
+    taken group by group (all of one alphabet's characters, then another's, ...), so most negatives in a batch
+    are hard, same-alphabet ones, as in the within-alphabet one-shot test; otherwise from anywhere."""
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        class_groups: np.ndarray | None,
+        classes: int,
+        per_class: int = 2,
+        same_group: float = 1.0,
+    ):
+        labels = np.asarray(labels, dtype=np.int64)
+        if classes < 2 or per_class < 2:
+            raise ValueError(f"episodes of {classes} classes x {per_class}: need at least 2 classes of 2 items")
+        present, counts = np.unique(labels, return_counts=True)
+        usable = present[counts >= per_class]
+        if len(usable) < classes:
+            raise ValueError(
+                f"episodes need {classes} classes with {per_class}+ items each; the data has {len(usable)}"
+            )
+        self.classes, self.per_class, self.same_group = classes, per_class, same_group
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], present)
+        members = dict(zip(present.tolist(), np.split(order, bounds[1:])))
+        self._members = [members[c] for c in usable]
+        groups = np.zeros(len(usable), np.int64) if class_groups is None else np.asarray(class_groups)[usable]
+        self._by_group = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+
+    def _grouped_classes(self, rng: np.random.Generator) -> np.ndarray:
+        chosen: list[np.ndarray] = []
+        need = self.classes
+        for g in rng.permutation(len(self._by_group)):
+            pool = self._by_group[g]
+            take = rng.choice(pool, size=min(need, len(pool)), replace=False)
+            chosen.append(take)
+            need -= len(take)
+            if need == 0:
+                break
+        return np.concatenate(chosen)
+
+    def sample(self, rng: np.random.Generator | int) -> tuple[np.ndarray, np.ndarray]:
+        """(item indices, class index within the episode), both of length classes * per_class."""
+        rng = np.random.default_rng(rng)
+        if rng.random() < self.same_group:
+            chosen = self._grouped_classes(rng)
+        else:
+            chosen = rng.choice(len(self._members), size=self.classes, replace=False)
+        items = np.concatenate([rng.choice(self._members[c], size=self.per_class, replace=False) for c in chosen])
+        return items, np.repeat(np.arange(self.classes), self.per_class)

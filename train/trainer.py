@@ -14,13 +14,13 @@ import keras
 import numpy as np
 
 from runtime.fileio import atomic_path
-from train.augment import AffineAugment
-from train.callbacks import EpochSeed, TqdmProgress, VerificationMetrics
+from train.augment import AffineAugment, rotation_classes
+from train.callbacks import EpochSeed, Snapshots, TimeBudget, TqdmProgress, VerificationMetrics
 from train.losses import loss_for
 from train.model_card import command_line, versions, write_card
 from train.models import Siamese, create_model
-from train.pair_dataset import FixedPairs, SampledPairs
-from train.sampling import PairSampler, split_items
+from train.pair_dataset import EpisodeBatches, FixedPairs, SampledPairs
+from train.sampling import EpisodeSampler, PairSampler, split_items
 
 log = logging.getLogger("train")
 
@@ -45,6 +45,11 @@ class TrainOptions:
     margin: float | None = None
     input_shape: tuple[int, int, int] | None = None
     augment: bool = False
+    rotation_classes: bool = False
+    temperature: float = 0.1
+    per_class: int = 2
+    time_budget_minutes: float | None = None
+    snapshot_every: int = 0
     same_group_negatives: float = 1.0
     val_fraction: float = 0.2
     val_split: str = "auto"
@@ -154,17 +159,29 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
         if by == "auto":
             by = "classes" if len(ds.classes) >= 20 else "items"
         tr, va = split_items(ds.labels, ds.class_groups, opts.val_fraction, by, opts.seed)
-        train_sampler = PairSampler(ds.labels[tr], ds.class_groups, opts.same_group_negatives)
         val_pairs = PairSampler(ds.labels[va], ds.class_groups, opts.same_group_negatives).sample(
             opts.val_pairs, np.random.default_rng([opts.seed, 10_000])
         )
-        x_tr, x_va = x[tr], x[va]
+        x_va = x[va]
         xva_a, xva_b, va_same = x_va[val_pairs.a], x_va[val_pairs.b], val_pairs.same
-        train_data = SampledPairs(
-            x_tr, train_sampler, config.targets, opts.batch_size, opts.steps_per_epoch, opts.seed, augment
-        )
+        x_tr, lab_tr, groups_tr = x[tr], ds.labels[tr], ds.class_groups
+        del x
+        if opts.rotation_classes:
+            x_tr, lab_tr, groups_tr = rotation_classes(x_tr, lab_tr, groups_tr)
+        if config.loss == "supcon":
+            episodes = EpisodeSampler(
+                lab_tr, groups_tr, opts.batch_size // opts.per_class, opts.per_class, opts.same_group_negatives
+            )
+            train_data = EpisodeBatches(x_tr, episodes, opts.steps_per_epoch, opts.seed, augment)
+        else:
+            train_sampler = PairSampler(lab_tr, groups_tr, opts.same_group_negatives)
+            train_data = SampledPairs(
+                x_tr, train_sampler, config.targets, opts.batch_size, opts.steps_per_epoch, opts.seed, augment
+            )
         split_info = {"by": by, "train_items": len(tr), "val_items": len(va), "val_pairs": len(val_pairs)}
     else:
+        if config.loss == "supcon":
+            raise ValueError(f"--loss supcon needs class-labelled images; {opts.data} is a list of pairs")
         xa, xb, same = datasets.load_pairs(ds, pre, progress=opts.progress)
         rng = np.random.default_rng(opts.seed)
         perm = rng.permutation(len(same))
@@ -186,7 +203,9 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
             if opts.weight_decay
             else keras.optimizers.Adam(_schedule(opts, total_steps))
         )
-        siamese.model.compile(optimizer=optimizer, loss=loss_for(config))
+        # supcon trains the embedding alone on episodes; the pair losses train the whole two-input model
+        fit_model = siamese.embedding if config.loss == "supcon" else siamese.model
+        fit_model.compile(optimizer=optimizer, loss=loss_for(config, opts.temperature))
 
     def val_scores() -> np.ndarray:
         return siamese.score(xva_a, xva_b)
@@ -202,12 +221,16 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=opts.resume),
         TqdmProgress(opts.epochs, opts.steps_per_epoch, disable=not opts.progress),
     ]
-    val_targets = config.targets(va_same)
+    if opts.time_budget_minutes:
+        callbacks.append(TimeBudget(opts.time_budget_minutes))
+    if opts.snapshot_every:
+        callbacks.append(Snapshots(siamese.model, ckpt_dir, opts.snapshot_every, out / "snapshots.json"))
+    validation = None if config.loss == "supcon" else ((xva_a, xva_b), config.targets(va_same))
     t_fit = time.time()
-    history = siamese.model.fit(
+    history = fit_model.fit(
         train_data,
         epochs=opts.epochs,
-        validation_data=((xva_a, xva_b), val_targets),
+        validation_data=validation,
         validation_batch_size=256,
         callbacks=callbacks,
         verbose=0,

@@ -28,8 +28,9 @@ def mismatch_report(expected: list[Leaf], found: list[Leaf]) -> str | None:
     head = ""
     if len(expected) != len(found):
         head = f"expected {len(expected)} weighted layers, found {len(found)}; "
-        longer, shorter, side = (expected, found, "lacks the model's") if len(expected) > len(found) else (
-            found, expected, "has an extra")
+        longer, shorter, side = (
+            (expected, found, "lacks the model's") if len(expected) > len(found) else (found, expected, "has an extra")
+        )
         if len(longer) == len(shorter) + 1:
             for k in range(len(longer)):
                 if [x[1] for x in longer[:k] + longer[k + 1 :]] == [x[1] for x in shorter]:

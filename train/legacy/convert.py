@@ -145,8 +145,14 @@ def default_preprocessing(input_shape: tuple, arch: str | None, source: str) -> 
         described = archs.describe(arch)
         if described is not None:
             pre = described[0].preprocessing
-            return dataclasses.replace(pre, height=h, width=w, color=color, mean=pre.mean[:1] if c == 1 else pre.mean,
-                                       std=pre.std[:1] if c == 1 else pre.std)
+            return dataclasses.replace(
+                pre,
+                height=h,
+                width=w,
+                color=color,
+                mean=pre.mean[:1] if c == 1 else pre.mean,
+                std=pre.std[:1] if c == 1 else pre.std,
+            )
     warnings.warn(
         f"{source}: the file does not say how images were preprocessed; assuming {color}, {h}x{w} stretch "
         "(bilinear), pixel values / 255. Pass --arch NAME to use an architecture's preprocessing.",
@@ -156,9 +162,7 @@ def default_preprocessing(input_shape: tuple, arch: str | None, source: str) -> 
     return Preprocessing(h, w, color=color, resize="stretch", interpolation="bilinear", scale=1 / 255)
 
 
-def to_project(
-    model: keras.Model, source: str, arch: str | None = None, build_kwargs: dict | None = None
-) -> Siamese:
+def to_project(model: keras.Model, source: str, arch: str | None = None, build_kwargs: dict | None = None) -> Siamese:
     """A project ``Siamese`` from any two-input Siamese model (its weights kept, its config inferred)."""
     build_kwargs = dict(build_kwargs or {})
     ea, eb, _ = _split(model, source)
@@ -169,7 +173,10 @@ def to_project(
     if arch is not None:
         archs.check_arch(arch)
     found = archs.match_arch(
-        leaf_signature(embedding) + leaf_signature(head), [arch] if arch else list_models(), input_shape, dim,
+        leaf_signature(embedding) + leaf_signature(head),
+        [arch] if arch else list_models(),
+        input_shape,
+        dim,
         {k: v for k, v in build_kwargs.items() if k != "input_shape"},
     )
     semantics = score_semantics(head, source)

@@ -24,10 +24,45 @@ SUM = ("sum", "reduce_sum")
 NORM = ("norm",)
 # names whose presence means the Lambda computes something other than the plain distance
 DENY = (
-    "exp", "log", "mean", "reduce_mean", "dot", "batch_dot", "matmul", "concatenate", "concat", "stack",
-    "cos", "sin", "tanh", "sigmoid", "relu", "softmax", "l2_normalize", "normalize", "cosine_similarity",
-    "multiply", "divide", "reshape", "transpose", "cast", "minimum", "clip", "sign", "negative", "where",
-    "greater", "less", "expand_dims", "squeeze", "gather", "max", "min", "prod", "var", "std",
+    "exp",
+    "log",
+    "mean",
+    "reduce_mean",
+    "dot",
+    "batch_dot",
+    "matmul",
+    "concatenate",
+    "concat",
+    "stack",
+    "cos",
+    "sin",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "softmax",
+    "l2_normalize",
+    "normalize",
+    "cosine_similarity",
+    "multiply",
+    "divide",
+    "reshape",
+    "transpose",
+    "cast",
+    "minimum",
+    "clip",
+    "sign",
+    "negative",
+    "where",
+    "greater",
+    "less",
+    "expand_dims",
+    "squeeze",
+    "gather",
+    "max",
+    "min",
+    "prod",
+    "var",
+    "std",
 )
 VOCABULARY = ABS + SQRT + SQUARE + SUM + NORM + DENY + ("maximum", "epsilon", "subtract")
 _IDENT = re.compile(rb"[A-Za-z_][A-Za-z0-9_]{2,}")
@@ -79,7 +114,9 @@ def classify_names(names: set[str]) -> str | None:
     """'abs', 'euclidean' or None (see the module docstring)."""
     if names & set(DENY):
         return None
-    has = {k: bool(names & set(v)) for k, v in {"abs": ABS, "sqrt": SQRT, "sq": SQUARE, "sum": SUM, "norm": NORM}.items()}
+    has = {
+        k: bool(names & set(v)) for k, v in {"abs": ABS, "sqrt": SQRT, "sq": SQUARE, "sum": SUM, "norm": NORM}.items()
+    }
     if has["abs"] and not (has["sqrt"] or has["sq"] or has["sum"] or has["norm"]):
         return "abs"
     if not has["abs"] and ((has["sqrt"] and (has["sq"] or has["sum"])) or has["norm"]):

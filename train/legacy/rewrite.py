@@ -132,8 +132,9 @@ def build_model(rewrite: Rewrite, source: str) -> keras.Model:
 
     config = copy.deepcopy(rewrite.config)
     try:
-        with saving_options.keras_option_scope(use_legacy_config=True), serialization_lib.SafeModeScope(
-            not rewrite.unsafe
+        with (
+            saving_options.keras_option_scope(use_legacy_config=True),
+            serialization_lib.SafeModeScope(not rewrite.unsafe),
         ):
             model = saving_utils.model_from_config(config, custom_objects=dict(CUSTOM_OBJECTS))
     except ModelLoadError:

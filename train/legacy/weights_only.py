@@ -64,7 +64,9 @@ def load_weights_only(path: str, arch: str | None, build_kwargs: dict) -> Siames
             stacklevel=2,
         )
     if arch is None:
-        warnings.warn(f"{path}: recognised as architecture {name!r} from its weighted layers", LoadWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: recognised as architecture {name!r} from its weighted layers", LoadWarning, stacklevel=2
+        )
     kwargs = {**build_kwargs, "input_shape": tuple(shape)}
     siamese = create_model(name, **kwargs)
     if keras3:

@@ -1,6 +1,13 @@
 """The architecture registry (``create_model``, ``list_models``) and the project's model structure."""
 
-from train.models import keras_contrastive, koch, pyimagesearch, resnet_pairs, vgg16_siamese  # noqa: F401 (register)
+from train.models import (  # noqa: F401 (register)
+    keras_contrastive,
+    koch,
+    omniglot_conv,
+    pyimagesearch,
+    resnet_pairs,
+    vgg16_siamese,
+)
 from train.models.layers import CUSTOM_OBJECTS, AbsDifference, EuclideanDistance, L2Normalize
 from train.models.registry import create_model, get_entry, list_models, register_model
 from train.models.siamese import Siamese, SiameseConfig
@@ -17,3 +24,6 @@ __all__ = [
     "list_models",
     "register_model",
 ]
+
+# models trained with a project loss carry it in their compile config: register the losses for loading
+from train import losses as _losses  # noqa: E402, F401

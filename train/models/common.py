@@ -14,6 +14,9 @@ DEFAULT_MARGIN = 1.0
 def score_for(loss: str, margin: float | None) -> tuple[ScoreSpec, int]:
     """Score semantics and training label convention that follow from the loss.
 
+    Supervised contrastive (supcon) trains the embedding alone on episodes of classes; the score is the
+    distance between unit-norm embeddings, low = same.
+
     BCE on a sigmoid: P(same), label 1 = same (bubbliiiing, PyImageSearch, Koch).
     Contrastive: low means same, label 0 = same (keras.io since 2022); default threshold margin / 2.
     """
@@ -22,7 +25,10 @@ def score_for(loss: str, margin: float | None) -> tuple[ScoreSpec, int]:
     if loss == "contrastive":
         m = DEFAULT_MARGIN if margin is None else margin
         return ScoreSpec("distance", "low", m / 2, f"default (margin/2 = {m / 2:g})"), 0
-    raise ValueError(f"loss {loss!r}: expected 'bce' or 'contrastive'")
+    if loss == "supcon":
+        # L2-normalised embeddings: distances lie in [0, 2]; sqrt(2) is orthogonal
+        return ScoreSpec("distance", "low", 1.0, "default (1.0 on unit-norm embeddings)"), 0
+    raise ValueError(f"loss {loss!r}: expected 'bce', 'contrastive' or 'supcon'")
 
 
 def finish(

@@ -18,7 +18,7 @@ from runtime.preprocess import Preprocessing
 from runtime.scoring import ScoreSpec
 
 HEAD_KINDS = ("learned", "euclidean")
-LOSSES = ("bce", "contrastive")
+LOSSES = ("bce", "contrastive", "supcon")
 
 
 @dataclass
@@ -29,7 +29,7 @@ class SiameseConfig:
     preprocessing: Preprocessing
     score: ScoreSpec
     head: str  # "learned": head has weights (head.onnx); "euclidean": the score is the L2 distance
-    loss: str  # "bce" on P(same) or "contrastive" with a margin
+    loss: str  # "bce" on P(same), "contrastive" with a margin, or "supcon" (episodes of classes, embedding only)
     label_same: int  # which training label means "same" (1 for BCE seeds, 0 for keras.io contrastive)
     embedding_dim: int
     l2_normalized: bool = False

@@ -1,0 +1,394 @@
+"""Build the bundle's embedding graph into a TensorRT plan, on the machine that will run it.
+
+A plan is specific to the TensorRT version and GPU that built it, so it is built where it runs (the Jetson
+itself, or the serving GPU): by ``python -m export.build --engine`` or, for a bundle copied to the target,
+``python -m export.tensorrt_build --bundle DIR``. TensorRT and cuda-python are imported only inside the
+functions that need them; what decides *what* to build (strategy, key, names) is in ``export.engine_key``.
+
+Written against the TensorRT 10 and 11 Python APIs: ``Builder.create_network`` (STRONGLY_TYPED for the
+FP16 graph on 11+, where the flag is accepted and always on), ``OnnxParser.parse_from_file``,
+``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE, ...)``, ``set_flag(BuilderFlag.FP16)``
+(10.x only: removed in 11), ``create_optimization_profile``/``set_shape``, ``create_timing_cache``/
+``set_timing_cache``/``get_timing_cache().serialize()``, ``build_serialized_network``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from export.engine_key import (
+    ENGINE_GLOB,
+    PRECISIONS,
+    STRATEGY_BUILDER_FLAG,
+    STRATEGY_FP32,
+    STRATEGY_STRONGLY_TYPED,
+    BatchProfile,
+    build_plan,
+    check_input_shape,
+    check_precision,
+    engine_cache_key,
+    engine_file_name,
+    sidecar_name,
+    workspace_bytes,
+)
+from runtime.fileio import atomic_path, sha256_file, write_json_atomic
+from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_OUTPUT, INPUT_NAME, MANIFEST_NAME
+
+SIDECAR_FORMAT = "siamese-edge.engine/1"
+INSTALL_HINT = "pip install siamese-edge[gpu]"
+EXIT_OK, EXIT_BUILD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+class EngineUnavailable(RuntimeError):
+    """TensorRT or a CUDA GPU is missing here; the message is one line saying which."""
+
+
+class EngineBuildError(RuntimeError):
+    """TensorRT is here but the plan could not be built (parser errors listed with their ONNX node)."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what is on this machine
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _import_tensorrt():
+    import tensorrt as trt
+
+    return trt
+
+
+def _import_cudart():
+    """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+), else the older ``cuda.cudart``."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        from cuda import cudart  # cuda-python < 12.6
+    return cudart
+
+
+def _cuda_device(device: int = 0) -> tuple[str | None, tuple[int, int] | None, str | None]:
+    """(name, (major, minor), None) for CUDA device ``device``, or (None, None, why not)."""
+    try:
+        cudart = _import_cudart()
+    except ImportError:
+        return None, None, f"cuda-python is not installed, so no CUDA GPU can be queried ({INSTALL_HINT})"
+    try:
+        err, count = cudart.cudaGetDeviceCount()
+        if err != cudart.cudaError_t.cudaSuccess:
+            return None, None, f"no CUDA GPU found (cudaGetDeviceCount: {getattr(err, 'name', err)})"
+        if count <= device:
+            return None, None, f"no CUDA GPU found ({count} CUDA devices)"
+        err, prop = cudart.cudaGetDeviceProperties(device)
+        if err != cudart.cudaError_t.cudaSuccess:
+            return None, None, f"no CUDA GPU found (cudaGetDeviceProperties: {getattr(err, 'name', err)})"
+    except Exception as e:  # a driver that cannot be loaded raises instead of returning an error code
+        return None, None, f"no CUDA GPU found ({type(e).__name__}: {e})"
+    raw = prop.name
+    name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return name.split("\x00", 1)[0].strip(), (int(prop.major), int(prop.minor)), None
+
+
+def probe(device: int = 0) -> dict[str, Any]:
+    """What this machine has for building engines.
+
+    ``{"tensorrt": version or None, "gpu": name or None, "compute_capability": (major, minor) or None,
+    "reason": None when both are there, else one line saying what is missing}``.
+    """
+    out: dict[str, Any] = {"tensorrt": None, "gpu": None, "compute_capability": None, "reason": None}
+    reasons = []
+    try:
+        trt = _import_tensorrt()
+        out["tensorrt"] = str(trt.__version__)
+    except ImportError:
+        reasons.append(f"TensorRT is not installed ({INSTALL_HINT})")
+    except Exception as e:  # a tensorrt wheel whose libraries do not load
+        reasons.append(f"TensorRT cannot be loaded ({type(e).__name__}: {e})")
+    name, cc, why = _cuda_device(device)
+    out["gpu"], out["compute_capability"] = name, cc
+    if why:
+        reasons.append(why)
+    out["reason"] = "; ".join(reasons) or None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the build
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def read_sidecar(plan_path: Path) -> dict[str, Any] | None:
+    p = plan_path.with_name(sidecar_name(plan_path.name))
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def reusable(plan_path: Path, key: str) -> dict[str, Any] | None:
+    """The sidecar of an existing plan when its key matches and the plan bytes are the ones recorded."""
+    side = read_sidecar(plan_path)
+    if not side or side.get("key") != key or not plan_path.is_file():
+        return None
+    if sha256_file(plan_path) != side.get("plan_sha256"):
+        return None
+    return side
+
+
+def _parser_errors(parser) -> list[str]:
+    """One line per ONNX parser error, naming the node (index, name, operator) where TensorRT has them."""
+    lines = []
+    for i in range(parser.num_errors):
+        e = parser.get_error(i)
+        where = f"node {e.node()}"
+        for attr, label in (("node_name", "name"), ("node_operator", "op")):
+            fn = getattr(e, attr, None)  # TensorRT >= 8.6
+            if fn is not None and fn():
+                where += f" {label}={fn()!r}"
+        lines.append(f"  {where}: {e.desc()} [{e.code()}]")
+    return lines
+
+
+def _check_network_input(network, src: Path, input_shape: tuple[int, int, int]) -> None:
+    names = [network.get_input(i).name for i in range(network.num_inputs)]
+    if names != [INPUT_NAME]:
+        raise EngineBuildError(f"{src}: inputs {names}, expected exactly [{INPUT_NAME!r}] (NHWC float32)")
+    shape = tuple(network.get_input(0).shape)
+    if len(shape) != 4 or tuple(shape[1:]) != tuple(input_shape):
+        raise EngineBuildError(
+            f"{src}: input {INPUT_NAME!r} has shape {list(shape)}, expected [-1, {', '.join(map(str, input_shape))}]"
+        )
+
+
+def _load_timing_cache(config, path: Path | None, logger_warn) -> tuple[Any, bool]:
+    """Attach a timing cache (from ``path`` when it exists) to ``config``; (cache, whether one was loaded)."""
+    data = b""
+    if path is not None and path.is_file():
+        data = path.read_bytes()
+    cache = None
+    try:
+        cache = config.create_timing_cache(data)
+    except Exception as e:  # a cache from another TensorRT release: start a fresh one, say so
+        logger_warn(f"timing cache {path} not usable ({e}); starting an empty one")
+    if cache is None:
+        data = b""
+        cache = config.create_timing_cache(b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache, bool(data)
+
+
+def _serialize_plan(
+    trt,
+    src: Path,
+    input_shape: tuple[int, int, int],
+    profile: BatchProfile,
+    strategy: str,
+    workspace_gib: float,
+    timing_cache: Path | None,
+) -> tuple[bytes, bool]:
+    """Parse ``src`` and build a serialized engine (plain plan bytes); (plan, timing cache was reused)."""
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if strategy == STRATEGY_STRONGLY_TYPED and strongly_typed is not None:
+        flags |= 1 << int(strongly_typed)  # 11.x: deprecated and ignored (always strongly typed), still accepted
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(src)):
+        raise EngineBuildError(f"{src}: the TensorRT ONNX parser failed:\n" + "\n".join(_parser_errors(parser)))
+    _check_network_input(network, src, input_shape)
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes(workspace_gib))
+    if strategy == STRATEGY_BUILDER_FLAG:
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif strategy == STRATEGY_FP32 and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)  # FP32 parity (1e-4) needs real FP32 math
+    shapes = profile.shapes(input_shape)
+    opt_profile = builder.create_optimization_profile()
+    opt_profile.set_shape(INPUT_NAME, shapes["min"], shapes["opt"], shapes["max"])
+    config.add_optimization_profile(opt_profile)
+    _, cache_reused = _load_timing_cache(config, timing_cache, lambda m: print(f"warning: {m}", file=sys.stderr))
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineBuildError(f"{src}: TensorRT could not build an engine (its log above says why)")
+    if timing_cache is not None:
+        with atomic_path(timing_cache) as tmp:
+            tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return bytes(serialized), cache_reused
+
+
+def build_engine(
+    bundle_dir: Path,
+    input_shape: tuple[int, int, int],
+    profile: BatchProfile,
+    precision: str = "fp16",
+    workspace_gib: float = 2.0,
+    timing_cache: Path | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Build (or reuse) ``<bundle>/embedding.trt<ver>.sm<cc>.<precision>.<key>.plan`` and its JSON sidecar.
+
+    Raises EngineUnavailable (one line: which of TensorRT or the GPU is missing), EngineBuildError (parser
+    errors with their node), FileNotFoundError (the source graph is missing), ValueError (bad arguments).
+    Returns the sidecar dict, plus ``"reused": True`` when a plan with the same key was already there.
+    """
+    bundle_dir = Path(bundle_dir)
+    input_shape = check_input_shape(input_shape)
+    check_precision(precision)
+    workspace_bytes(workspace_gib)
+    if not isinstance(profile, BatchProfile):
+        raise ValueError(f"profile {profile!r}: expected a BatchProfile (BatchProfile.parse('1:8:32'))")
+
+    info = probe()
+    if info["reason"]:
+        raise EngineUnavailable(info["reason"])
+    trt_version, cc = info["tensorrt"], info["compute_capability"]
+    strategy, source = build_plan(trt_version, precision)
+    src = bundle_dir / source
+    if not src.is_file():
+        why = (
+            "; TensorRT 11 builds FP16 from the FP16 graph: export with --fp16" if source == EMBEDDING_FP16_ONNX else ""
+        )
+        raise FileNotFoundError(f"{src}: missing{why}")
+    source_sha = sha256_file(src)
+    key = engine_cache_key(source_sha, trt_version, cc, precision, profile, input_shape)
+    plan_path = bundle_dir / engine_file_name(trt_version, cc, precision, key)
+    if not force and (side := reusable(plan_path, key)) is not None:
+        return {**side, "reused": True}
+
+    trt = _import_tensorrt()
+    start = time.perf_counter()
+    plan, cache_reused = _serialize_plan(trt, src, input_shape, profile, strategy, workspace_gib, timing_cache)
+    seconds = round(time.perf_counter() - start, 3)
+    with atomic_path(plan_path) as tmp:
+        tmp.write_bytes(plan)  # the serialized engine only: trtexec, Triton and DeepStream load it as is
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "file": plan_path.name,
+        "key": key,
+        "plan_sha256": sha256_file(plan_path),
+        "plan_bytes": plan_path.stat().st_size,
+        "tensorrt": trt_version,
+        "gpu": info["gpu"],
+        "compute_capability": list(cc),
+        "precision": precision,
+        "strategy": strategy,
+        "source_onnx": source,
+        "source_sha256": source_sha,
+        "input": {"name": INPUT_NAME, "shape": [-1, *input_shape], "layout": "NHWC", "dtype": "float32"},
+        "output": {"name": EMBEDDING_OUTPUT, "dtype": "float32"},
+        "profile": {**profile.to_dict(), "shapes": {k: list(v) for k, v in profile.shapes(input_shape).items()}},
+        "workspace_gib": float(workspace_gib),
+        "timing_cache": str(timing_cache) if timing_cache is not None else None,
+        "timing_cache_reused": cache_reused,
+        "build_seconds": seconds,
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_json_atomic(plan_path.with_name(sidecar_name(plan_path.name)), sidecar)
+    return {**sidecar, "reused": False}
+
+
+def register_engine(bundle_dir: Path, sidecar: dict[str, Any]) -> None:
+    """Record a plan built after export in ``manifest.json``: its entry under ``engines`` and the sha256 of the
+    plan and sidecar under ``files``, so the runtime's hash check covers them like every other file."""
+    from runtime.manifest import file_entry
+
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / MANIFEST_NAME
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    entry = {k: v for k, v in sidecar.items() if k != "reused"}
+    engines = [e for e in manifest.get("engines", []) if e.get("file") != entry["file"]]
+    manifest["engines"] = [*engines, entry]
+    files = dict(manifest.get("files", {}))
+    for name in (entry["file"], sidecar_name(entry["file"])):
+        files[name] = file_entry(bundle_dir / name)
+    manifest["files"] = files
+    write_json_atomic(path, manifest)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# command line: the bundle-only route, for a bundle copied to the target
+# ----------------------------------------------------------------------------------------------------------------
+
+EXAMPLES = """
+examples:
+  python -m export.tensorrt_build --bundle bundles/omniglot_vgg                   # FP16, batch 1:8:32
+  python -m export.tensorrt_build --bundle bundles/omniglot_vgg --batch 1:4:8 --workspace 1
+  python -m export.tensorrt_build --probe                                         # what is on this machine
+
+exit codes: 0 built or reused; 1 the build failed; 2 bad input; 3 TensorRT or a CUDA GPU is missing
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m export.tensorrt_build",
+        description="Build a TensorRT plan for an exported bundle on this machine (TensorRT 10: FP32 graph + FP16 "
+        "flag; TensorRT 11: the FP16 graph, strongly typed), reuse it when its cache key matches, and record it in "
+        "the bundle's manifest.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bundle", metavar="DIR", help="bundle folder written by python -m export.build")
+    p.add_argument("--batch", default="1:8:32", help="batch sizes MIN:OPT:MAX (default: %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp16", help="default: %(default)s")
+    p.add_argument("--workspace", type=float, default=2.0, metavar="GiB", help="builder workspace limit (default: 2)")
+    p.add_argument(
+        "--timing-cache", metavar="FILE", help="persistent timing cache (default: trt_timing.cache beside the bundle)"
+    )
+    p.add_argument("--force", action="store_true", help="rebuild even when a plan with the same key exists")
+    p.add_argument("--probe", action="store_true", help="print what this machine has for building, then exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.probe:
+        info = probe()
+        print(json.dumps(info, indent=2))
+        return EXIT_OK if not info["reason"] else EXIT_UNAVAILABLE
+    if not args.bundle:
+        print("error: --bundle DIR is required (or --probe)", file=sys.stderr)
+        return EXIT_INPUT
+    from runtime.manifest import BundleError, load_manifest
+
+    bundle = Path(args.bundle)
+    try:
+        profile = BatchProfile.parse(args.batch)
+        workspace_bytes(args.workspace)
+        manifest = load_manifest(bundle)
+        cache = Path(args.timing_cache) if args.timing_cache else bundle.resolve().parent / "trt_timing.cache"
+        sidecar = build_engine(
+            bundle, manifest.preprocessing.input_shape, profile, args.precision, args.workspace, cache, args.force
+        )
+    except EngineUnavailable as e:
+        print(f"error: cannot build a TensorRT engine here: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except EngineBuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUILD
+    except (BundleError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    register_engine(bundle, sidecar)
+    verb = "reused" if sidecar.get("reused") else f"built in {sidecar['build_seconds']:.1f} s"
+    print(
+        f"engine:   {bundle / sidecar['file']} ({verb}; TensorRT {sidecar['tensorrt']}, {sidecar['gpu']}, "
+        f"{sidecar['precision']} via {sidecar['strategy']}, batch {profile})"
+    )
+    others = sorted(p.name for p in bundle.glob(ENGINE_GLOB) if p.name != sidecar["file"])
+    if others:
+        print(f"          other plans in the bundle (other keys, not used for this profile): {', '.join(others)}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""A Triton Inference Server model repository for a bundle: serving many clients and streams from one GPU.
+
+Models written (each ``<repo>/<model>/config.pbtxt`` + ``<repo>/<model>/1/<file>``):
+
+- ``<name>_embedding``      ``onnxruntime_onnx``, ``model.onnx`` = the bundle's embedding.onnx
+- ``<name>_embedding_trt``  ``tensorrt_plan``, ``model.plan`` = a plan built for the serving GPU (only when given)
+- ``<name>_siamese``        ``onnxruntime_onnx``, ``model.onnx`` = siamese.onnx (inputs image_a, image_b -> score)
+
+Every config has ``max_batch_size`` (dims are then given without the batch dimension), ``dynamic_batching`` and
+``instance_group``. Instance kinds: the TensorRT plan needs a GPU (``KIND_GPU``); the ONNX models use
+``KIND_AUTO`` by default, which Triton places on the GPUs when the server has them and on the CPU otherwise, so
+the same repository serves from a GPU box or a CPU-only one (``device="gpu"``/``"cpu"`` force one).
+Tensor shapes are read from the ONNX files themselves, so a config never disagrees with its model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from export.engine_key import check_input_shape, sidecar_name
+from runtime.manifest import EMBEDDING_ONNX, EMBEDDING_OUTPUT, INPUT_NAME, SCORE_OUTPUT, SIAMESE_INPUTS, SIAMESE_ONNX
+
+PLATFORM_ONNX = "onnxruntime_onnx"
+PLATFORM_PLAN = "tensorrt_plan"
+VERSION = "1"
+DEVICES = ("auto", "gpu", "cpu")
+_ONNX_TYPES = {1: "TYPE_FP32", 10: "TYPE_FP16", 6: "TYPE_INT32", 7: "TYPE_INT64", 9: "TYPE_BOOL", 11: "TYPE_FP64"}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One input or output as Triton sees it: dims without the batch dimension, and a reshape when the model's
+    own tensor has no dimension besides the batch (Triton needs at least one dim: ``[1]`` reshaped to ``[]``)."""
+
+    name: str
+    data_type: str
+    dims: tuple[int, ...]
+    reshape: tuple[int, ...] | None = None
+
+
+def model_names(model_name: str) -> dict[str, str]:
+    return {
+        "embedding": f"{model_name}_embedding",
+        "embedding_trt": f"{model_name}_embedding_trt",
+        "siamese": f"{model_name}_siamese",
+    }
+
+
+def _tensor(value_info, where: Path) -> Tensor:
+    t = value_info.type.tensor_type
+    if t.elem_type not in _ONNX_TYPES:
+        raise ValueError(f"{where}: tensor {value_info.name!r} has ONNX element type {t.elem_type}, not servable here")
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
+    if not dims or dims[0] != -1:
+        raise ValueError(
+            f"{where}: tensor {value_info.name!r} has shape {dims}; Triton's batching needs a dynamic first (batch) "
+            "dimension: re-export the bundle"
+        )
+    rest = tuple(dims[1:])
+    if not rest:
+        return Tensor(value_info.name, _ONNX_TYPES[t.elem_type], (1,), reshape=())
+    return Tensor(value_info.name, _ONNX_TYPES[t.elem_type], rest)
+
+
+def onnx_io(path: Path) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(inputs, outputs) of an ONNX file by name, without the batch dimension; weights are not loaded."""
+    import onnx
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing")
+    model = onnx.load(str(path), load_external_data=False)
+    init = {i.name for i in model.graph.initializer}
+    inputs = {v.name: _tensor(v, path) for v in model.graph.input if v.name not in init}
+    outputs = {v.name: _tensor(v, path) for v in model.graph.output}
+    return inputs, outputs
+
+
+def _expect(tensors: dict[str, Tensor], names: Sequence[str], where: Path, kind: str) -> list[Tensor]:
+    if sorted(tensors) != sorted(names):
+        raise ValueError(f"{where}: {kind}s {sorted(tensors)}, expected {list(names)}")
+    return [tensors[n] for n in names]
+
+
+def _check_dims(t: Tensor, expected: tuple[int, ...], where: Path) -> None:
+    if len(t.dims) != len(expected) or any(d not in (-1, e) for d, e in zip(t.dims, expected)):
+        raise ValueError(f"{where}: {t.name!r} has dims {list(t.dims)} (without batch), expected {list(expected)}")
+
+
+def _dims(values: Sequence[int]) -> str:
+    return "[ " + ", ".join(str(int(v)) for v in values) + " ]" if len(values) else "[ ]"
+
+
+def _tensor_block(tensors: Sequence[Tensor], fixed_dims: dict[str, tuple[int, ...]]) -> str:
+    items = []
+    for t in tensors:
+        dims = fixed_dims.get(t.name, t.dims)
+        lines = [f'    name: "{t.name}"', f"    data_type: {t.data_type}", f"    dims: {_dims(dims)}"]
+        if t.reshape is not None:
+            lines.append(f"    reshape: {{ shape: {_dims(t.reshape)} }}")
+        items.append("  {\n" + "\n".join(lines) + "\n  }")
+    return "[\n" + ",\n".join(items) + "\n]"
+
+
+def config_pbtxt(
+    name: str,
+    platform: str,
+    max_batch_size: int,
+    inputs: Sequence[Tensor],
+    outputs: Sequence[Tensor],
+    kind: str,
+    instances: int,
+    preferred_batch_sizes: Sequence[int],
+    max_queue_delay_us: int,
+    fixed_dims: dict[str, tuple[int, ...]] | None = None,
+    comment: str = "",
+) -> str:
+    """A ``config.pbtxt`` in Triton's ModelConfig text format."""
+    fixed = fixed_dims or {}
+    head = "".join(f"# {line}\n" for line in comment.splitlines())
+    return (
+        f"{head}"
+        f'name: "{name}"\n'
+        f'platform: "{platform}"\n'
+        f"max_batch_size: {int(max_batch_size)}\n"
+        f"input {_tensor_block(inputs, fixed)}\n"
+        f"output {_tensor_block(outputs, fixed)}\n"
+        "dynamic_batching {\n"
+        f"  preferred_batch_size: {_dims(preferred_batch_sizes)}\n"
+        f"  max_queue_delay_microseconds: {int(max_queue_delay_us)}\n"
+        "}\n"
+        "instance_group [\n"
+        "  {\n"
+        f"    count: {int(instances)}\n"
+        f"    kind: {kind}\n"
+        "  }\n"
+        "]\n"
+    )
+
+
+def _plan_profile(plan_file: Path) -> dict | None:
+    side = plan_file.with_name(sidecar_name(plan_file.name))
+    try:
+        return json.loads(side.read_text(encoding="utf-8")).get("profile")
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _preferred(max_batch_size: int, preferred: Sequence[int] | None, profile: dict | None) -> list[int]:
+    """The batch sizes the dynamic batcher aims for: given, else the plan's tuned size and the maximum."""
+    if preferred is None:
+        preferred = [profile["opt"], max_batch_size] if profile else [max_batch_size]
+    out = sorted({int(b) for b in preferred})
+    if not out or out[0] < 1 or out[-1] > max_batch_size:
+        raise ValueError(f"preferred batch sizes {list(preferred)}: expected values in 1..{max_batch_size}")
+    return out
+
+
+@contextlib.contextmanager
+def _staged(repo_dir: Path) -> Iterator[Path]:
+    """A temporary folder beside ``repo_dir`` (never inside it, where a polling Triton would see it)."""
+    repo_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{repo_dir.name}.partial-", dir=repo_dir.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install(staged: Path, repo_dir: Path, names: list[str], overwrite: bool) -> None:
+    """Move the staged model folders into ``repo_dir``: the whole folder at once when it is new, else each model,
+    keeping other models already in the repository untouched."""
+    if not repo_dir.exists():
+        staged.rename(repo_dir)
+        return
+    if not repo_dir.is_dir():
+        raise FileExistsError(f"{repo_dir}: exists and is not a folder")
+    taken = [n for n in names if (repo_dir / n).exists()]
+    if taken and not overwrite:
+        raise FileExistsError(
+            f"{repo_dir}: already has model(s) {', '.join(taken)}; pass --force (overwrite=True) to replace them"
+        )
+    for n in names:
+        target = repo_dir / n
+        old = None
+        if target.exists():
+            old = repo_dir.parent / f".{repo_dir.name}.{n}.old-{staged.name.rsplit('-', 1)[-1]}"
+            target.rename(old)
+        (staged / n).rename(target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def write_triton_repository(
+    bundle_dir: Path,
+    repo_dir: Path,
+    model_name: str,
+    input_shape,
+    embedding_dim: int,
+    max_batch_size: int = 32,
+    instances: int = 1,
+    plan_file: Path | None = None,
+    has_siamese: bool = True,
+    overwrite: bool = False,
+    preferred_batch_sizes: Sequence[int] | None = None,
+    max_queue_delay_us: int = 100,
+    device: str = "auto",
+) -> Path:
+    """Write (or add to) a Triton model repository at ``repo_dir`` for the bundle; returns ``repo_dir``.
+
+    Staged beside ``repo_dir`` and moved into place when complete. Models of the same names already there are
+    replaced only with ``overwrite``; other models in the repository are left alone.
+    """
+    bundle_dir, repo_dir = Path(bundle_dir), Path(repo_dir)
+    hwc = check_input_shape(input_shape)
+    if not model_name or "/" in model_name or model_name.startswith("."):
+        raise ValueError(f"model name {model_name!r}: expected a plain name (no '/', not hidden)")
+    if int(max_batch_size) < 1 or int(instances) < 1 or int(embedding_dim) < 1 or int(max_queue_delay_us) < 0:
+        raise ValueError(
+            f"max_batch_size {max_batch_size}, instances {instances}, embedding_dim {embedding_dim}, "
+            f"max_queue_delay_us {max_queue_delay_us}: expected positive integers (delay >= 0)"
+        )
+    if device not in DEVICES:
+        raise ValueError(f"device {device!r}: expected one of {DEVICES}")
+    onnx_kind = {"auto": "KIND_AUTO", "gpu": "KIND_GPU", "cpu": "KIND_CPU"}[device]
+    names = model_names(model_name)
+
+    emb_src = bundle_dir / EMBEDDING_ONNX
+    emb_in, emb_out = onnx_io(emb_src)
+    (image,) = _expect(emb_in, [INPUT_NAME], emb_src, "input")
+    (embedding,) = _expect(emb_out, [EMBEDDING_OUTPUT], emb_src, "output")
+    _check_dims(image, hwc, emb_src)
+    _check_dims(embedding, (int(embedding_dim),), emb_src)
+    fixed = {INPUT_NAME: hwc, EMBEDDING_OUTPUT: (int(embedding_dim),)}
+    plan_profile = None
+    if plan_file is not None:
+        plan_file = Path(plan_file)
+        if device == "cpu":
+            raise ValueError("device 'cpu': a TensorRT plan only runs on a GPU; drop the plan or use 'auto'/'gpu'")
+        if not plan_file.is_file():
+            raise FileNotFoundError(f"{plan_file}: missing (the TensorRT plan for {names['embedding_trt']})")
+        plan_profile = _plan_profile(plan_file)
+        if plan_profile and (plan_profile["min"] > 1 or int(max_batch_size) > plan_profile["max"]):
+            raise ValueError(
+                f"{plan_file}: built for batch {plan_profile['min']}..{plan_profile['max']}, but Triton sends any "
+                f"batch from 1 to max_batch_size {max_batch_size}; rebuild it with --batch 1:N:{max_batch_size}"
+            )
+    preferred = _preferred(int(max_batch_size), preferred_batch_sizes, plan_profile)
+    comment = f"written by siamese-edge export from bundle {bundle_dir.name}"
+
+    models: dict[str, tuple[str, str, Path, list[Tensor], list[Tensor], str]] = {
+        names["embedding"]: (PLATFORM_ONNX, "model.onnx", emb_src, [image], [embedding], onnx_kind),
+    }
+    if plan_file is not None:
+        models[names["embedding_trt"]] = (PLATFORM_PLAN, "model.plan", plan_file, [image], [embedding], "KIND_GPU")
+    sia_src = bundle_dir / SIAMESE_ONNX
+    if has_siamese and sia_src.is_file():
+        sia_in, sia_out = onnx_io(sia_src)
+        pair = _expect(sia_in, list(SIAMESE_INPUTS), sia_src, "input")
+        (score,) = _expect(sia_out, [SCORE_OUTPUT], sia_src, "output")
+        for t in pair:
+            _check_dims(t, hwc, sia_src)
+        fixed.update({n: hwc for n in SIAMESE_INPUTS})
+        models[names["siamese"]] = (PLATFORM_ONNX, "model.onnx", sia_src, pair, [score], onnx_kind)
+    elif has_siamese:
+        raise FileNotFoundError(f"{sia_src}: missing (pass has_siamese=False to leave the siamese model out)")
+
+    with _staged(repo_dir) as staged:
+        for name, (platform, file_name, src, ins, outs, kind) in models.items():
+            (staged / name / VERSION).mkdir(parents=True)
+            shutil.copy2(src, staged / name / VERSION / file_name)
+            text = config_pbtxt(
+                name,
+                platform,
+                max_batch_size,
+                ins,
+                outs,
+                kind,
+                instances,
+                preferred,
+                max_queue_delay_us,
+                fixed,
+                comment,
+            )
+            (staged / name / "config.pbtxt").write_text(text, encoding="utf-8")
+        _install(staged, repo_dir, list(models), overwrite)
+    return repo_dir

@@ -1,0 +1,105 @@
+"""Episode training: the supervised contrastive loss, episode sampling, rotation classes, snapshots."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from train.augment import rotation_classes
+from train.losses import SupConLoss
+from train.sampling import EpisodeSampler
+from train.trainer import TrainOptions, train
+
+
+def _supcon_numpy(z: np.ndarray, labels: np.ndarray, t: float) -> float:
+    n = len(z)
+    sim = z @ z.T / t
+    losses = []
+    for i in range(n):
+        others = [a for a in range(n) if a != i]
+        denom = np.log(np.sum(np.exp(sim[i, others])))
+        pos = [p for p in others if labels[p] == labels[i]]
+        if pos:
+            losses.append(-np.mean([sim[i, p] - denom for p in pos]))
+        else:
+            losses.append(0.0)
+    return float(np.mean(losses))
+
+
+def test_supcon_matches_the_formula():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(8, 5))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 4])  # two anchors without positives count as 0
+    got = float(SupConLoss(temperature=0.2)(labels, z.astype(np.float32)))
+    assert got == pytest.approx(_supcon_numpy(z, labels, 0.2), rel=1e-5)
+
+
+def test_supcon_prefers_clustered_embeddings():
+    labels = np.array([0, 0, 1, 1])
+    good = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], np.float32)
+    bad = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], np.float32)
+    loss = SupConLoss(0.1)
+    assert float(loss(labels, good)) < float(loss(labels, bad))
+    with pytest.raises(ValueError, match="temperature"):
+        SupConLoss(0.0)
+
+
+def test_episodes_take_whole_groups_first():
+    # 3 groups (alphabets) of 6 classes, 3 items each
+    labels = np.repeat(np.arange(18), 3)
+    groups = np.repeat(np.arange(3), 6)
+    s = EpisodeSampler(labels, groups, classes=6, per_class=2, same_group=1.0)
+    for seed in range(20):
+        idx, cls = s.sample(seed)
+        assert len(idx) == 12 and list(cls) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+        chosen = labels[idx].reshape(6, 2)
+        assert np.all(chosen[:, 0] == chosen[:, 1])  # both items of a slot share a class
+        assert len(set(chosen[:, 0])) == 6  # six different classes
+        assert len(set(groups[chosen[:, 0]])) == 1  # all from one alphabet
+        assert len(set(idx)) == 12
+    idx1, _ = s.sample(5)
+    idx2, _ = s.sample(5)
+    assert np.array_equal(idx1, idx2)
+    big = EpisodeSampler(labels, groups, classes=9, per_class=2, same_group=1.0)
+    idx, _ = big.sample(0)
+    assert len(set(groups[labels[idx]])) == 2  # 9 classes need a second alphabet
+
+
+def test_episode_sampler_refuses_what_it_cannot_do():
+    labels = np.repeat(np.arange(4), 2)
+    with pytest.raises(ValueError, match="episodes need 5 classes"):
+        EpisodeSampler(labels, None, classes=5)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        EpisodeSampler(labels, None, classes=1)
+
+
+def test_rotation_classes_are_new_classes_in_new_groups():
+    x = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 1)
+    labels = np.array([0, 1])
+    groups = np.array([0, 0])
+    xr, lr, gr = rotation_classes(x, labels, groups)
+    assert xr.shape == (8, 3, 3, 1)
+    assert list(lr) == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert list(gr) == [0, 0, 1, 1, 2, 2, 3, 3]
+    np.testing.assert_array_equal(xr[2, :, :, 0], np.rot90(x[0, :, :, 0]))
+    np.testing.assert_array_equal(xr[4, :, :, 0], np.rot90(x[0, :, :, 0], 2))
+
+
+def test_supcon_training_with_snapshots_and_time_budget(tmp_path):
+    out = tmp_path / "run"
+    opts = TrainOptions(
+        arch="omniglot-conv", data="digits", out=str(out), epochs=4, steps_per_epoch=15, batch_size=20,
+        lr=3e-3, val_pairs=400, progress=False, rotation_classes=True, snapshot_every=2, augment=True,
+    )
+    result = train(opts)
+    assert result.card["config"]["loss"] == "supcon"
+    assert result.card["metrics"]["validation"]["auc"] >= 0.85
+    snaps = json.loads((out / "snapshots.json").read_text())
+    assert [s["epoch"] for s in snaps] == [2, 4]
+    assert all((out / "checkpoints" / s["file"]).is_file() for s in snaps)
+    assert snaps[0]["wall_minutes"] <= snaps[1]["wall_minutes"]
+    budget = train(TrainOptions(**{**opts.__dict__, "out": str(tmp_path / "b"), "time_budget_minutes": 1e-4}))
+    assert budget.card["training"]["epochs_run"] == 1

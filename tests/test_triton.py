@@ -1,0 +1,335 @@
+"""Triton model repositories (and the DeepStream nvinfer config), checked with the servers' own schemas.
+
+Every config.pbtxt is parsed with Triton's ModelConfig protobuf (``tritonclient.grpc.model_config_pb2``, the
+schema the server itself reads), never compared as text.
+"""
+
+from __future__ import annotations
+
+import configparser
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.engine_key import BatchProfile
+from export.triton import (
+    PLATFORM_ONNX,
+    PLATFORM_PLAN,
+    config_pbtxt,
+    model_names,
+    onnx_io,
+    write_triton_repository,
+)
+from runtime.manifest import EMBEDDING_ONNX, EMBEDDING_OUTPUT, INPUT_NAME, SCORE_OUTPUT, SIAMESE_INPUTS, SIAMESE_ONNX
+
+mc = pytest.importorskip(
+    "tritonclient.grpc.model_config_pb2",
+    reason="tritonclient[grpc] (the dev extra) provides Triton's ModelConfig schema",
+)
+from google.protobuf import text_format  # noqa: E402  (after the importorskip that brings protobuf's schema)
+
+HWC = (8, 8, 3)
+DIM = 4
+NAME = "tiny"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a tiny real bundle: embedding.onnx and siamese.onnx with the project's tensor names
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _save(graph, path: Path) -> None:
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def make_bundle(root: Path, hwc=HWC, dim=DIM, score_keepdims: bool = True) -> Path:
+    from onnx import TensorProto, helper, numpy_helper
+
+    bundle = root / NAME
+    bundle.mkdir(parents=True)
+    h, w, c = hwc
+    weights = numpy_helper.from_array(
+        np.random.default_rng(0).standard_normal((h * w * c, dim)).astype(np.float32), "w"
+    )
+    image = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", h, w, c])
+    emb = helper.make_tensor_value_info(EMBEDDING_OUTPUT, TensorProto.FLOAT, ["N", dim])
+    nodes = [
+        helper.make_node("Flatten", [INPUT_NAME], ["f"], axis=1),
+        helper.make_node("MatMul", ["f", "w"], [EMBEDDING_OUTPUT]),
+    ]
+    _save(helper.make_graph(nodes, "embedding", [image], [emb], [weights]), bundle / EMBEDDING_ONNX)
+
+    a, b = SIAMESE_INPUTS
+    pair = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", h, w, c]) for n in (a, b)]
+    score_shape = ["N", 1] if score_keepdims else ["N"]
+    score = helper.make_tensor_value_info(SCORE_OUTPUT, TensorProto.FLOAT, score_shape)
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [
+        helper.make_node("Flatten", [a], ["fa"], axis=1),
+        helper.make_node("Flatten", [b], ["fb"], axis=1),
+        helper.make_node("MatMul", ["fa", "w"], ["ea"]),
+        helper.make_node("MatMul", ["fb", "w"], ["eb"]),
+        helper.make_node("Sub", ["ea", "eb"], ["d"]),
+        helper.make_node("Abs", ["d"], ["ad"]),
+        helper.make_node("ReduceSum", ["ad", "axes"], [SCORE_OUTPUT], keepdims=int(score_keepdims)),
+    ]
+    _save(helper.make_graph(nodes, "siamese", pair, [score], [weights, axes]), bundle / SIAMESE_ONNX)
+    return bundle
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    return make_bundle(tmp_path / "bundles")
+
+
+def parse_config(path: Path):
+    return text_format.Parse(path.read_text(encoding="utf-8"), mc.ModelConfig())
+
+
+def kind(name: str) -> int:
+    return mc.ModelInstanceGroup.Kind.Value(name)
+
+
+def assert_matches_onnx(cfg, onnx_path: Path) -> None:
+    """The config's tensors are the ONNX file's, dims without the batch dimension."""
+    inputs, outputs = onnx_io(onnx_path)
+    assert {i.name: list(i.dims) for i in cfg.input} == {n: list(t.dims) for n, t in inputs.items()}
+    assert {o.name: list(o.dims) for o in cfg.output} == {n: list(t.dims) for n, t in outputs.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the repository
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_repository_layout_and_configs(bundle, tmp_path):
+    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=16, instances=2)
+    names = model_names(NAME)
+    assert sorted(p.name for p in repo.iterdir()) == sorted([names["embedding"], names["siamese"]])
+    assert not list(tmp_path.glob(".repo.partial-*"))
+
+    emb = parse_config(repo / names["embedding"] / "config.pbtxt")
+    assert emb.name == names["embedding"] and emb.platform == PLATFORM_ONNX
+    assert emb.max_batch_size == 16
+    (inp,) = emb.input
+    assert (inp.name, list(inp.dims), inp.data_type) == (INPUT_NAME, list(HWC), mc.TYPE_FP32)
+    (out,) = emb.output
+    assert (out.name, list(out.dims), out.data_type) == (EMBEDDING_OUTPUT, [DIM], mc.TYPE_FP32)
+    assert emb.HasField("dynamic_batching")
+    assert list(emb.dynamic_batching.preferred_batch_size) == [16]
+    assert emb.dynamic_batching.max_queue_delay_microseconds == 100
+    (group,) = emb.instance_group
+    assert group.count == 2 and group.kind == kind("KIND_AUTO")
+    assert_matches_onnx(emb, bundle / EMBEDDING_ONNX)
+    assert (repo / names["embedding"] / "1" / "model.onnx").read_bytes() == (bundle / EMBEDDING_ONNX).read_bytes()
+
+    sia = parse_config(repo / names["siamese"] / "config.pbtxt")
+    assert sia.platform == PLATFORM_ONNX and sia.max_batch_size == 16
+    assert [i.name for i in sia.input] == list(SIAMESE_INPUTS)
+    assert all(list(i.dims) == list(HWC) and i.data_type == mc.TYPE_FP32 for i in sia.input)
+    (score,) = sia.output
+    assert (score.name, list(score.dims), score.HasField("reshape")) == (SCORE_OUTPUT, [1], False)
+    assert sia.instance_group[0].kind == kind("KIND_AUTO")
+    assert_matches_onnx(sia, bundle / SIAMESE_ONNX)
+    assert (repo / names["siamese"] / "1" / "model.onnx").read_bytes() == (bundle / SIAMESE_ONNX).read_bytes()
+
+
+def test_copied_models_run_with_the_configs_shapes(bundle, tmp_path):
+    import onnxruntime as ort
+
+    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=4)
+    for model in model_names(NAME)["embedding"], model_names(NAME)["siamese"]:
+        cfg = parse_config(repo / model / "config.pbtxt")
+        sess = ort.InferenceSession(str(repo / model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+        feed = {i.name: np.zeros((cfg.max_batch_size, *i.dims), np.float32) for i in cfg.input}
+        for o, value in zip(cfg.output, sess.run([o.name for o in cfg.output], feed)):
+            assert value.shape == (cfg.max_batch_size, *o.dims)
+
+
+def test_rank1_score_gets_a_reshape(tmp_path):
+    bundle = make_bundle(tmp_path / "b", score_keepdims=False)
+    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM)
+    (score,) = parse_config(repo / model_names(NAME)["siamese"] / "config.pbtxt").output
+    assert list(score.dims) == [1] and score.HasField("reshape") and list(score.reshape.shape) == []
+
+
+def test_device_choices(bundle, tmp_path):
+    for device, expected in (("gpu", "KIND_GPU"), ("cpu", "KIND_CPU"), ("auto", "KIND_AUTO")):
+        repo = write_triton_repository(bundle, tmp_path / device, NAME, HWC, DIM, device=device)
+        for model in repo.iterdir():
+            assert parse_config(model / "config.pbtxt").instance_group[0].kind == kind(expected)
+    with pytest.raises(ValueError, match="a TensorRT plan only runs on a GPU"):
+        write_triton_repository(bundle, tmp_path / "x", NAME, HWC, DIM, device="cpu", plan_file=tmp_path / "p.plan")
+    with pytest.raises(ValueError, match="device 'tpu'"):
+        write_triton_repository(bundle, tmp_path / "x", NAME, HWC, DIM, device="tpu")
+
+
+def test_preferred_batch_sizes(bundle, tmp_path):
+    repo = write_triton_repository(
+        bundle,
+        tmp_path / "repo",
+        NAME,
+        HWC,
+        DIM,
+        max_batch_size=32,
+        preferred_batch_sizes=(32, 8),
+        max_queue_delay_us=500,
+    )
+    cfg = parse_config(repo / model_names(NAME)["embedding"] / "config.pbtxt")
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [8, 32]
+    assert cfg.dynamic_batching.max_queue_delay_microseconds == 500
+    with pytest.raises(ValueError, match="preferred batch sizes"):
+        write_triton_repository(bundle, tmp_path / "r2", NAME, HWC, DIM, max_batch_size=8, preferred_batch_sizes=(16,))
+
+
+def test_without_siamese(bundle, tmp_path):
+    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, has_siamese=False)
+    assert [p.name for p in repo.iterdir()] == [model_names(NAME)["embedding"]]
+
+
+def test_refuses_to_overwrite_unless_asked_and_keeps_other_models(bundle, tmp_path):
+    repo = tmp_path / "repo"
+    other = repo / "someone_elses_model"
+    (other / "1").mkdir(parents=True)
+    (other / "config.pbtxt").write_text('name: "someone_elses_model"\nbackend: "python"\n')
+    write_triton_repository(bundle, repo, NAME, HWC, DIM, max_batch_size=8)
+    assert (other / "config.pbtxt").is_file()
+    with pytest.raises(FileExistsError, match=f"{NAME}_embedding.*overwrite=True"):
+        write_triton_repository(bundle, repo, NAME, HWC, DIM, max_batch_size=4)
+    emb = repo / model_names(NAME)["embedding"] / "config.pbtxt"
+    assert parse_config(emb).max_batch_size == 8  # untouched
+    write_triton_repository(bundle, repo, NAME, HWC, DIM, max_batch_size=4, overwrite=True)
+    assert parse_config(emb).max_batch_size == 4
+    assert (other / "config.pbtxt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging or old folders
+
+
+def test_a_failed_write_leaves_nothing(bundle, tmp_path):
+    with pytest.raises(ValueError, match=r"'embedding' has dims \[4\].*expected \[5\]"):
+        write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, 5)
+    with pytest.raises(ValueError, match=r"'image' has dims \[8, 8, 3\].*expected \[9, 8, 3\]"):
+        write_triton_repository(bundle, tmp_path / "repo", NAME, (9, 8, 3), DIM)
+    with pytest.raises(FileNotFoundError, match="model.plan|missing"):
+        write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, plan_file=tmp_path / "none.plan")
+    (bundle / SIAMESE_ONNX).unlink()
+    with pytest.raises(FileNotFoundError, match="has_siamese=False"):
+        write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundles"]
+
+
+def test_plan_model_config_schema():
+    """The tensorrt_plan config text (the file layout with a real plan is in the gpu test below)."""
+    from export.triton import Tensor
+
+    image = Tensor(INPUT_NAME, "TYPE_FP32", HWC)
+    emb = Tensor(EMBEDDING_OUTPUT, "TYPE_FP32", (DIM,))
+    text = config_pbtxt(f"{NAME}_embedding_trt", PLATFORM_PLAN, 32, [image], [emb], "KIND_GPU", 1, [8, 32], 100)
+    cfg = text_format.Parse(text, mc.ModelConfig())
+    assert cfg.platform == "tensorrt_plan" and cfg.max_batch_size == 32
+    assert cfg.instance_group[0].kind == kind("KIND_GPU")
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [8, 32]
+    assert [(i.name, list(i.dims)) for i in cfg.input] == [(INPUT_NAME, list(HWC))]
+
+
+@pytest.mark.gpu
+def test_repository_with_a_real_plan(bundle, tmp_path):
+    from export.tensorrt_build import build_engine, probe
+
+    info = probe()
+    if info["reason"]:
+        pytest.skip(f"needs TensorRT and a CUDA GPU: {info['reason']}")
+    from export.engine_key import build_plan
+    from runtime.manifest import EMBEDDING_FP16_ONNX
+
+    precision = "fp16" if build_plan(info["tensorrt"], "fp16")[1] != EMBEDDING_FP16_ONNX else "fp32"
+    side = build_engine(bundle, HWC, BatchProfile(1, 4, 8), precision, 0.25, tmp_path / "cache")
+    plan = bundle / side["file"]
+    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=8, plan_file=plan)
+    model = repo / model_names(NAME)["embedding_trt"]
+    cfg = parse_config(model / "config.pbtxt")
+    assert cfg.platform == PLATFORM_PLAN and cfg.instance_group[0].kind == kind("KIND_GPU")
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [4, 8]
+    assert (model / "1" / "model.plan").read_bytes() == plan.read_bytes()
+    with pytest.raises(ValueError, match="built for batch 1..8"):
+        write_triton_repository(bundle, tmp_path / "r2", NAME, HWC, DIM, max_batch_size=16, plan_file=plan)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DeepStream nvinfer (optional), parsed as the key-file it is
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _nvinfer(text: str) -> configparser.SectionProxy:
+    cp = configparser.ConfigParser()
+    cp.read_string(text)
+    return cp["property"]
+
+
+def test_nvinfer_config_maps_the_preprocessing():
+    from export.deepstream import nvinfer_config_text
+    from runtime.preprocess import Preprocessing
+
+    pre = Preprocessing(height=105, width=105, color="rgb", mean=(0.485, 0.456, 0.406), std=(0.25,))
+    prop = _nvinfer(nvinfer_config_text(pre, engine_file="embedding.trt10.3.sm87.fp16.abc.plan", batch_size=8))
+    # y = net-scale-factor * (x - offset)  ==  (x * scale - mean) / std
+    x = np.array([0.0, 17.0, 255.0])
+    offsets = [float(v) for v in prop["offsets"].split(";")]
+    for ch in range(3):
+        ours = (x * pre.scale - pre.mean[ch]) / pre.std[0]
+        theirs = float(prop["net-scale-factor"]) * (x - offsets[ch])
+        np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-6)
+    assert prop["model-color-format"] == "0" and prop["network-input-order"] == "1"
+    assert prop["network-mode"] == "2" and prop["network-type"] == "100" and prop["output-tensor-meta"] == "1"
+    assert prop["output-blob-names"] == EMBEDDING_OUTPUT and prop["onnx-file"] == EMBEDDING_ONNX
+    assert prop["model-engine-file"].endswith(".plan") and prop["batch-size"] == "8"
+    assert prop["process-mode"] == "2"
+
+
+def test_nvinfer_config_refuses_per_channel_std():
+    from export.deepstream import nvinfer_config_text
+    from runtime.preprocess import Preprocessing
+
+    with pytest.raises(ValueError, match="one net-scale-factor"):
+        nvinfer_config_text(Preprocessing(height=8, width=8, std=(0.2, 0.3, 0.4)))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("export.bundle") is None, reason="export.bundle not present")
+def test_nvinfer_config_written_from_a_manifest(bundle):
+    from export.bundle import write_manifest
+    from export.deepstream import write_nvinfer_config
+    from runtime.manifest import SCHEMA_VERSION
+    from runtime.preprocess import Preprocessing
+
+    pre = Preprocessing(height=8, width=8, color="gray", resize="letterbox")
+    write_manifest(
+        bundle,
+        {
+            "schema_version": SCHEMA_VERSION,
+            "name": NAME,
+            "preprocessing": pre.to_dict(),
+            "embedding": {"dim": DIM},
+            "head": {"kind": "euclidean"},
+            "score": {"kind": "distance", "same_when": "low", "threshold": 0.5},
+        },
+    )
+    prop = _nvinfer(write_nvinfer_config(bundle).read_text())
+    assert prop["model-color-format"] == "2" and prop["maintain-aspect-ratio"] == "1"
+    assert abs(float(prop["net-scale-factor"]) - 1 / 255) < 1e-9 and prop["offsets"] == "0"
+
+
+def test_a_fixed_batch_dimension_is_refused(tmp_path):
+    import onnx
+
+    bundle = make_bundle(tmp_path / "b")
+    model = onnx.load(str(bundle / EMBEDDING_ONNX))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(model, str(bundle / EMBEDDING_ONNX))
+    with pytest.raises(ValueError, match="dynamic first \\(batch\\) dimension"):
+        write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM)
