@@ -21,13 +21,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## make demo: train a small Siamese network on scikit-learn's bundled digits (CPU, ~1 min), evaluate it, plots in runs/demo
+## make demo: train a small Siamese network on scikit-learn's bundled digits (CPU, ~1 min), evaluate it, export a verified bundle; all in runs/demo
 demo: $(STAMP)
 	$(BIN)/python -m train --arch keras-contrastive --data digits --out $(DEMO) --epochs 12 --steps-per-epoch 50 \
 		--batch-size 64 --lr 1e-2 --force --no-progress
 	$(BIN)/python -m train.evaluate --model $(DEMO)/model.keras --data digits --heldout-from $(DEMO)/model_card.json \
 		--n-way 5 --trials 400 --out $(DEMO)/eval --json $(DEMO)/eval/results.json
-	@echo "demo: model, model card and plots are in $(DEMO)/"
+	$(BIN)/python -m export.build --model $(DEMO)/model.keras --out $(DEMO)/bundles --force
+	@echo "demo: model, model card, plots and the bundle are in $(DEMO)/"
 
 ## make test: lint and the test suite (under ~20 min on 2 CPU cores)
 test: $(STAMP)

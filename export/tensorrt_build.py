@@ -182,6 +182,38 @@ def _load_timing_cache(config, path: Path | None, logger_warn) -> tuple[Any, boo
     return cache, bool(data)
 
 
+def fp32_pinned_layers(bundle_dir: Path) -> list[str]:
+    """Node names the FP16 graph deliberately keeps in FP32 (e.g. an L2 norm's sum of squares, which overflows
+    FP16), read from embedding.fp16.onnx's metadata. A TensorRT 10 build from the FP32 graph with the FP16 flag
+    pins these layers to FP32, so it computes what the TensorRT 11 (strongly typed) build computes."""
+    import onnx
+
+    from export.fp16 import FP32_NODES_KEY
+
+    path = Path(bundle_dir) / EMBEDDING_FP16_ONNX
+    if not path.is_file():
+        return []
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return [n for n in props.get(FP32_NODES_KEY, "").split(",") if n]
+
+
+def _pin_fp32(trt, network, names: list[str], config) -> int:
+    """Force the named layers (and the layers TensorRT expands them into, ``name_*``) to FP32; returns how many."""
+    wanted = set(names)
+    pinned = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        base = layer.name
+        if base in wanted or any(base.startswith(n + "_") for n in wanted):
+            layer.precision = trt.float32
+            for j in range(layer.num_outputs):
+                layer.set_output_type(j, trt.float32)
+            pinned += 1
+    if pinned:
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    return pinned
+
+
 def _serialize_plan(
     trt,
     src: Path,
@@ -190,6 +222,7 @@ def _serialize_plan(
     strategy: str,
     workspace_gib: float,
     timing_cache: Path | None,
+    fp32_layers: list[str] | None = None,
 ) -> tuple[bytes, bool]:
     """Parse ``src`` and build a serialized engine (plain plan bytes); (plan, timing cache was reused)."""
     logger = trt.Logger(trt.Logger.WARNING)
@@ -208,6 +241,7 @@ def _serialize_plan(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes(workspace_gib))
     if strategy == STRATEGY_BUILDER_FLAG:
         config.set_flag(trt.BuilderFlag.FP16)
+        _pin_fp32(trt, network, fp32_layers or [], config)
     elif strategy == STRATEGY_FP32 and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # FP32 parity (1e-4) needs real FP32 math
     shapes = profile.shapes(input_shape)
@@ -266,7 +300,8 @@ def build_engine(
 
     trt = _import_tensorrt()
     start = time.perf_counter()
-    plan, cache_reused = _serialize_plan(trt, src, input_shape, profile, strategy, workspace_gib, timing_cache)
+    pins = fp32_pinned_layers(bundle_dir) if strategy == STRATEGY_BUILDER_FLAG else []
+    plan, cache_reused = _serialize_plan(trt, src, input_shape, profile, strategy, workspace_gib, timing_cache, pins)
     seconds = round(time.perf_counter() - start, 3)
     with atomic_path(plan_path) as tmp:
         tmp.write_bytes(plan)  # the serialized engine only: trtexec, Triton and DeepStream load it as is

@@ -134,22 +134,22 @@ def compare(
 
 def format_table(results: list[ParityResult]) -> str:
     """A plain-text table: one line per check, Polygraphy-style."""
-    header = f"{'backend':28s} {'prec':5s} {'check':15s} {'asked':>10s} {'min passing':>12s}  status"
+    header = f"{'backend':34s} {'prec':5s} {'check':15s} {'asked':>10s} {'min passing':>12s}  status"
     lines = [header, "-" * len(header)]
     for r in results:
         label = r.backend + (f" ({r.note})" if r.note else "")
         if not r.checks:
-            lines.append(f"{label:28s} {r.precision:5s} {'(none)':15s} {'':>10s} {'':>12s}  PASSED")
+            lines.append(f"{label:34s} {r.precision:5s} {'(none)':15s} {'':>10s} {'':>12s}  PASSED")
         for c in r.checks:
             cmp = ">=" if c.higher_is_better else "<="
             lines.append(
-                f"{label:28s} {r.precision:5s} {c.metric:15s} {cmp}{c.asked:<9.3g} {c.observed:12.4g}  "
+                f"{label:34s} {r.precision:5s} {c.metric:15s} {cmp}{c.asked:<9.3g} {c.observed:12.6g}  "
                 f"{'PASSED' if c.passed else 'FAILED'}"
             )
             label = ""
         m = r.metrics
         lines.append(
-            f"{'':28s} {'':5s} embedding max abs {m['embedding_max_abs']:.3g}, min cosine {m['min_cosine']:.6f}, "
+            f"{'':34s} {'':5s} embedding max abs {m['embedding_max_abs']:.3g}, min cosine {m['min_cosine']:.6f}, "
             f"score max abs {m['score_max_abs']:.3g}, flips {m['decision_flips']}/{r.samples.get('pairs', 0)}"
         )
     return "\n".join(lines)

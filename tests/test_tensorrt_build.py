@@ -494,3 +494,22 @@ def test_cli_builds_and_records_the_plan_in_the_manifest(gpu_ready, bundle):
     manifest = load_manifest(bundle)  # verifies the sha256 of the plan and sidecar too
     (engine,) = manifest.raw["engines"]
     assert engine["file"] in manifest.files and sidecar_name(engine["file"]) in manifest.files
+
+
+def test_fp32_pinned_layers_come_from_the_fp16_graph(tmp_path):
+    """TensorRT 10 builds from the FP32 graph with the FP16 flag; it pins what the FP16 graph kept in FP32."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from export.fp16 import FP32_NODES_KEY
+    from export.tensorrt_build import fp32_pinned_layers
+
+    assert fp32_pinned_layers(tmp_path) == []  # no FP16 graph: nothing to pin
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 4])
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["image"], ["embedding"], name="r")], "g", [x], [y])
+    )
+    helper.set_model_props(model, {FP32_NODES_KEY: "l2/sum_sq,l2/sqrt"})
+    onnx.save(model, str(tmp_path / "embedding.fp16.onnx"))
+    assert fp32_pinned_layers(tmp_path) == ["l2/sum_sq", "l2/sqrt"]

@@ -1,0 +1,356 @@
+"""``python -m export.build``: any supported model -> a verified deployment bundle.
+
+Writes embedding.onnx, head.onnx (learned heads), siamese.onnx, embedding.fp16.onnx, reference.npz,
+parity.json and manifest.json into ``<out>/<name>/`` (atomically), optionally a TensorRT plan and a Triton
+model repository, and prints a Polygraphy-style parity table. Exit codes: 0 done; 1 an FP32 backend failed
+parity; 2 bad input; 3 ``--require-engine`` and no engine could be built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_PARITY, EXIT_INPUT, EXIT_ENGINE = 0, 1, 2, 3
+
+EXAMPLES = """
+examples:
+  python -m export.build --model runs/demo/model.keras
+  python -m export.build --model Omniglot_vgg.h5                      # bubbliiiing's weights file, recognised
+  python -m export.build --model siamese_model.h5 --arch pyimagesearch --calib-images samples/
+  python -m export.build --model model.keras --engine --batch 1:8:32  # + a TensorRT plan where TensorRT and a GPU exist
+  python -m export.build --model model.keras --triton triton_repo/    # + a Triton model repository
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m export.build",
+        description="Export a Siamese model (.keras, Keras 2 .h5, weights-only .h5, SavedModel) to a deployment "
+        "bundle: ONNX graphs, an FP16 graph, the Keras reference, a parity report and a manifest with file hashes.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="model file or SavedModel folder")
+    p.add_argument("--arch", help="architecture, when the file does not say")
+    p.add_argument("--out", default="bundles", help="parent folder of the bundle (default: %(default)s)")
+    p.add_argument("--name", help="bundle name (default: from the model file)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
+    p.add_argument(
+        "--batch", default="1:8:32", help="batch sizes MIN:OPT:MAX for engines and Triton (default: %(default)s)"
+    )
+    p.add_argument("--calib-images", metavar="DIR", help="real images for the reference (sub-folders = identities)")
+    p.add_argument("--reference-images", type=int, default=64, help="images in reference.npz (default: %(default)s)")
+    p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True, help="write embedding.fp16.onnx")
+    p.add_argument("--engine", action="store_true", help="build a TensorRT plan (needs TensorRT and a GPU)")
+    p.add_argument("--require-engine", action="store_true", help="fail (exit 3) when the engine cannot be built")
+    p.add_argument("--workspace", type=float, default=2.0, metavar="GiB", help="TensorRT workspace limit")
+    p.add_argument("--timing-cache", metavar="FILE", help="persistent TensorRT timing cache (default: in --out)")
+    p.add_argument("--triton", metavar="DIR", help="also write a Triton Inference Server model repository")
+    p.add_argument("--simplify", action="store_true", help="simplify the ONNX graphs with onnxslim (parity re-checked)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle")
+    p.add_argument(
+        "--allow-unsafe-lambda", action="store_true", help="load Lambda layers that are not recognised distances"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def default_name(model_path: Path) -> str:
+    """'runs/demo/model.keras' -> 'demo'; 'Omniglot_vgg.h5' -> 'omniglot_vgg'."""
+    stem = model_path.name if model_path.is_dir() else model_path.stem
+    if stem in ("model", "saved_model", "best") and model_path.parent.name:
+        stem = model_path.parent.name
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).lower() or "model"
+
+
+def _source_sha256(path: Path) -> str:
+    from runtime.fileio import sha256_file
+    from train.data.hashing import sha256_tree
+
+    if path.is_dir():
+        rel = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+        return sha256_tree(path, rel)
+    return sha256_file(path)
+
+
+def _euclidean_epsilon(siamese) -> float | None:
+    from train.models.layers import EuclideanDistance
+
+    for layer in siamese.head.layers:
+        if isinstance(layer, EuclideanDistance):
+            return layer.epsilon
+    return None
+
+
+def _tool_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    from train.model_card import versions
+
+    out = versions()
+    for pkg in ("onnx", "onnxruntime", "onnxslim"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def manifest_fields(siamese, model_path: Path, name: str, args, ref, files_present: set[str]) -> dict[str, Any]:
+    from runtime import manifest as mf
+
+    cfg = siamese.config
+    pre = cfg.preprocessing
+    eps = _euclidean_epsilon(siamese)
+    return {
+        "schema_version": mf.SCHEMA_VERSION,
+        "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": {
+            "file": model_path.name,
+            "sha256": _source_sha256(model_path),
+            "arch": cfg.arch,
+        },
+        "tools": _tool_versions(),
+        "input": {
+            "name": mf.INPUT_NAME,
+            "height": pre.height,
+            "width": pre.width,
+            "channels": pre.channels,
+            "layout": "NHWC",
+            "dtype": "float32",
+        },
+        "preprocessing": pre.to_dict(),
+        "embedding": {
+            "file": mf.EMBEDDING_ONNX,
+            "output": mf.EMBEDDING_OUTPUT,
+            "dim": cfg.embedding_dim,
+            "l2_normalized": cfg.l2_normalized,
+            "fp16_file": mf.EMBEDDING_FP16_ONNX if mf.EMBEDDING_FP16_ONNX in files_present else None,
+        },
+        "head": {
+            "kind": cfg.head,
+            "file": mf.HEAD_ONNX if cfg.head == "learned" else None,
+            "inputs": list(mf.HEAD_INPUTS),
+            "output": mf.SCORE_OUTPUT,
+            **({"epsilon": eps} if cfg.head == "euclidean" and eps is not None else {}),
+        },
+        "siamese": {"file": mf.SIAMESE_ONNX, "inputs": list(mf.SIAMESE_INPUTS), "output": mf.SCORE_OUTPUT},
+        "score": cfg.score.to_dict(),
+        "training": {
+            "loss": cfg.loss,
+            "margin": cfg.margin,
+            "label_same": cfg.label_same,
+            "label_convention": f"label {cfg.label_same} = same, {1 - cfg.label_same} = different",
+        },
+        "onnx": {"opset": args.opset, "batch": args.batch, "simplified": bool(args.simplify)},
+        "reference": {
+            "file": mf.REFERENCE_NPZ,
+            "source": ref.source,
+            "images": int(len(ref.inputs)),
+            "pairs": int(len(ref.scores)),
+        },
+        "parity_file": mf.PARITY_JSON,
+    }
+
+
+def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool) -> list:
+    """Every backend available here against the Keras reference."""
+    from export.fp16 import fp16_cpu_estimate
+    from runtime import manifest as mf
+    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from runtime.parity import compare
+
+    manifest = mf.Manifest.from_dict({**fields, "files": {}})
+    spec = manifest.score
+    results = []
+
+    def check(backend, label: str, precision: str, note: str = ""):
+        emb = backend.embed(ref.inputs)
+        scores = backend.score_embeddings(emb[ref.pair_a], emb[ref.pair_b])
+        results.append(compare(label, precision, ref.embeddings, emb, ref.scores, scores, spec, note=note))
+
+    cpu = ["CPUExecutionProvider"]
+    check(OnnxRuntimeBackend(bundle_dir, manifest, providers=cpu), "onnxruntime-cpu", "fp32")
+    if with_fp16:
+        estimate = fp16_cpu_estimate(bundle_dir / mf.EMBEDDING_ONNX).SerializeToString()
+        check(
+            OnnxRuntimeBackend(bundle_dir, manifest, providers=cpu, embedding_model=estimate, precision="fp16"),
+            "fp16 emulated",
+            "fp16",
+            note="estimated on CPU",
+        )
+    return results
+
+
+def export_bundle(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    """Do the export; returns (exit code, summary)."""
+    from export.bundle import staged_bundle, write_manifest
+    from export.engine_key import BatchProfile
+    from export.onnx_export import export_embedding, export_head, export_siamese
+    from export.reference import build_reference
+    from runtime import manifest as mf
+    from runtime.fileio import write_json_atomic, write_text_atomic
+    from runtime.parity import format_table
+    from train.load import load_model
+    from train.model_card import read_card
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise FileNotFoundError(f"--model {model_path}: no such file or folder")
+    profile = BatchProfile.parse(args.batch)
+    siamese = load_model(model_path, arch=args.arch, allow_unsafe=args.allow_unsafe_lambda)
+    card = read_card(model_path)
+    name = args.name or default_name(model_path)
+    target = Path(args.out) / name
+    cfg = siamese.config
+    meta = {
+        "siamese_edge.schema_version": str(mf.SCHEMA_VERSION),
+        "siamese_edge.arch": cfg.arch,
+        "siamese_edge.bundle": name,
+        "siamese_edge.preprocessing": _json(cfg.preprocessing.to_dict()),
+        "siamese_edge.score": _json(cfg.score.to_dict()),
+        "siamese_edge.input": f"{mf.INPUT_NAME} NHWC float32 [N,{cfg.preprocessing.height},"
+        f"{cfg.preprocessing.width},{cfg.preprocessing.channels}]",
+    }
+    engine_line = ""
+    summary: dict[str, Any] = {"bundle": str(target)}
+    with staged_bundle(target, force=args.force) as tmp:
+        print(f"exporting {model_path} ({cfg.arch}) -> {target}/", flush=True)
+        export_embedding(siamese, tmp / mf.EMBEDDING_ONNX, args.opset, meta, source=model_path)
+        export_head(siamese, tmp / mf.HEAD_ONNX, args.opset, meta, source=model_path)
+        export_siamese(siamese, tmp / mf.SIAMESE_ONNX, args.opset, meta, source=model_path)
+        if args.simplify:
+            _simplify(tmp)
+        if args.fp16:
+            from export.fp16 import convert_to_fp16
+
+            convert_to_fp16(tmp / mf.EMBEDDING_ONNX, tmp / mf.EMBEDDING_FP16_ONNX)
+        ref = build_reference(siamese, args.calib_images, card, n_images=args.reference_images, seed=args.seed)
+        ref.save(tmp / mf.REFERENCE_NPZ)
+        present = {p.name for p in tmp.iterdir()}
+        fields = manifest_fields(siamese, model_path, name, args, ref, present)
+        results = run_parity(tmp, fields, ref, with_fp16=args.fp16)
+        fp32_failed = any(not r.passed and r.precision == "fp32" for r in results)
+
+        engines = []
+        if args.engine:
+            engine_line, sidecar = _try_engine(tmp, cfg.preprocessing.input_shape, profile, args)
+            if sidecar:
+                engines.append(sidecar)
+            elif args.require_engine:
+                raise EngineRequired(engine_line)
+        if not engines:
+            from export.build_instructions import build_engine_markdown
+
+            reason = engine_line or "no engine was asked for (--engine)"
+            write_text_atomic(
+                tmp / "BUILD_ENGINE.md",
+                build_engine_markdown(name, cfg.preprocessing.input_shape, profile, "fp16", args.workspace, reason),
+            )
+        fields["engines"] = engines
+        parity = {
+            "reference": ref.source,
+            "estimated_on_cpu": args.fp16,
+            "results": [r.to_dict() for r in results],
+            "status": "FAILED" if fp32_failed else "PASSED",
+        }
+        write_json_atomic(tmp / mf.PARITY_JSON, parity)
+        fields["parity"] = {r.backend: ("PASSED" if r.passed else "FAILED") for r in results}
+        manifest = write_manifest(tmp, fields)
+    summary.update({"files": sorted(manifest["files"]), "parity": fields["parity"], "reference": ref.source})
+
+    print(format_table(results))
+    if ref.is_random:
+        print("note: no real images were available: the reference uses random inputs (pass --calib-images DIR)")
+    if args.triton:
+        from export.triton import write_triton_repository
+
+        repo = write_triton_repository(
+            target,
+            Path(args.triton),
+            name,
+            cfg.preprocessing.input_shape,
+            cfg.embedding_dim,
+            max_batch_size=profile.max,
+            preferred_batch_sizes=sorted({profile.opt, profile.max}),
+            plan_file=(target / engines[0]["file"]) if engines else None,
+            overwrite=args.force,
+        )
+        summary["triton"] = str(repo)
+        print(f"triton:   {repo}/")
+    print(f"bundle:   {target}/  ({', '.join(sorted(manifest['files']))})")
+    print(
+        f"engine:   {engine_line or ('built: ' + engines[0]['file'] if engines else 'not asked for; see BUILD_ENGINE.md')}"
+    )
+    for line in next_commands(target):
+        print(line)
+    return (EXIT_PARITY if fp32_failed else EXIT_OK), summary
+
+
+class EngineRequired(RuntimeError):
+    pass
+
+
+def _try_engine(bundle_dir: Path, input_shape, profile, args) -> tuple[str, dict | None]:
+    from export.tensorrt_build import EngineBuildError, EngineUnavailable, build_engine
+
+    cache = Path(args.timing_cache) if args.timing_cache else Path(args.out) / "trt_timing.cache"
+    try:
+        sidecar = build_engine(bundle_dir, input_shape, profile, "fp16", args.workspace, cache, force=args.force)
+    except EngineUnavailable as e:
+        return f"not built: {e}", None
+    except (EngineBuildError, FileNotFoundError) as e:
+        return f"not built: the TensorRT build failed: {e}", None
+    return f"built: {sidecar.get('file')}", sidecar
+
+
+def _simplify(bundle_dir: Path) -> None:
+    import onnx
+    import onnxslim
+
+    for p in sorted(bundle_dir.glob("*.onnx")):
+        model = onnxslim.slim(onnx.load(str(p)))
+        onnx.save(model, str(p))
+
+
+def next_commands(bundle: Path) -> list[str]:
+    """What to run next with this bundle: only commands that exist in this installation."""
+    lines = []
+    if importlib.util.find_spec("runtime.verify") is not None:
+        lines.append(f"next:     python -m runtime.verify --bundle {bundle} IMAGE_A IMAGE_B")
+    if importlib.util.find_spec("runtime.bench") is not None:
+        lines.append(f"          python -m runtime.bench --bundle {bundle}")
+    if importlib.util.find_spec("camera.__main__") is not None:
+        lines.append(f"          python -m camera --bundle {bundle} --source 0 --reference IMAGE")
+    return lines
+
+
+def _json(d: dict) -> str:
+    import json
+
+    return json.dumps(d, sort_keys=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        code, _ = export_bundle(args)
+    except EngineRequired as e:
+        print(f"error: --require-engine: {e}; nothing was written", file=sys.stderr)
+        return EXIT_ENGINE
+    except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

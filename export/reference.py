@@ -1,0 +1,152 @@
+"""The Keras reference a bundle is checked against: real images, their embeddings and pair scores.
+
+Images come from ``--calib-images``, else from the data named in the model card, else (and the report
+says so) random inputs in the preprocessed value range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.fileio import atomic_path
+from runtime.preprocess import read_image
+from train.models import Siamese
+from train.sampling import PairSampler
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+@dataclass
+class Reference:
+    inputs: np.ndarray  # preprocessed float32 NHWC
+    embeddings: np.ndarray  # (N, dim) float32
+    pair_a: np.ndarray  # int indices into inputs
+    pair_b: np.ndarray
+    scores: np.ndarray  # (P,) float32, Keras
+    same: np.ndarray  # (P,) int8: 1 same, 0 different, -1 unknown
+    items: list[str]
+    source: str  # "calib-images: DIR" | "model card data: ..." | "random inputs (no real images available)"
+
+    @property
+    def is_random(self) -> bool:
+        return self.source.startswith("random")
+
+    def save(self, path: str | Path) -> Path:
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez_compressed(
+                tmp,
+                inputs=self.inputs,
+                embeddings=self.embeddings,
+                pair_a=self.pair_a,
+                pair_b=self.pair_b,
+                scores=self.scores,
+                same=self.same,
+                items=np.array(self.items, dtype=np.str_),
+                source=np.array(self.source),
+            )
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Reference:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(
+                inputs=z["inputs"],
+                embeddings=z["embeddings"],
+                pair_a=z["pair_a"],
+                pair_b=z["pair_b"],
+                scores=z["scores"],
+                same=z["same"],
+                items=[str(s) for s in z["items"]],
+                source=str(z["source"]),
+            )
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _from_calib_dir(siamese: Siamese, folder: Path, n: int, seed: int):
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--calib-images {folder}: not a folder of images")
+    files = _images_in(folder)
+    if len(files) < 2:
+        raise ValueError(f"--calib-images {folder}: found {len(files)} image files, expected at least 2")
+    rng = np.random.default_rng(seed)
+    if len(files) > n:
+        files = [files[i] for i in sorted(rng.choice(len(files), size=n, replace=False))]
+    pre = siamese.config.preprocessing
+    x = np.stack([pre(read_image(f)) for f in files])
+    parents = [f.parent for f in files]
+    labels = None
+    if len(set(parents)) > 1 and all(p != folder for p in parents):
+        names = sorted(set(parents))
+        labels = np.array([names.index(p) for p in parents])
+    return x, [str(f) for f in files], labels, f"calib-images: {folder}"
+
+
+def _from_card_data(siamese: Siamese, card: dict, n: int, seed: int):
+    from train import data as datasets
+
+    spec = card.get("options", {}).get("data")
+    if not spec:
+        return None
+    try:
+        ds = datasets.open_dataset(spec, split=card.get("options", {}).get("split", "background"))
+    except (ValueError, OSError):
+        return None
+    if not isinstance(ds, datasets.ImageSet):
+        return None
+    rng = np.random.default_rng(seed)
+    classes = [c for c, idx in enumerate(ds.indices_by_class()) if len(idx) >= 2]
+    picked_classes = rng.choice(classes, size=min(len(classes), max(2, n // 4)), replace=False)
+    by_class = ds.indices_by_class()
+    idx = []
+    for c in picked_classes:
+        members = by_class[c]
+        idx.extend(rng.choice(members, size=min(4, len(members)), replace=False).tolist())
+    sub = ds.subset(np.array(sorted(idx)))
+    x, sub = datasets.load_images(sub, siamese.config.preprocessing, progress=False)
+    return x, list(sub.items), np.asarray(sub.labels), f"model card data: {ds.name}"
+
+
+def _random_inputs(siamese: Siamese, n: int, seed: int):
+    pre = siamese.config.preprocessing
+    u8 = np.random.default_rng(seed).integers(0, 256, size=(n, pre.height, pre.width, pre.channels), dtype=np.uint8)
+    x = np.stack([pre(img) for img in u8])
+    return x, [f"random-{i}" for i in range(n)], None, "random inputs (no real images available)"
+
+
+def build_reference(
+    siamese: Siamese,
+    calib_images: str | Path | None = None,
+    card: dict | None = None,
+    n_images: int = 64,
+    n_pairs: int = 256,
+    seed: int = 0,
+) -> Reference:
+    """Pick reference images (see the module docstring), run Keras on them, and score pairs."""
+    got = None
+    if calib_images:
+        got = _from_calib_dir(siamese, Path(calib_images), n_images, seed)
+    elif card:
+        got = _from_card_data(siamese, card, n_images, seed)
+    if got is None:
+        got = _random_inputs(siamese, n_images, seed)
+    x, items, labels, source = got
+    x = x.astype(np.float32)
+    rng = np.random.default_rng([seed, 1])
+    if labels is not None and len(np.unique(labels)) >= 2:
+        pairs = PairSampler(labels).sample(n_pairs, rng)
+        a, b, same = pairs.a, pairs.b, pairs.same.astype(np.int8)
+    else:
+        # unknown identities: random pairs, plus each image with itself (a known "same" the scores must keep)
+        half = n_pairs // 2
+        a = np.concatenate([rng.integers(len(x), size=half), np.arange(n_pairs - half) % len(x)])
+        b = np.concatenate([rng.integers(len(x), size=half), np.arange(n_pairs - half) % len(x)])
+        same = np.concatenate([np.full(half, -1, np.int8), np.ones(n_pairs - half, np.int8)])
+    emb = siamese.embed(x)
+    scores = siamese.score_embeddings(emb[a], emb[b])
+    return Reference(x, emb, a.astype(np.int64), b.astype(np.int64), scores, same, items, source)

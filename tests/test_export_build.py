@@ -1,0 +1,182 @@
+"""python -m export.build end to end: bundles, parity for every architecture, legacy files, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from export.build import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, main
+from export.reference import Reference
+from runtime.manifest import load_manifest
+from tests.legacy_files import vgg_file_weights, vgg_layer_names, write_keras215_weights
+from train.models import create_model
+from train.trainer import TrainOptions, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# small inputs keep the slow architectures quick; vgg16-siamese keeps bubbliiiing's 105x105x3
+ARCH_KWARGS = {
+    "vgg16-siamese": {},
+    "koch": {"input_shape": (65, 65, 1)},
+    "pyimagesearch": {},
+    "keras-contrastive": {},
+    "resnet-pairs": {"input_shape": (32, 32, 3)},
+}
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("exp") / "demo"
+    opts = TrainOptions(
+        arch="keras-contrastive",
+        data="digits",
+        out=str(out),
+        epochs=2,
+        steps_per_epoch=20,
+        batch_size=64,
+        lr=1e-2,
+        val_pairs=300,
+        progress=False,
+    )
+    return train(opts).model_path
+
+
+def _parity(bundle: Path) -> dict:
+    return {r["backend"]: r for r in json.loads((bundle / "parity.json").read_text())["results"]}
+
+
+def test_trained_model_exports_a_verified_bundle(digits_model, tmp_path, capsys):
+    code = main(["--model", str(digits_model), "--out", str(tmp_path / "bundles")])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    bundle = tmp_path / "bundles" / "demo"
+    m = load_manifest(bundle)  # verifies every file's sha256
+    assert {
+        "embedding.onnx",
+        "embedding.fp16.onnx",
+        "head.onnx",
+        "siamese.onnx",
+        "reference.npz",
+        "parity.json",
+    } <= set(m.files)
+    assert m.score.kind == "distance" and m.score.same_when == "low" and m.label_same == 0
+    assert "calibrated" in m.score.threshold_source
+    ref = Reference.load(bundle / "reference.npz")
+    assert ref.source.startswith("model card data") and not ref.is_random
+    assert set(np.unique(ref.same)) == {0, 1}  # labelled pairs from real digits
+    parity = _parity(bundle)
+    fp32 = parity["onnxruntime-cpu"]
+    assert fp32["status"] == "PASSED"
+    assert fp32["metrics"]["score_max_abs"] <= 1e-5 and fp32["metrics"]["embedding_rel"] <= 1e-4
+    fp16 = parity["fp16 emulated"]
+    assert fp16["note"] == "estimated on CPU"
+    assert fp16["metrics"]["min_cosine"] >= 0.999 and fp16["metrics"]["decision_flips"] == 0
+    assert 0 < fp16["metrics"]["embedding_max_abs"]  # the emulation really rounds
+    assert "PASSED" in out and "bundle:" in out
+    assert (bundle / "BUILD_ENGINE.md").is_file()
+    assert not [p for p in (tmp_path / "bundles").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("arch", sorted(ARCH_KWARGS))
+def test_every_architecture_exports_with_parity(arch, tmp_path):
+    s = create_model(arch, **ARCH_KWARGS[arch])
+    path = tmp_path / f"{arch}.keras"
+    s.model.save(path)
+    code = main(["--model", str(path), "--out", str(tmp_path / "b"), "--reference-images", "8", "--batch", "1:4:8"])
+    assert code == EXIT_OK
+    bundle = tmp_path / "b" / arch
+    m = load_manifest(bundle)
+    assert (m.head_file is None) == (s.config.head == "euclidean")
+    parity = _parity(bundle)
+    assert parity["onnxruntime-cpu"]["status"] == "PASSED", parity["onnxruntime-cpu"]
+    assert parity["fp16 emulated"]["metrics"]["min_cosine"] >= 0.999
+    assert Reference.load(bundle / "reference.npz").is_random  # no card, no calib images: said so
+
+
+def test_bubbliiiing_weights_file_just_works(tmp_path):
+    h5 = tmp_path / "Omniglot_vgg.h5"
+    write_keras215_weights(h5, vgg_layer_names(), vgg_file_weights(seed=3))
+    calib = tmp_path / "calib"
+    for person in ("a", "b"):
+        (calib / person).mkdir(parents=True)
+        for i in range(3):
+            img = np.random.default_rng([ord(person), i]).integers(0, 255, (120, 90, 3), dtype=np.uint8)
+            cv2.imwrite(str(calib / person / f"{i}.png"), img)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "export.build",
+            "--model",
+            str(h5),
+            "--out",
+            str(tmp_path / "b"),
+            "--calib-images",
+            str(calib),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert out.returncode == EXIT_OK, out.stderr[-2000:]
+    m = load_manifest(tmp_path / "b" / "omniglot_vgg")
+    assert m.raw["source"]["arch"] == "vgg16-siamese" and m.head_kind == "learned"
+    assert m.raw["reference"]["source"].startswith("calib-images")
+    assert "bundle:" in out.stdout
+
+
+def test_exit_codes_and_messages(digits_model, tmp_path, capsys):
+    assert main(["--model", str(tmp_path / "missing.keras")]) == EXIT_INPUT
+    assert "missing.keras" in capsys.readouterr().err
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(digits_model.read_bytes()[:2000])
+    assert main(["--model", str(broken), "--out", str(tmp_path / "b")]) == EXIT_INPUT
+    assert "broken.keras" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "broken").exists()
+    out = tmp_path / "bundles"
+    assert main(["--model", str(digits_model), "--out", str(out)]) == EXIT_OK
+    assert main(["--model", str(digits_model), "--out", str(out)]) == EXIT_INPUT
+    assert "--force" in capsys.readouterr().err
+    before = load_manifest(out / "demo").raw["created"]
+    assert main(["--model", str(digits_model), "--out", str(out), "--force", "--batch", "4:2:8"]) == EXIT_INPUT
+    assert "MIN:OPT:MAX" in capsys.readouterr().err
+    assert load_manifest(out / "demo").raw["created"] == before  # the old bundle is untouched
+
+
+def test_engine_without_tensorrt(digits_model, tmp_path, capsys):
+    try:
+        import tensorrt  # noqa: F401
+
+        pytest.skip("TensorRT is installed here; this test covers machines without it")
+    except ImportError:
+        pass
+    out = tmp_path / "b"
+    assert main(["--model", str(digits_model), "--out", str(out), "--engine"]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "engine:   not built: TensorRT is not installed" in printed
+    assert "trtexec" in (out / "demo" / "BUILD_ENGINE.md").read_text()
+    code = main(["--model", str(digits_model), "--out", str(tmp_path / "c"), "--engine", "--require-engine"])
+    assert code == EXIT_ENGINE
+    assert "nothing was written" in capsys.readouterr().err
+    assert not (tmp_path / "c" / "demo").exists()
+
+
+def test_triton_repository_is_written(digits_model, tmp_path):
+    repo = tmp_path / "triton"
+    assert main(["--model", str(digits_model), "--out", str(tmp_path / "b"), "--triton", str(repo)]) == EXIT_OK
+    configs = sorted(p.parent.name for p in repo.rglob("config.pbtxt"))
+    assert configs == ["demo_embedding", "demo_siamese"]
+
+
+def test_help_explains():
+    out = subprocess.run([sys.executable, "-m", "export.build", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0
+    for flag in ("--model", "--engine", "--triton", "--calib-images", "--fp16", "examples:"):
+        assert flag in out.stdout
