@@ -166,7 +166,7 @@ def plot_accuracy_vs_minutes(
     points: Sequence[tuple[float, float]] | Mapping[str, Sequence[tuple[float, float]]],
     path: str | Path,
 ) -> Path:
-    """Accuracy against CPU minutes of training: ``[(minutes, accuracy), ...]`` or ``{label: [...]}``."""
+    """Accuracy against minutes of training: ``[(minutes, accuracy), ...]`` or ``{label: [...]}``."""
     series = dict(points) if isinstance(points, Mapping) else {"": list(points)}
     series = {label: pts for label, pts in series.items() if len(pts)}
     if not series:
@@ -176,7 +176,7 @@ def plot_accuracy_vs_minutes(
     for label, pts in series.items():
         arr = np.asarray(sorted(pts), dtype=np.float64).reshape(-1, 2)
         ax.plot(arr[:, 0], arr[:, 1], marker="o", ms=4, label=label or None)
-    ax.set(xlabel="CPU minutes", ylabel="accuracy", title="accuracy vs training time")
+    ax.set(xlabel="training minutes (wall clock)", ylabel="accuracy", title="accuracy vs training time")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     if any(series):

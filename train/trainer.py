@@ -237,12 +237,13 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
     )
     fit_seconds = time.time() - t_fit
 
-    if opts.precision != "float32":
-        keras.mixed_precision.set_global_policy("float32")
-        fp32 = _build(opts)
-        fp32.model.set_weights(siamese.model.get_weights())
-        siamese = fp32
-        config = siamese.config
+    # what users get: a fresh float32 model with the trained weights, without optimizer state or compile config
+    # (resuming uses the checkpoints/ backup, not model.keras)
+    keras.mixed_precision.set_global_policy("float32")
+    clean = _build(opts)
+    clean.model.set_weights(siamese.model.get_weights())
+    siamese = clean
+    config = siamese.config
 
     # calibrate the decision threshold on the validation pairs
     scores = val_scores()
