@@ -180,3 +180,10 @@ def test_help_explains():
     assert out.returncode == 0
     for flag in ("--model", "--engine", "--triton", "--calib-images", "--fp16", "examples:"):
         assert flag in out.stdout
+
+
+def test_simplify_keeps_parity(digits_model, tmp_path):
+    assert main(["--model", str(digits_model), "--out", str(tmp_path), "--simplify"]) == EXIT_OK
+    bundle = tmp_path / "demo"
+    assert load_manifest(bundle).raw["onnx"]["simplified"] is True
+    assert _parity(bundle)["onnxruntime-cpu"]["status"] == "PASSED"

@@ -114,7 +114,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             results["verification"] = verification_report(scores, pairs.same, spec, far=args.far)
             _plots(out, scores, pairs.same, spec, x[pairs.a], x[pairs.b], args.seed, results)
             if args.trials > 0:
-                drawers = np.array([drawer_of(i) or -1 for i in ds.items])
+                drawers = np.array([-1 if (d := drawer_of(i)) is None else d for i in ds.items])
                 trials = build_trials(
                     ds.labels,
                     ds.class_groups,
