@@ -28,6 +28,7 @@ demo: $(STAMP)
 	$(BIN)/python -m train.evaluate --model $(DEMO)/model.keras --data digits --heldout-from $(DEMO)/model_card.json \
 		--n-way 5 --trials 400 --out $(DEMO)/eval --json $(DEMO)/eval/results.json
 	$(BIN)/python -m export.build --model $(DEMO)/model.keras --out $(DEMO)/bundles --force
+	$(BIN)/python -m runtime.verify --bundle $(DEMO)/bundles/demo --parity
 	@echo "demo: model, model card, plots and the bundle are in $(DEMO)/"
 
 ## make test: lint and the test suite (under ~20 min on 2 CPU cores)

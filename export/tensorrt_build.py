@@ -3,7 +3,8 @@
 A plan is specific to the TensorRT version and GPU that built it, so it is built where it runs (the Jetson
 itself, or the serving GPU): by ``python -m export.build --engine`` or, for a bundle copied to the target,
 ``python -m export.tensorrt_build --bundle DIR``. TensorRT and cuda-python are imported only inside the
-functions that need them; what decides *what* to build (strategy, key, names) is in ``export.engine_key``.
+functions that need them; what decides *what* to build (strategy, key, names) is in ``export.engine_key`` and
+``runtime.engines``.
 
 Written against the TensorRT 10 and 11 Python APIs: ``Builder.create_network`` (STRONGLY_TYPED for the
 FP16 graph on 11+, where the flag is accepted and always on), ``OnnxParser.parse_from_file``,
@@ -24,6 +25,7 @@ from typing import Any
 from export.engine_key import (
     ENGINE_GLOB,
     PRECISIONS,
+    SIDECAR_FORMAT,  # noqa: F401  (kept importable from here)
     STRATEGY_BUILDER_FLAG,
     STRATEGY_FP32,
     STRATEGY_STRONGLY_TYPED,
@@ -33,14 +35,21 @@ from export.engine_key import (
     check_precision,
     engine_cache_key,
     engine_file_name,
+    engine_sidecar,
+    read_sidecar,
     sidecar_name,
     workspace_bytes,
 )
+from runtime.backends.tensorrt_backend import (  # noqa: F401  (INSTALL_HINT, _cuda_device, _import_cudart: kept here)
+    INSTALL_HINT,
+    _cuda_device,
+    _import_cudart,
+    _import_tensorrt,
+    probe,
+)
 from runtime.fileio import atomic_path, sha256_file, write_json_atomic
-from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_OUTPUT, INPUT_NAME, MANIFEST_NAME
+from runtime.manifest import EMBEDDING_FP16_ONNX, INPUT_NAME, MANIFEST_NAME
 
-SIDECAR_FORMAT = "siamese-edge.engine/1"
-INSTALL_HINT = "pip install siamese-edge[gpu]"
 EXIT_OK, EXIT_BUILD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 
@@ -52,82 +61,13 @@ class EngineBuildError(RuntimeError):
     """TensorRT is here but the plan could not be built (parser errors listed with their ONNX node)."""
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# what is on this machine
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _import_tensorrt():
-    import tensorrt as trt
-
-    return trt
-
-
-def _import_cudart():
-    """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+), else the older ``cuda.cudart``."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        from cuda import cudart  # cuda-python < 12.6
-    return cudart
-
-
-def _cuda_device(device: int = 0) -> tuple[str | None, tuple[int, int] | None, str | None]:
-    """(name, (major, minor), None) for CUDA device ``device``, or (None, None, why not)."""
-    try:
-        cudart = _import_cudart()
-    except ImportError:
-        return None, None, f"cuda-python is not installed, so no CUDA GPU can be queried ({INSTALL_HINT})"
-    try:
-        err, count = cudart.cudaGetDeviceCount()
-        if err != cudart.cudaError_t.cudaSuccess:
-            return None, None, f"no CUDA GPU found (cudaGetDeviceCount: {getattr(err, 'name', err)})"
-        if count <= device:
-            return None, None, f"no CUDA GPU found ({count} CUDA devices)"
-        err, prop = cudart.cudaGetDeviceProperties(device)
-        if err != cudart.cudaError_t.cudaSuccess:
-            return None, None, f"no CUDA GPU found (cudaGetDeviceProperties: {getattr(err, 'name', err)})"
-    except Exception as e:  # a driver that cannot be loaded raises instead of returning an error code
-        return None, None, f"no CUDA GPU found ({type(e).__name__}: {e})"
-    raw = prop.name
-    name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    return name.split("\x00", 1)[0].strip(), (int(prop.major), int(prop.minor)), None
-
-
-def probe(device: int = 0) -> dict[str, Any]:
-    """What this machine has for building engines.
-
-    ``{"tensorrt": version or None, "gpu": name or None, "compute_capability": (major, minor) or None,
-    "reason": None when both are there, else one line saying what is missing}``.
-    """
-    out: dict[str, Any] = {"tensorrt": None, "gpu": None, "compute_capability": None, "reason": None}
-    reasons = []
-    try:
-        trt = _import_tensorrt()
-        out["tensorrt"] = str(trt.__version__)
-    except ImportError:
-        reasons.append(f"TensorRT is not installed ({INSTALL_HINT})")
-    except Exception as e:  # a tensorrt wheel whose libraries do not load
-        reasons.append(f"TensorRT cannot be loaded ({type(e).__name__}: {e})")
-    name, cc, why = _cuda_device(device)
-    out["gpu"], out["compute_capability"] = name, cc
-    if why:
-        reasons.append(why)
-    out["reason"] = "; ".join(reasons) or None
-    return out
+# What is on this machine (TensorRT, cuda-python, the GPU) is probed by runtime.backends.tensorrt_backend: the
+# runtime asks the same questions when it picks a plan, so there is one probe (imported above).
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # the build
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def read_sidecar(plan_path: Path) -> dict[str, Any] | None:
-    p = plan_path.with_name(sidecar_name(plan_path.name))
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
 
 
 def reusable(plan_path: Path, key: str) -> dict[str, Any] | None:
@@ -305,28 +245,24 @@ def build_engine(
     seconds = round(time.perf_counter() - start, 3)
     with atomic_path(plan_path) as tmp:
         tmp.write_bytes(plan)  # the serialized engine only: trtexec, Triton and DeepStream load it as is
-    sidecar = {
-        "format": SIDECAR_FORMAT,
-        "file": plan_path.name,
-        "key": key,
-        "plan_sha256": sha256_file(plan_path),
-        "plan_bytes": plan_path.stat().st_size,
-        "tensorrt": trt_version,
-        "gpu": info["gpu"],
-        "compute_capability": list(cc),
-        "precision": precision,
-        "strategy": strategy,
-        "source_onnx": source,
-        "source_sha256": source_sha,
-        "input": {"name": INPUT_NAME, "shape": [-1, *input_shape], "layout": "NHWC", "dtype": "float32"},
-        "output": {"name": EMBEDDING_OUTPUT, "dtype": "float32"},
-        "profile": {**profile.to_dict(), "shapes": {k: list(v) for k, v in profile.shapes(input_shape).items()}},
-        "workspace_gib": float(workspace_gib),
-        "timing_cache": str(timing_cache) if timing_cache is not None else None,
-        "timing_cache_reused": cache_reused,
-        "build_seconds": seconds,
-        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    sidecar = engine_sidecar(
+        plan_path,
+        key,
+        trt_version,
+        cc,
+        precision,
+        source,
+        source_sha,
+        input_shape,
+        profile,
+        gpu=info["gpu"],
+        strategy=strategy,
+        workspace_gib=float(workspace_gib),
+        timing_cache=str(timing_cache) if timing_cache is not None else None,
+        timing_cache_reused=cache_reused,
+        build_seconds=seconds,
+        built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
     write_json_atomic(plan_path.with_name(sidecar_name(plan_path.name)), sidecar)
     return {**sidecar, "reused": False}
 

@@ -1,17 +1,37 @@
-"""ONNX Runtime backend: embedding.onnx for images, head.onnx (or the distance) for pairs of embeddings."""
+"""ONNX Runtime backend: embedding.onnx for images, head.onnx (or the distance) for pairs of embeddings.
+
+Providers, best first (DESIGN.md): TensorRT EP > CUDA EP > CPU. The CPU provider runs the bundle's graphs as they
+are. With onnxruntime-gpu installed, the GPU providers get their options from ``provider_config``: the TensorRT EP
+builds FP16 (``trt_fp16_enable``) from the FP32 graph with an optimization profile over the batch range, and keeps
+its engine and timing caches in a cache folder (``~/.cache/siamese-edge/ort-trt`` by default) so the build happens
+once per model, GPU and TensorRT version; the CUDA EP runs FP16 as the bundle's FP16 graph. On a GPU, inputs and
+outputs go through IO binding (the batch is copied to the device once, the output is allocated there).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from runtime.heads import DEFAULT_EPSILON, euclidean_distance
-from runtime.manifest import EMBEDDING_OUTPUT, HEAD_INPUTS, INPUT_NAME, SCORE_OUTPUT, Manifest, load_manifest
+from runtime.manifest import (
+    EMBEDDING_FP16_ONNX,
+    EMBEDDING_OUTPUT,
+    HEAD_INPUTS,
+    INPUT_NAME,
+    SCORE_OUTPUT,
+    Manifest,
+    load_manifest,
+)
 
 # preferred order when several are present (DESIGN.md: TensorRT EP > CUDA EP > CPU)
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+TRT_EP, CUDA_EP, CPU_EP = PROVIDER_ORDER
+GPU_PROVIDERS = (TRT_EP, CUDA_EP)
+DEFAULT_BATCH_PROFILE = (1, 8, 32)  # the TensorRT EP's optimization profile when none is given (as export's)
 
 
 def best_providers(available: list[str] | None = None) -> list[str]:
@@ -22,7 +42,101 @@ def best_providers(available: list[str] | None = None) -> list[str]:
     return [p for p in PROVIDER_ORDER if p in have] or ["CPUExecutionProvider"]
 
 
-def make_session(model: str | Path | bytes, providers: list[str] | None = None, threads: int | None = None):
+def default_cache_dir() -> Path:
+    """Where the TensorRT EP keeps engines and timing caches: ``$XDG_CACHE_HOME/siamese-edge/ort-trt``
+    (``~/.cache/siamese-edge/ort-trt``); ``SIAMESE_EDGE_ORT_TRT_CACHE`` overrides it."""
+    override = os.environ.get("SIAMESE_EDGE_ORT_TRT_CACHE")
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "siamese-edge" / "ort-trt"
+
+
+def _provider_name(entry) -> str:
+    return entry[0] if isinstance(entry, tuple) else str(entry)
+
+
+def order_providers(providers: list) -> list:
+    """Providers (names or ``(name, options)``) ordered TensorRT EP > CUDA EP > CPU; others keep their place after."""
+    rank = {p: i for i, p in enumerate(PROVIDER_ORDER)}
+    return sorted(providers, key=lambda e: rank.get(_provider_name(e), len(PROVIDER_ORDER)))
+
+
+def uses_gpu(providers) -> bool:
+    """Whether the preferred provider of a providers list runs on a GPU."""
+    ordered = order_providers(list(providers or []))
+    return bool(ordered) and _provider_name(ordered[0]) in GPU_PROVIDERS
+
+
+def _shape_spec(shape: tuple[int, ...]) -> str:
+    return f"{INPUT_NAME}:" + "x".join(str(int(d)) for d in shape)
+
+
+def provider_config(
+    providers: list | None,
+    precision: str = "fp32",
+    input_shape: tuple[int, int, int] | None = None,
+    batch_profile: tuple[int, int, int] = DEFAULT_BATCH_PROFILE,
+    cache_dir: str | Path | None = None,
+    device_id: int = 0,
+) -> list:
+    """The ``providers`` argument for ``InferenceSession``: names ordered TensorRT EP > CUDA EP > CPU (unknown
+    names keep their place after those), each GPU provider with its options; the CPU provider stays a plain name.
+
+    TensorRT EP: ``trt_fp16_enable`` for fp16, engine and timing caches in ``cache_dir`` (default
+    ``default_cache_dir()``), and, when ``input_shape`` (H, W, C) is given, an explicit profile over
+    ``batch_profile`` (min, opt, max) so one engine serves every batch size up to max. CUDA EP: the device, and
+    TF32 off for fp32 (``use_tf32=0``: Ampere+ would otherwise round FP32 convolutions to 10-bit mantissas).
+    Entries already given as ``(name, options)`` keep their options (ours fill in what is missing).
+    """
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"precision {precision!r}: ONNX Runtime GPU providers run fp32 or fp16")
+    out: list = []
+    for entry in order_providers(list(providers) if providers else [CPU_EP]):
+        name = _provider_name(entry)
+        given = dict(entry[1]) if isinstance(entry, tuple) else {}
+        if name == TRT_EP:
+            cache = str(Path(cache_dir) if cache_dir is not None else default_cache_dir())
+            opts: dict[str, Any] = {
+                "device_id": int(device_id),
+                "trt_fp16_enable": precision == "fp16",
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": cache,
+                "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": cache,
+            }
+            if input_shape is not None:
+                lo, opt, hi = (int(v) for v in batch_profile)
+                if not 1 <= lo <= opt <= hi:
+                    raise ValueError(f"batch profile {batch_profile}: expected 1 <= min <= opt <= max")
+                hwc = tuple(int(d) for d in input_shape)
+                opts["trt_profile_min_shapes"] = _shape_spec((lo, *hwc))
+                opts["trt_profile_opt_shapes"] = _shape_spec((opt, *hwc))
+                opts["trt_profile_max_shapes"] = _shape_spec((hi, *hwc))
+            out.append((name, {**opts, **given}))
+        elif name == CUDA_EP:
+            opts = {"device_id": int(device_id)}
+            if precision == "fp32":
+                opts["use_tf32"] = 0  # FP32 parity (1e-4) needs real FP32 convolutions, not TF32 on Ampere+
+            out.append((name, {**opts, **given}))
+        else:
+            out.append(entry)
+    return out
+
+
+def embedding_file_for(manifest: Manifest, providers, precision: str, bundle_dir: str | Path | None = None) -> str:
+    """Which embedding graph a session runs: the FP16 graph for fp16 when the CUDA EP leads (it does not reduce
+    precision on its own), else the manifest's FP32 graph (the TensorRT EP makes FP16 from it; the CPU provider
+    runs the FP32 graph)."""
+    fp16_file = manifest.raw.get("embedding", {}).get("fp16_file", EMBEDDING_FP16_ONNX)
+    if precision == "fp16" and providers and _provider_name(providers[0]) == CUDA_EP:
+        if bundle_dir is not None and not (Path(bundle_dir) / fp16_file).is_file():
+            raise FileNotFoundError(f"{Path(bundle_dir) / fp16_file}: missing; re-export the bundle with --fp16")
+        return fp16_file
+    return manifest.embedding_file
+
+
+def make_session(model: str | Path | bytes, providers: list | None = None, threads: int | None = None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -33,8 +147,32 @@ def make_session(model: str | Path | bytes, providers: list[str] | None = None, 
     return ort.InferenceSession(src, sess_options=opts, providers=providers or best_providers())
 
 
+class CpuHead:
+    """Scores embedding pairs on the CPU: head.onnx through ONNX Runtime, or the distance in numpy. For backends
+    whose network runs elsewhere (TensorRT, OpenVINO): the head is a few dense layers, the CPU is exact and fast."""
+
+    def __init__(self, bundle_dir: str | Path, manifest: Manifest, threads: int | None = None):
+        self._session = None
+        if manifest.head_kind == "learned":
+            self._session = make_session(Path(bundle_dir) / manifest.head_file, [CPU_EP], threads)
+        self._epsilon = float(manifest.raw.get("head", {}).get("epsilon", DEFAULT_EPSILON))
+
+    def __call__(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
+        ea = np.ascontiguousarray(ea, dtype=np.float32)
+        eb = np.ascontiguousarray(eb, dtype=np.float32)
+        if self._session is None:
+            return euclidean_distance(ea, eb, self._epsilon)
+        out = self._session.run([SCORE_OUTPUT], {HEAD_INPUTS[0]: ea, HEAD_INPUTS[1]: eb})[0]
+        return np.asarray(out, np.float32).reshape(-1)
+
+
 class OnnxRuntimeBackend:
-    """A bundle on ONNX Runtime. ``embedding_model`` overrides embedding.onnx (e.g. the FP16 CPU estimate)."""
+    """A bundle on ONNX Runtime. ``embedding_model`` overrides embedding.onnx (e.g. the FP16 CPU estimate).
+
+    On the CPU provider the bundle's graphs run as they are (``precision`` is a label). With GPU providers
+    (onnxruntime-gpu): see ``provider_config``; ``cache_dir`` holds the TensorRT EP's engines and timing caches,
+    ``batch_profile`` its (min, opt, max) batch range.
+    """
 
     name = "onnxruntime"
 
@@ -42,28 +180,65 @@ class OnnxRuntimeBackend:
         self,
         bundle_dir: str | Path,
         manifest: Manifest | None = None,
-        providers: list[str] | None = None,
+        providers: list | None = None,
         threads: int | None = None,
         embedding_model: str | Path | bytes | None = None,
         precision: str = "fp32",
+        device_id: int = 0,
+        cache_dir: str | Path | None = None,
+        batch_profile: tuple[int, int, int] = DEFAULT_BATCH_PROFILE,
     ):
         self.bundle_dir = Path(bundle_dir)
         self.manifest = manifest or load_manifest(self.bundle_dir)
         self.precision = precision
-        src = embedding_model if embedding_model is not None else self.bundle_dir / self.manifest.embedding_file
-        self._embed = make_session(src, providers, threads)
-        self._head = None
-        if self.manifest.head_kind == "learned":
-            self._head = make_session(self.bundle_dir / self.manifest.head_file, providers, threads)
+        self.device_id = int(device_id)
+        wanted = list(providers) if providers else best_providers()
+        self._gpu = uses_gpu(wanted)
+        self._max_batch: int | None = None  # the TensorRT EP's profile maximum: larger batches run in chunks
+        if not self._gpu:  # the CPU path, as it always was
+            src = embedding_model if embedding_model is not None else self.bundle_dir / self.manifest.embedding_file
+            self._embed = make_session(src, providers, threads)
+            self._head = None
+            if self.manifest.head_kind == "learned":
+                self._head = make_session(self.bundle_dir / self.manifest.head_file, providers, threads)
+        else:
+            hwc = self.manifest.preprocessing.input_shape
+            config = provider_config(wanted, precision, hwc, batch_profile, cache_dir, self.device_id)
+            for entry in config:
+                if _provider_name(entry) == TRT_EP:
+                    self._max_batch = int(batch_profile[2])
+                    Path(entry[1]["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+                    Path(entry[1]["trt_timing_cache_path"]).mkdir(parents=True, exist_ok=True)
+            if embedding_model is not None:
+                src = embedding_model
+            else:
+                src = self.bundle_dir / embedding_file_for(self.manifest, config, precision, self.bundle_dir)
+            self._embed = make_session(src, config, threads)
+            self._head = None
+            if self.manifest.head_kind == "learned":
+                # the head's batch is the number of pairs, not images: no TensorRT profile for it, CUDA EP is enough
+                head_config = [e for e in config if _provider_name(e) != TRT_EP]
+                self._head = make_session(self.bundle_dir / self.manifest.head_file, head_config, threads)
         self._epsilon = float(self.manifest.raw.get("head", {}).get("epsilon", DEFAULT_EPSILON))
+
+    def _run_embed(self, x: np.ndarray) -> np.ndarray:
+        if not self._gpu or self._embed.get_providers()[0] not in GPU_PROVIDERS:
+            return self._embed.run([EMBEDDING_OUTPUT], {INPUT_NAME: x})[0]
+        import onnxruntime as ort
+
+        # IO binding: the batch goes to the GPU once, the output is allocated there and copied back once
+        binding = self._embed.io_binding()
+        binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(x, "cuda", self.device_id))
+        binding.bind_output(EMBEDDING_OUTPUT, "cuda", self.device_id)
+        self._embed.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
 
     def embed(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Preprocessed float32 NHWC -> (N, dim) float32."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        outs = [
-            self._embed.run([EMBEDDING_OUTPUT], {INPUT_NAME: x[i : i + batch_size]})[0]
-            for i in range(0, len(x), batch_size)
-        ]
+        if self._max_batch:
+            batch_size = min(batch_size, self._max_batch)
+        outs = [self._run_embed(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         if not outs:
             return np.zeros((0, self.manifest.embedding_dim), np.float32)
         return np.concatenate(outs).astype(np.float32, copy=False)
@@ -78,9 +253,11 @@ class OnnxRuntimeBackend:
         return np.asarray(out, np.float32).reshape(-1)
 
     def info(self) -> dict[str, Any]:
+        provider = self._embed.get_providers()[0]
         return {
             "backend": self.name,
-            "provider": self._embed.get_providers()[0],
+            "provider": provider,
             "precision": self.precision,
             "bundle": self.manifest.name,
+            "device": f"cuda:{self.device_id}" if provider in GPU_PROVIDERS else "cpu",
         }

@@ -1,0 +1,372 @@
+"""TensorRT backend: the bundle's plan for this GPU and TensorRT version, through TensorRT's Python API.
+
+Which plan may run here is decided by ``runtime.engines`` (file name, sidecar, cache key recomputed with this
+machine's TensorRT version and compute capability, source graph and plan hashes); a plan built for another GPU or
+TensorRT release is never loaded: ``available()`` says why and gives the command that rebuilds it. This module is
+the thin GPU layer on top, written against the TensorRT 10 and 11 Python APIs and cuda-python:
+
+- ``trt.Runtime(logger).deserialize_cuda_engine(plan)``, ``engine.create_execution_context()``;
+- the name-based tensor API: ``engine.num_io_tensors``, ``get_tensor_name(i)``, ``get_tensor_mode(name)``
+  (``trt.TensorIOMode.INPUT``/``OUTPUT``), ``get_tensor_dtype(name)``, ``get_tensor_shape(name)``,
+  ``get_tensor_profile_shape(name, profile_index)`` -> (min, opt, max);
+- ``context.set_input_shape(name, shape)``, ``context.set_tensor_address(name, device_ptr)``,
+  ``context.execute_async_v3(stream_handle)`` (enqueueV3: the only execute call left in TensorRT 10 and 11);
+- cuda-python's runtime API (``cuda.bindings.runtime``, or ``cuda.cudart`` before 12.6), where every call returns
+  a tuple whose first element is a ``cudaError_t``: ``cudaMalloc``, ``cudaMallocHost`` (pinned staging buffers),
+  ``cudaStreamCreate``, ``cudaMemcpyAsync(dst, src, nbytes, kind, stream)``, ``cudaStreamSynchronize``,
+  ``cudaFree``, ``cudaFreeHost``, ``cudaStreamDestroy``, ``cudaGetDeviceCount``, ``cudaGetDeviceProperties``.
+
+TensorRT and cuda-python are imported only inside the functions that use them, so importing this module on a
+machine without them costs nothing. Batches larger than the plan's profile run in chunks (``plan_chunks``, pure,
+tested on the CPU). The head (head.onnx) runs on ONNX Runtime's CPU provider; distances in numpy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.engines import (
+    MIN_TRT_MAJOR,
+    BatchProfile,
+    Machine,
+    Selection,
+    parse_trt_version,
+    plan_chunks,
+    rebuild_command,
+    select_plan,
+)
+from runtime.manifest import EMBEDDING_OUTPUT, INPUT_NAME, BundleError, Manifest, load_manifest
+
+INSTALL_HINT = "pip install siamese-edge[gpu]"
+
+
+class TensorRTUnavailable(RuntimeError):
+    """TensorRT, cuda-python, a GPU or a matching plan is missing; the message says which and what to do."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what is on this machine (shared with export.tensorrt_build)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _import_tensorrt():
+    import tensorrt as trt
+
+    return trt
+
+
+def _import_cudart():
+    """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+), else the older ``cuda.cudart``."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        from cuda import cudart  # cuda-python < 12.6
+    return cudart
+
+
+def _cuda_device(device: int = 0) -> tuple[str | None, tuple[int, int] | None, str | None]:
+    """(name, (major, minor), None) for CUDA device ``device``, or (None, None, why not)."""
+    try:
+        cudart = _import_cudart()
+    except ImportError:
+        return None, None, f"cuda-python is not installed, so no CUDA GPU can be queried ({INSTALL_HINT})"
+    try:
+        err, count = cudart.cudaGetDeviceCount()
+        if err != cudart.cudaError_t.cudaSuccess:
+            return None, None, f"no CUDA GPU found (cudaGetDeviceCount: {getattr(err, 'name', err)})"
+        if count <= device:
+            return None, None, f"no CUDA GPU found ({count} CUDA devices)"
+        err, prop = cudart.cudaGetDeviceProperties(device)
+        if err != cudart.cudaError_t.cudaSuccess:
+            return None, None, f"no CUDA GPU found (cudaGetDeviceProperties: {getattr(err, 'name', err)})"
+    except Exception as e:  # a driver that cannot be loaded raises instead of returning an error code
+        return None, None, f"no CUDA GPU found ({type(e).__name__}: {e})"
+    raw = prop.name
+    name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return name.split("\x00", 1)[0].strip(), (int(prop.major), int(prop.minor)), None
+
+
+def probe(device: int = 0) -> dict[str, Any]:
+    """What this machine has for building and running engines.
+
+    ``{"tensorrt": version or None, "gpu": name or None, "compute_capability": (major, minor) or None,
+    "reason": None when both are there, else one line saying what is missing}``.
+    """
+    out: dict[str, Any] = {"tensorrt": None, "gpu": None, "compute_capability": None, "reason": None}
+    reasons = []
+    try:
+        trt = _import_tensorrt()
+        out["tensorrt"] = str(trt.__version__)
+    except ImportError:
+        reasons.append(f"TensorRT is not installed ({INSTALL_HINT})")
+    except Exception as e:  # a tensorrt wheel whose libraries do not load
+        reasons.append(f"TensorRT cannot be loaded ({type(e).__name__}: {e})")
+    name, cc, why = _cuda_device(device)
+    out["gpu"], out["compute_capability"] = name, cc
+    if why:
+        reasons.append(why)
+    out["reason"] = "; ".join(reasons) or None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# may a plan of this bundle run here? (pure over the probe, so it is tested on the CPU)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def plan_verdict(
+    bundle_dir: str | Path,
+    machine_info: dict[str, Any],
+    input_shape: tuple[int, int, int],
+    precision: str | None = None,
+) -> tuple[bool, str, Selection | None]:
+    """(usable, one line saying why, the selection) for a bundle on a machine described like ``probe()``'s result.
+
+    Not usable: TensorRT or the GPU missing (the probe's reason), TensorRT older than 10, no plan in the bundle, or
+    no plan matching this TensorRT version and GPU: each plan's reasons, then ``; rebuild with: <command>``.
+    """
+    if machine_info.get("reason"):
+        return False, str(machine_info["reason"]), None
+    trt_version = str(machine_info["tensorrt"])
+    if parse_trt_version(trt_version)[0] < MIN_TRT_MAJOR:
+        return (
+            False,
+            f"TensorRT {trt_version} is older than {MIN_TRT_MAJOR} (this runtime uses the TensorRT 10+ API)",
+            None,
+        )
+    machine = Machine(trt_version, tuple(machine_info["compute_capability"]), machine_info.get("gpu"))
+    selection = select_plan(bundle_dir, machine, input_shape, precision)
+    if selection.plan is not None:
+        return True, f"{selection.plan.plan.name} matches {machine.describe()}", selection
+    profiles = [c.profile for c in selection.checked if c.profile is not None]
+    wanted = precision or next((c.precision for c in selection.checked if c.precision), None) or "fp16"
+    cmd = rebuild_command(bundle_dir, wanted, profiles[0] if profiles else None)
+    return False, f"{selection.why_not()} ({machine.describe()}) ; rebuild with: {cmd}", selection
+
+
+def available(bundle_dir: str | Path, precision: str | None = None, device: int = 0) -> tuple[bool, str]:
+    """Whether ``TensorRTBackend(bundle_dir, precision=precision)`` can run here, and one line saying why (not).
+
+    A plan built for another GPU or TensorRT version is never used: the reason names what differs and ends with
+    ``; rebuild with: python -m export.tensorrt_build --bundle DIR ...``.
+    """
+    info = probe(device)
+    if info["reason"]:
+        return False, info["reason"]
+    try:
+        manifest = load_manifest(bundle_dir)
+    except BundleError as e:
+        return False, str(e)
+    ok, why, _ = plan_verdict(bundle_dir, info, manifest.preprocessing.input_shape, precision)
+    return ok, why
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the backend
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _cuda_ok(cudart, ret, what: str):
+    """Check a cuda-python call's ``(cudaError_t, *values)`` result; return the value(s)."""
+    err, *rest = ret if isinstance(ret, tuple) else (ret,)
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise RuntimeError(f"CUDA {what} failed: {getattr(err, 'name', err)}")
+    if not rest:
+        return None
+    return rest[0] if len(rest) == 1 else tuple(rest)
+
+
+class _PinnedFloats:
+    """A page-locked host buffer of float32 (cudaMallocHost) seen as a flat numpy array."""
+
+    def __init__(self, cudart, count: int):
+        self.nbytes = int(count) * 4
+        self.ptr = int(_cuda_ok(cudart, cudart.cudaMallocHost(self.nbytes), "cudaMallocHost"))
+        self.array = np.ctypeslib.as_array(ctypes.cast(self.ptr, ctypes.POINTER(ctypes.c_float)), (int(count),))
+
+
+class TensorRTBackend:
+    """A bundle's TensorRT plan on this GPU. ``precision`` None takes the best matching plan (FP16 first)."""
+
+    name = "tensorrt"
+    thread_safe = True  # one context and stream, runs serialized by a lock
+
+    def __init__(
+        self,
+        bundle_dir: str | Path,
+        manifest: Manifest | None = None,
+        precision: str | None = None,
+        device: int = 0,
+        threads: int | None = None,
+    ):
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = manifest or load_manifest(self.bundle_dir)
+        self._closed = True
+        info = probe(device)
+        ok, why, selection = plan_verdict(self.bundle_dir, info, self.manifest.preprocessing.input_shape, precision)
+        if not ok:
+            raise TensorRTUnavailable(why)
+        assert selection is not None and selection.plan is not None
+        self.plan_path = selection.plan.plan
+        self.sidecar = selection.plan.sidecar or {}
+        self.precision = selection.plan.precision or "fp16"
+        self.trt_version = str(info["tensorrt"])
+        self.gpu = f"{info['gpu']} (sm{info['compute_capability'][0]}{info['compute_capability'][1]})"
+        self.device = int(device)
+
+        from runtime.backends.onnxruntime_backend import CpuHead
+
+        self._head = CpuHead(self.bundle_dir, self.manifest, threads)
+        self._lock = threading.Lock()  # one context, one stream: runs are serialized
+        self._load(selection.plan.profile)
+
+    # -- set-up ---------------------------------------------------------------------------------------------------
+
+    def _load(self, sidecar_profile: BatchProfile | None) -> None:
+        trt = _import_tensorrt()
+        cudart = self._cudart = _import_cudart()
+        if self.device:
+            _cuda_ok(cudart, cudart.cudaSetDevice(self.device), "cudaSetDevice")
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
+        if self._engine is None:
+            raise RuntimeError(f"{self.plan_path}: TensorRT could not deserialize the plan (its log above says why)")
+        engine = self._engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if inputs != [INPUT_NAME] or outputs != [EMBEDDING_OUTPUT]:
+            raise RuntimeError(
+                f"{self.plan_path}: inputs {inputs} and outputs {outputs}, expected [{INPUT_NAME!r}] -> [{EMBEDDING_OUTPUT!r}]"
+            )
+        for n in names:
+            if engine.get_tensor_dtype(n) != trt.DataType.FLOAT:
+                raise RuntimeError(f"{self.plan_path}: tensor {n!r} is {engine.get_tensor_dtype(n)}, expected FLOAT")
+        lo, _opt, hi = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(INPUT_NAME, 0))
+        self.profile = BatchProfile(lo[0], _opt[0], hi[0])
+        self._hwc = tuple(hi[1:])
+        if self._hwc != tuple(self.manifest.preprocessing.input_shape):
+            raise RuntimeError(
+                f"{self.plan_path}: input {list(hi)}, the bundle's input is {self.manifest.preprocessing.input_shape}"
+            )
+        out_shape = tuple(int(d) for d in engine.get_tensor_shape(EMBEDDING_OUTPUT))
+        self.dim = int(out_shape[-1])
+        if self.dim != self.manifest.embedding_dim:
+            raise RuntimeError(
+                f"{self.plan_path}: output {list(out_shape)}, the bundle's embedding is {self.manifest.embedding_dim}"
+            )
+        if sidecar_profile is not None and sidecar_profile != self.profile:
+            raise RuntimeError(f"{self.plan_path}: profile {self.profile}, its sidecar says {sidecar_profile}")
+
+        self._context = engine.create_execution_context()
+        if self._context is None:
+            raise RuntimeError(f"{self.plan_path}: TensorRT could not create an execution context (GPU memory?)")
+        per_image = int(np.prod(self._hwc))
+        self._per_image = per_image
+        self._d_in = self._d_out = None
+        self._h_in = self._h_out = None
+        self._stream = None
+        self._closed = False
+        try:
+            self._d_in = int(_cuda_ok(cudart, cudart.cudaMalloc(self.profile.max * per_image * 4), "cudaMalloc(input)"))
+            self._d_out = int(
+                _cuda_ok(cudart, cudart.cudaMalloc(self.profile.max * self.dim * 4), "cudaMalloc(output)")
+            )
+            self._h_in = _PinnedFloats(cudart, self.profile.max * per_image)
+            self._h_out = _PinnedFloats(cudart, self.profile.max * self.dim)
+            self._stream = _cuda_ok(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
+            if not self._context.set_tensor_address(INPUT_NAME, self._d_in):
+                raise RuntimeError(f"set_tensor_address({INPUT_NAME!r}) failed")
+            if not self._context.set_tensor_address(EMBEDDING_OUTPUT, self._d_out):
+                raise RuntimeError(f"set_tensor_address({EMBEDDING_OUTPUT!r}) failed")
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the backend interface ------------------------------------------------------------------------------------
+
+    def embed(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Preprocessed float32 NHWC -> (N, dim) float32; batches beyond the plan's profile run in chunks."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 4 or tuple(x.shape[1:]) != self._hwc:
+            raise ValueError(f"input shape {x.shape}, expected (N, {', '.join(map(str, self._hwc))})")
+        out = np.empty((len(x), self.dim), np.float32)
+        profile = self.profile
+        if batch_size is not None and batch_size < profile.max:  # smaller runs, still within the plan's profile
+            run = max(profile.min, int(batch_size))
+            profile = BatchProfile(profile.min, run, run)
+        cudart, stream = self._cudart, self._stream
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        flat = x.reshape(len(x), -1)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the TensorRT backend was closed")
+            for ch in plan_chunks(len(x), profile):
+                n_in = ch.run * self._per_image
+                self._h_in.array[: ch.size * self._per_image] = flat[ch.start : ch.stop].reshape(-1)
+                if ch.run > ch.size:  # padded up to the profile's minimum batch; those outputs are dropped
+                    self._h_in.array[ch.size * self._per_image : n_in] = 0.0
+                _cuda_ok(cudart, cudart.cudaMemcpyAsync(self._d_in, self._h_in.ptr, n_in * 4, h2d, stream), "H2D copy")
+                if not self._context.set_input_shape(INPUT_NAME, (ch.run, *self._hwc)):
+                    raise RuntimeError(
+                        f"set_input_shape({INPUT_NAME!r}, {(ch.run, *self._hwc)}) rejected (profile {self.profile})"
+                    )
+                if not self._context.execute_async_v3(int(stream)):
+                    raise RuntimeError(f"{self.plan_path.name}: execute_async_v3 failed (TensorRT's log says why)")
+                _cuda_ok(
+                    cudart,
+                    cudart.cudaMemcpyAsync(self._h_out.ptr, self._d_out, ch.run * self.dim * 4, d2h, stream),
+                    "D2H copy",
+                )
+                _cuda_ok(cudart, cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+                out[ch.start : ch.stop] = self._h_out.array[: ch.size * self.dim].reshape(ch.size, self.dim)
+        return out
+
+    def score_embeddings(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
+        """(N, dim) x 2 -> (N,) scores in the manifest's units (head.onnx on the CPU, or the distance)."""
+        return self._head(ea, eb)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "provider": f"TensorRT {self.trt_version}",
+            "precision": self.precision,
+            "device": self.gpu,
+            "bundle": self.manifest.name,
+            "plan": self.plan_path.name,
+            "batch_profile": str(self.profile),
+        }
+
+    def close(self) -> None:
+        """Free the device and pinned buffers and the stream (also on garbage collection). Idempotent."""
+        self._closed = True
+        cudart = getattr(self, "_cudart", None)
+        if cudart is None:
+            return
+        for attr in ("_d_in", "_d_out"):
+            ptr = getattr(self, attr, None)
+            if ptr:
+                cudart.cudaFree(ptr)
+            setattr(self, attr, None)
+        for attr in ("_h_in", "_h_out"):
+            buf = getattr(self, attr, None)
+            if buf is not None:
+                cudart.cudaFreeHost(buf.ptr)
+            setattr(self, attr, None)
+        stream = getattr(self, "_stream", None)
+        if stream is not None:
+            cudart.cudaStreamDestroy(stream)
+        self._stream = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,581 @@
+"""The verifier: load a bundle on the best backend here, embed images, score and verify pairs.
+
+    import runtime
+    v = runtime.load("bundles/demo")                 # backend="auto": see runtime.select
+    r = v.verify("a.png", "b.png")                    # VerifyResult: score, kind, threshold, match
+    print(r)                                          # "match: distance 0.21 <= threshold 0.68 (...)"
+
+Embed once, score many: ``embed`` returns an ``Embedding`` (a float32 numpy array: ``(dim,)`` for one image,
+``(N, dim)`` for a list), and every method that takes images also takes embeddings in their place, so a
+reference image runs through the network once:
+
+    ref = v.embed(cv2.imread("reference.png"))       # (dim,)
+    for frame in frames:
+        r = v.verify(ref, frame)                      # only the frame is embedded
+
+What counts as an embedding: an ``Embedding`` (from ``embed``, or ``v.as_embedding(array)`` for vectors you
+stored yourself), or any 1-D numpy array of length ``dim`` (an image is never 1-D). A plain 2-D array is
+an image (a gray HxW one), so wrap stored ``(N, dim)`` matrices with ``as_embedding``. Embeddings remember
+the network they came from and are refused by a verifier of another one.
+
+One verifier may be shared by many threads: it holds no mutable state after ``load``, preprocessing is pure,
+ONNX Runtime sessions are safe to ``run`` concurrently, and a backend that says it is not thread-safe
+(``thread_safe = False``, e.g. a TensorRT execution context) is called under a lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime import select as sel
+from runtime.images import as_items, to_batch
+from runtime.manifest import MANIFEST_NAME, PARITY_JSON, REFERENCE_NPZ, BundleError, Manifest, load_manifest
+from runtime.parity import ParityResult, compare, tolerances_for
+from runtime.scoring import ScoreSpec
+
+PARITY_CACHE_SCHEMA = 1
+PLAN_GLOB = "embedding.trt*.plan"  # TensorRT plans in a bundle (runtime.engines names them)
+
+
+class BackendWarning(UserWarning):
+    """A backend present here was not used (stale TensorRT plan, failed parity, failed to load)."""
+
+
+# --- results and embeddings ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """One pair's verdict, with everything needed to read the number.
+
+    score: the model's output for the pair; kind: "probability" (P(same), a sigmoid) or "distance";
+    same_when: "high" or "low" (which side of the threshold means the same identity); threshold and
+    threshold_source: the decision boundary and where it came from; match: the decision.
+    """
+
+    score: float
+    match: bool
+    kind: str
+    same_when: str
+    threshold: float
+    threshold_source: str
+
+    @classmethod
+    def from_score(cls, score: float, spec: ScoreSpec) -> VerifyResult:
+        s = float(score)
+        return cls(s, bool(spec.is_match(s)), spec.kind, spec.same_when, spec.threshold, spec.threshold_source)
+
+    @property
+    def meaning(self) -> str:
+        """What the number means, in words (after its kind: "distance: low means the same identity")."""
+        if self.kind == "probability" and self.same_when == "high":
+            return "the probability that both show the same identity"
+        return f"{'low' if self.same_when == 'low' else 'high'} means the same identity"
+
+    def __str__(self) -> str:
+        cmp = (">=" if self.match else "<") if self.same_when == "high" else ("<=" if self.match else ">")
+        word = "match" if self.match else "no match"
+        return (
+            f"{word}: {self.kind} {self.score:.4g} {cmp} threshold {self.threshold:.4g} "
+            f"({self.meaning}; threshold {self.threshold_source})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "meaning": self.meaning}
+
+
+class Embedding(np.ndarray):
+    """float32 embeddings from ``Verifier.embed``: ``(dim,)`` for one image, ``(N, dim)`` for several.
+
+    A plain numpy array in every other respect; ``model`` (the sha256 of the bundle's embedding graph) and
+    ``bundle`` (its name) say where it came from, so embeddings of another network are refused, not compared.
+    """
+
+    model: str | None
+    bundle: str | None
+
+    def __new__(cls, data: Any, model: str | None = None, bundle: str | None = None) -> Embedding:
+        obj = np.asarray(data, dtype=np.float32).view(cls)
+        obj.model = model
+        obj.bundle = bundle
+        return obj
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.model = getattr(obj, "model", None)
+        self.bundle = getattr(obj, "bundle", None)
+
+    def __reduce__(self):  # pickling keeps the provenance
+        base = super().__reduce__()
+        return (_rebuild_embedding, (base, self.model, self.bundle))
+
+
+def _rebuild_embedding(base: Any, model: str | None, bundle: str | None) -> Embedding:
+    fn, args, state = base[0], base[1], base[2]
+    arr = fn(*args)
+    arr.__setstate__(state)
+    return Embedding(np.asarray(arr), model, bundle)
+
+
+# --- the bundle's reference and the parity check ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceData:
+    """``reference.npz`` as the runtime needs it (export.reference writes it; the runtime never imports export)."""
+
+    inputs: np.ndarray
+    embeddings: np.ndarray
+    pair_a: np.ndarray
+    pair_b: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceData:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(z["inputs"], z["embeddings"], z["pair_a"], z["pair_b"], z["scores"])
+        except FileNotFoundError:
+            raise BundleError(f"{path}: missing; the parity check needs the bundle's reference") from None
+        except (KeyError, ValueError, OSError) as e:
+            raise BundleError(f"{path}: not a reference written by export.build ({e})") from None
+
+
+def measure_parity(
+    backend: Any, label: str, precision: str, ref: ReferenceData, spec: ScoreSpec, note: str = ""
+) -> ParityResult:
+    """Run the reference inputs through ``backend`` and compare with the Keras reference (runtime.parity)."""
+    emb = np.asarray(backend.embed(ref.inputs), np.float32)
+    scores = np.asarray(backend.score_embeddings(emb[ref.pair_a], emb[ref.pair_b]), np.float32)
+    return compare(label, precision, ref.embeddings, emb, ref.scores, scores, spec, note=note)
+
+
+def cache_dir() -> Path:
+    """``$SIAMESE_EDGE_CACHE`` when set, else ``~/.cache/siamese-edge`` (the project's one cache)."""
+    env = os.environ.get("SIAMESE_EDGE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "siamese-edge"
+
+
+def _library_version(backend_name: str) -> str:
+    from importlib import metadata
+
+    for dist in {
+        "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+        "openvino": ("openvino",),
+        "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
+    }.get(backend_name, ()):
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def parity_cache_key(manifest_sha256: str, label: str, precision: str, info: dict[str, Any]) -> str:
+    """Everything a load-time parity result depends on: the bundle (its manifest hashes every file), the backend,
+    provider, device and library version, the precision and the tolerances. Change any and the check reruns."""
+    parts = {
+        "schema": PARITY_CACHE_SCHEMA,
+        "manifest": manifest_sha256,
+        "label": label,
+        "precision": precision,
+        "backend": {k: str(info.get(k)) for k in ("backend", "provider", "device", "version", "engine", "plan")},
+        "library": _library_version(str(info.get("backend", ""))),
+        "tolerances": asdict(tolerances_for(precision)),
+    }
+    blob = json.dumps(parts, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def _read_cache(key: str) -> dict[str, Any] | None:
+    try:
+        d = json.loads((cache_dir() / "parity" / f"{key}.json").read_text(encoding="utf-8"))
+        return d if isinstance(d, dict) and d.get("status") in ("PASSED", "FAILED") else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_cache(key: str, result: ParityResult) -> None:
+    from runtime.fileio import write_json_atomic
+
+    try:
+        write_json_atomic(cache_dir() / "parity" / f"{key}.json", result.to_dict())
+    except OSError:
+        pass  # a read-only home is fine: the check reruns next time
+
+
+def _detail(result: dict[str, Any]) -> str:
+    m = result.get("metrics", {})
+    return ", ".join(f"{k} {m[k]:.3g}" for k in ("score_max_abs", "min_cosine", "decision_flips") if k in m)
+
+
+# --- the verifier ------------------------------------------------------------------------------------------------
+
+
+class Verifier:
+    """A loaded bundle on one backend. Make it with ``runtime.load``; see the module docstring."""
+
+    def __init__(self, bundle_dir: Path, manifest: Manifest, selection: sel.Selection, threads: int | None = None):
+        self.bundle_dir = bundle_dir
+        self.manifest = manifest
+        self.backend = selection.backend
+        self.selection = selection
+        self.threads = threads
+        self.spec: ScoreSpec = manifest.score
+        self.preprocessing = manifest.preprocessing
+        self.dim = int(manifest.embedding_dim)
+        entry = manifest.files.get(manifest.embedding_file, {})
+        self.model_id: str = str(entry.get("sha256") or f"bundle:{manifest.name}")
+        thread_safe = getattr(self.backend, "thread_safe", getattr(self.backend, "name", "") == "onnxruntime")
+        self._lock = None if thread_safe else threading.Lock()
+        self._info = self._make_info()
+
+    # -- embeddings --
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def preprocess(self, images: Any, rgb: bool = False) -> np.ndarray:
+        """Images (any accepted form) -> the network's float32 NHWC input, per the manifest."""
+        return to_batch(images, self.preprocessing, rgb=rgb).x
+
+    def embed(self, images: Any, rgb: bool = False) -> Embedding:
+        """Images -> ``Embedding``: ``(dim,)`` for one image, ``(N, dim)`` for a list or an NxHxWxC array.
+
+        ``rgb=True`` says in-memory 3/4-channel arrays are RGB(A); by default they are BGR(A) as OpenCV reads.
+        """
+        batch = to_batch(images, self.preprocessing, rgb=rgb)
+        e = self.embed_preprocessed(batch.x)
+        return e[0] if batch.single else e
+
+    def embed_preprocessed(self, x: np.ndarray) -> Embedding:
+        """Already preprocessed float32 NHWC (``preprocess``'s output) -> ``(N, dim)`` Embedding."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.preprocessing.input_shape):
+            raise ValueError(
+                f"preprocessed batch of shape {x.shape}: expected (N, {', '.join(map(str, self.preprocessing.input_shape))})"
+            )
+        if len(x) == 0:
+            return self._wrap(np.zeros((0, self.dim), np.float32))
+        out = self._call(self.backend.embed, x)
+        return self._wrap(out)
+
+    def as_embedding(self, array: Any) -> Embedding:
+        """Mark stored vectors (``(dim,)`` or ``(N, dim)``, e.g. from ``np.load``) as this model's embeddings."""
+        if isinstance(array, Embedding):
+            self._check_model(array)
+        a = np.asarray(array)
+        if a.ndim not in (1, 2) or a.shape[-1] != self.dim or not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(
+                f"embedding of shape {a.shape} and type {a.dtype}: expected float ({self.dim},) or (N, {self.dim}) "
+                f"for bundle {self.name!r}"
+            )
+        return self._wrap(a)
+
+    def _wrap(self, a: Any) -> Embedding:
+        return Embedding(a, self.model_id, self.name)
+
+    def _check_model(self, e: Embedding) -> None:
+        if e.model is not None and e.model != self.model_id:
+            raise ValueError(
+                f"embedding from bundle {e.bundle!r} (model {str(e.model)[:12]}...) given to a verifier of bundle "
+                f"{self.name!r} (model {self.model_id[:12]}...): embeddings only compare within one network"
+            )
+
+    def _is_embedding(self, item: Any) -> bool:
+        return isinstance(item, Embedding) or (isinstance(item, np.ndarray) and item.ndim == 1)
+
+    def _embeddings(self, x: Any, rgb: bool) -> tuple[np.ndarray, bool]:
+        """Images and/or embeddings -> ((N, dim) float32, single). Images are embedded in one batch."""
+        if self._is_embedding(x):
+            e = self.as_embedding(x)
+            return (e[None] if e.ndim == 1 else e), e.ndim == 1
+        if isinstance(x, (list, tuple)) and any(self._is_embedding(i) for i in x):
+            rows: list[np.ndarray | None] = []
+            images: list[Any] = []
+            for item in x:
+                if self._is_embedding(item):
+                    e = self.as_embedding(item)
+                    rows.extend(e[None] if e.ndim == 1 else e)
+                else:
+                    sub, _ = as_items(item)
+                    rows.extend([None] * len(sub))
+                    images.extend(sub)
+            embedded = iter(self.embed(images, rgb=rgb)) if images else iter(())
+            return np.stack([r if r is not None else next(embedded) for r in rows]).astype(np.float32), False
+        e = self.embed(x, rgb=rgb)
+        return (e[None] if e.ndim == 1 else e), e.ndim == 1
+
+    # -- scores and decisions --
+
+    def score_embeddings(self, ea: Any, eb: Any) -> np.ndarray:
+        """(N, dim) x (N, dim) -> (N,) float32 scores in the manifest's units; one side may have N = 1."""
+        a = np.asarray(self.as_embedding(ea), np.float32).reshape(-1, self.dim)
+        b = np.asarray(self.as_embedding(eb), np.float32).reshape(-1, self.dim)
+        if len(a) != len(b):
+            if len(a) == 1:
+                a = np.broadcast_to(a, b.shape)
+            elif len(b) == 1:
+                b = np.broadcast_to(b, a.shape)
+            else:
+                raise ValueError(f"cannot pair {len(a)} with {len(b)}: give equal counts, or one against many")
+        if len(a) == 0:
+            return np.zeros(0, np.float32)
+        out = self._call(self.backend.score_embeddings, np.ascontiguousarray(a), np.ascontiguousarray(b))
+        return np.asarray(out, np.float32).reshape(-1)
+
+    def score(self, a: Any, b: Any, rgb: bool = False) -> float | np.ndarray:
+        """The model's score for pairs: a float for one image/embedding against one, else an (N,) array.
+
+        Each side is one image or embedding, or a list of them (equal lengths, or one against many).
+        """
+        ea, single_a = self._embeddings(a, rgb)
+        eb, single_b = self._embeddings(b, rgb)
+        s = self.score_embeddings(ea, eb)
+        return float(s[0]) if single_a and single_b else s
+
+    def decide(self, score: float) -> VerifyResult:
+        """A raw score -> VerifyResult with the bundle's threshold (for scores computed elsewhere)."""
+        return VerifyResult.from_score(score, self.spec)
+
+    def verify(self, a: Any, b: Any, rgb: bool = False) -> VerifyResult | list[VerifyResult]:
+        """Is it the same identity? One ``VerifyResult`` for one pair, a list for lists (as ``score``)."""
+        s = self.score(a, b, rgb=rgb)
+        if isinstance(s, float):
+            return self.decide(s)
+        return [self.decide(v) for v in s]
+
+    def _call(self, fn, *args):
+        if self._lock is None:
+            return fn(*args)
+        with self._lock:
+            return fn(*args)
+
+    # -- what runs, and proof --
+
+    def check_parity(self, note: str = "") -> ParityResult:
+        """Re-run the bundle's reference.npz on this backend and compare with Keras (no cache)."""
+        ref = ReferenceData.load(self.bundle_dir / REFERENCE_NPZ)
+        info = self._info
+        return self._call(measure_parity, self.backend, info["parity_label"], info["precision"], ref, self.spec, note)
+
+    def _make_info(self) -> dict[str, Any]:
+        s = self.selection
+        raw = dict(self.backend.info()) if hasattr(self.backend, "info") else {}
+        provider = raw.get("provider")
+        device = raw.get("device") or _device_from_provider(provider)
+        info = {
+            **raw,
+            "backend": raw.get("backend", s.candidate.backend),
+            "variant": s.candidate.variant,
+            "provider": provider,
+            "precision": raw.get("precision", s.precision),
+            "device": device,
+            "threads": self.threads,
+            "bundle": self.name,
+            "bundle_dir": str(self.bundle_dir),
+            "embedding_dim": self.dim,
+            "score": self.spec.describe(),
+            "parity": s.verdict.describe(),
+            "parity_status": {True: "PASSED", False: "FAILED", None: "unknown"}[s.verdict.passed],
+            "parity_label": sel.parity_label(s.candidate.variant, raw),
+            "requested": s.requested,
+            "reason": s.reason,
+            "attempts": [asdict(a) for a in s.attempts],
+        }
+        if device == "cpu":
+            info.setdefault("device_name", _cpu_name())
+        return info
+
+    def info(self) -> dict[str, Any]:
+        """backend, provider, precision, device, bundle, and why this backend (``reason``); a copy."""
+        return json.loads(json.dumps(self._info, default=str))
+
+    def __repr__(self) -> str:
+        i = self._info
+        return f"Verifier(bundle={self.name!r}, backend={i['variant']!r}, precision={i['precision']!r})"
+
+
+def _device_from_provider(provider: str | None) -> str:
+    if not provider or provider == sel.CPU_PROVIDER:
+        return "cpu"
+    if provider in sel.GPU_PROVIDERS:
+        return "cuda"
+    return provider.replace("ExecutionProvider", "").lower()
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+# --- load --------------------------------------------------------------------------------------------------------
+
+
+def load(
+    bundle_dir: str | os.PathLike,
+    backend: str = "auto",
+    precision: str | None = None,
+    threads: int | None = None,
+    providers: Sequence[str] | None = None,
+) -> Verifier:
+    """Load a bundle (every file's sha256 checked against the manifest) on a backend; see ``runtime.select``.
+
+    backend: "auto" (the fastest present that passes parity), "onnxruntime", "openvino" or "tensorrt".
+    precision: "fp32", "fp16" or "bf16"; None lets the backend pick its fastest precision that passes parity.
+    threads: intra-op threads for CPU backends. providers: ONNX Runtime execution providers (implies it).
+
+    Raises BundleError (bad or tampered bundle, naming the file), BackendUnavailable (nothing can run it here,
+    with every candidate's reason) or ValueError (bad arguments).
+    """
+    sel.check_request(backend, precision)
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads {threads!r}: expected a positive integer")
+    root = Path(bundle_dir)
+    manifest = load_manifest(root)  # refuses a tampered bundle, naming the file
+    report = _read_parity_report(root, manifest)
+    manifest_sha = hashlib.sha256((root / MANIFEST_NAME).read_bytes()).hexdigest()
+    modules: dict[str, Any] = {}
+    mod_precisions: dict[str, tuple[str | None, ...]] = {}
+    ort_providers = _ort_providers()
+
+    def module(cand: sel.Candidate) -> tuple[Any | None, str]:
+        if cand.backend not in modules:
+            modules[cand.backend] = sel.import_backend(cand.module)
+        return modules[cand.backend]
+
+    for variant in (sel.TENSORRT, sel.OPENVINO):  # only modules already importable say their precision order
+        if backend in ("auto", sel.VARIANT_BACKEND[variant]) and providers is None and precision is None:
+            mod, _ = module(sel.Candidate(variant, ()))
+            if mod is not None and (p := sel.module_precisions(mod)):
+                mod_precisions[variant] = p
+
+    cands = sel.candidates(backend, precision, providers, mod_precisions)
+
+    def warn(msg: str) -> None:
+        warnings.warn(msg, BackendWarning, stacklevel=4)
+
+    def probe(cand: sel.Candidate) -> tuple[bool, str]:
+        if cand.backend == "onnxruntime":
+            if ort_providers is None:
+                return False, "needs the onnxruntime package (not installed)"
+            if cand.variant == sel.ORT_GPU and cand.providers is None and sel.gpu_providers(ort_providers) is None:
+                return (
+                    False,
+                    "this onnxruntime build has no CUDA or TensorRT provider (onnxruntime-gpu is not installed)",
+                )
+            return True, ""
+        mod, why = module(cand)
+        if mod is None:
+            return False, why
+        asked = cand.precisions[0] if len(cand.precisions) == 1 else None
+        ok, why = sel.module_available(mod, bundle_dir=root, precision=asked)
+        if not ok and cand.variant == sel.TENSORRT and any(root.glob(PLAN_GLOB)):
+            # the bundle ships a plan this machine cannot use (another GPU or TensorRT): say so, with the fix
+            warn(f"the bundle's TensorRT plan is not used: {why}")
+        return ok, why
+
+    def build(cand: sel.Candidate, prec: str | None) -> Any:
+        if cand.backend == "onnxruntime":
+            return _build_ort(root, manifest, cand, prec, threads, ort_providers or [])
+        mod, why = module(cand)
+        cls = sel.backend_class(mod)
+        return cls(root, manifest, precision=prec, threads=threads)
+
+    ref_holder: list[ReferenceData] = []
+    # the runtime chose the precision (or the backend): it must be proven; the user named both: report only
+    gate = backend == "auto" or precision is None
+
+    def judge(cand: sel.Candidate, prec: str, b: Any) -> sel.Verdict:
+        info = dict(b.info()) if hasattr(b, "info") else {}
+        label = sel.parity_label(cand.variant, info)
+        row = sel.parity_row(report, label, prec)
+        if row is not None:
+            return sel.verdict_from_row(row)
+        key = parity_cache_key(manifest_sha, label, prec, info)
+        cached = _read_cache(key)
+        if cached is not None:
+            return sel.Verdict(cached["status"] == "PASSED", "checked at load (cached)", _detail(cached), cached)
+        if not gate:
+            return sel.Verdict(None, "not checked", f"parity.json has no {label} {prec} row; run with --parity")
+        if not ref_holder:
+            try:
+                ref_holder.append(ReferenceData.load(root / REFERENCE_NPZ))
+            except BundleError as e:  # nothing to check against: unknown, so auto moves on
+                return sel.Verdict(None, "not checked", str(e))
+        result = measure_parity(b, label, prec, ref_holder[0], manifest.score, note="checked at load")
+        _write_cache(key, result)
+        d = result.to_dict()
+        return sel.Verdict(result.passed, "checked at load", _detail(d), d)
+
+    selection = sel.select(cands, backend, probe, build, judge, gate=gate, warn=warn)
+    if selection.verdict.passed is False:
+        warn(
+            f"{selection.candidate.variant} {selection.precision} was asked for but fails parity for this bundle "
+            f"({selection.verdict.describe()})"
+        )
+    return Verifier(root, manifest, selection, threads)
+
+
+def _read_parity_report(root: Path, manifest: Manifest) -> dict[str, Any] | None:
+    path = root / manifest.raw.get("parity_file", PARITY_JSON)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise BundleError(f"{path}: not a readable parity report ({e})") from None
+
+
+def _ort_providers() -> list[str] | None:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    return list(ort.get_available_providers())
+
+
+def _build_ort(
+    root: Path, manifest: Manifest, cand: sel.Candidate, prec: str, threads: int | None, have: list[str]
+) -> Any:
+    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    if cand.providers is not None:
+        missing = [p for p in cand.providers if p not in have]
+        if missing:
+            raise sel.BackendUnavailable(f"onnxruntime has no {', '.join(missing)} here (it has {', '.join(have)})")
+        providers = list(cand.providers)
+    elif cand.variant == sel.ORT_GPU:
+        providers = list(sel.gpu_providers(have) or ())
+    else:
+        providers = [sel.CPU_PROVIDER]
+    if prec not in ("fp32", "fp16"):
+        raise sel.BackendUnavailable(f"onnxruntime runs fp32 and fp16, not {prec}")
+    model = None
+    if prec == "fp16" and sel.ort_variant(providers) == sel.ORT_CPU:
+        # the CPU provider runs graphs as they are: fp16 means the bundle's FP16 graph (on a GPU provider the
+        # backend itself picks: the TensorRT EP builds FP16 from the FP32 graph, the CUDA EP runs the FP16 graph)
+        fp16 = manifest.raw.get("embedding", {}).get("fp16_file")
+        if not fp16 or fp16 not in manifest.files:
+            raise sel.BackendUnavailable("the bundle has no FP16 graph (re-export without --no-fp16)")
+        model = root / fp16
+    return OnnxRuntimeBackend(
+        root, manifest, providers=providers, threads=threads, embedding_model=model, precision=prec
+    )

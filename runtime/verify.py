@@ -1,0 +1,182 @@
+"""``python -m runtime.verify``: are two images the same identity? One pair, one answer, with what the score means.
+
+Exit codes (for scripts; the decision itself is in the output, not the exit code):
+  0  ran: the score and the decision were printed (match or not)
+  1  --parity: the backend fails parity against the bundle's Keras reference (the table says which check)
+  2  bad input: an unreadable or corrupt image, a missing or tampered bundle, bad arguments
+     (one line on stderr naming the file, no traceback)
+  3  the backend asked for cannot run here, or no backend passes parity for the bundle (the line says why)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_PARITY, EXIT_INPUT, EXIT_BACKEND = 0, 1, 2, 3
+
+EXAMPLES = """
+examples:
+  python -m runtime.verify --bundle runs/demo/bundles/demo a.png b.png
+  python -m runtime.verify --bundle bundles/omniglot_vgg a.png b.png --json       # one JSON object, for scripts
+  python -m runtime.verify --bundle bundles/demo a.png b.png --parity             # + re-check the Keras reference
+  python -m runtime.verify --bundle bundles/demo --parity                         # only the parity check
+  python -m runtime.verify --bundle bundles/demo a.png b.png --backend onnxruntime --threads 2
+  python -m runtime.verify --bundle bundles/vgg a.png b.png --backend openvino --precision bf16
+
+backend auto takes the fastest backend present that passes parity for the bundle
+(TensorRT plan for this GPU > ONNX Runtime GPU > OpenVINO > ONNX Runtime CPU) and says why.
+
+exit codes: 0 ran (the decision is in the output), 1 --parity failed, 2 bad input (image, bundle,
+arguments: one line on stderr naming the file), 3 the backend cannot run here
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m runtime.verify",
+        description="Verify a pair of images with a siamese-edge bundle: prints the score, what it means, "
+        "the threshold and the decision, and which backend ran it and why.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bundle", required=True, metavar="DIR", help="bundle folder written by python -m export.build")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="the two images to compare (A B)")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "onnxruntime", "openvino", "tensorrt"),
+        help="default auto: the fastest present that passes parity for the bundle",
+    )
+    p.add_argument(
+        "--precision", choices=("fp32", "fp16", "bf16"), help="default: the fastest that passes parity on the backend"
+    )
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference (default: the backend's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument(
+        "--parity",
+        action="store_true",
+        help="re-run the bundle's reference.npz on the chosen backend and print the parity table (exit 1 on failure)",
+    )
+    return p
+
+
+class _Fail(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _one_line(msg: Any) -> str:
+    return " ".join(str(msg).split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {_one_line(message)}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> tuple[int, dict[str, Any], list[str]]:
+    """Do the work; (exit code, JSON-able result, text lines)."""
+    from runtime.manifest import BundleError
+    from runtime.parity import format_table
+    from runtime.preprocess import ImageReadError
+    from runtime.select import BackendUnavailable
+    from runtime.verifier import load
+
+    if len(args.images) not in (0, 2) or (not args.images and not args.parity):
+        raise _Fail(EXIT_INPUT, f"expected two images A B (got {len(args.images)}); or --parity alone")
+    if args.threads is not None and args.threads < 1:
+        raise _Fail(EXIT_INPUT, f"--threads {args.threads}: expected a positive integer")
+    for img in args.images:  # before loading the bundle: a typo should not wait for a model
+        if not Path(img).is_file():
+            raise _Fail(EXIT_INPUT, f"{img}: no such file" if not Path(img).exists() else f"{img}: not a file")
+    try:
+        verifier = load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads)
+    except BundleError as e:
+        raise _Fail(EXIT_INPUT, str(e)) from None
+    except BackendUnavailable as e:
+        raise _Fail(EXIT_BACKEND, str(e)) from None
+    info = verifier.info()
+    out: dict[str, Any] = {
+        "bundle": info["bundle"],
+        "bundle_dir": info["bundle_dir"],
+        "backend": {
+            k: info.get(k) for k in ("backend", "variant", "provider", "precision", "device", "parity", "reason")
+        },
+    }
+    lines = [
+        f"bundle:    {info['bundle']} ({info['bundle_dir']})",
+        f"backend:   {info['variant']} {info['precision']} ({info['provider']} on {info['device']})",
+        f"why:       {info['reason']}",
+    ]
+    code = EXIT_OK
+    if args.images:
+        a, b = args.images
+        try:
+            r = verifier.verify(a, b)
+        except ImageReadError as e:
+            raise _Fail(EXIT_INPUT, str(e)) from None
+        out.update({"a": a, "b": b, **r.to_dict()})
+        cmp = ">=" if r.same_when == "high" else "<="
+        lines += [
+            f"pair:      {a}  vs  {b}",
+            f"score:     {r.score:.6g}  ({r.kind}: {r.meaning})",
+            f"threshold: {r.threshold:.6g}  (match when score {cmp} threshold; {r.threshold_source})",
+            f"decision:  {'MATCH' if r.match else 'NO MATCH'}",
+        ]
+    if args.parity:
+        try:
+            result = verifier.check_parity()
+        except BundleError as e:
+            raise _Fail(EXIT_INPUT, str(e)) from None
+        out["parity"] = result.to_dict()
+        lines += ["", format_table([result]), f"parity:    {'PASSED' if result.passed else 'FAILED'}"]
+        if not result.passed:
+            code = EXIT_PARITY
+    return code, out, lines
+
+
+@contextlib.contextmanager
+def _quiet_opencv():
+    """OpenCV logs its own lines for a corrupt file; the CLI's one error line names it, so silence them."""
+    try:
+        from cv2.utils import logging as cvlog
+
+        before = cvlog.getLogLevel()
+        cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)
+    except (ImportError, AttributeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        cvlog.setLogLevel(before)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings(), _quiet_opencv():
+        warnings.simplefilter("always")
+        warnings.showwarning = _show_warning
+        try:
+            code, out, lines = run(args)
+        except _Fail as e:
+            print(f"error: {_one_line(e)}", file=sys.stderr)
+            return e.code
+        except ValueError as e:  # bad arguments the library refused
+            print(f"error: {_one_line(e)}", file=sys.stderr)
+            return EXIT_INPUT
+    if args.json:
+        print(json.dumps(out, default=str))
+    else:
+        print("\n".join(lines))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
