@@ -112,6 +112,7 @@ class Selection:
     verdict: Verdict
     requested: str
     attempts: list[Attempt] = field(default_factory=list)
+    order: tuple[str, ...] = AUTO_ORDER  # the order the candidates were tried in
 
     @property
     def reason(self) -> str:
@@ -120,7 +121,7 @@ class Selection:
         if self.requested == "auto":
             head = (
                 f"auto: {chosen} is the fastest backend present here that passes parity for this bundle "
-                f"(order {' > '.join(AUTO_ORDER)}; {self.verdict.describe()})"
+                f"(order {' > '.join(self.order)}; {self.verdict.describe()})"
             )
         else:
             head = f"asked for backend={self.requested!r}: {chosen} ({self.verdict.describe()})"
@@ -246,7 +247,7 @@ def select(
             verdict = judge(cand, prec, backend)
             if verdict.passed or not gate:
                 attempts.append(Attempt(cand.variant, prec, "chosen", verdict.describe()))
-                return Selection(backend, cand, prec, verdict, requested, attempts)
+                return Selection(backend, cand, prec, verdict, requested, attempts, tuple(c.variant for c in cands))
             outcome = "parity failed" if verdict.passed is False else "parity unknown"
             attempts.append(Attempt(cand.variant, prec, outcome, verdict.describe()))
             if warn and verdict.passed is False:
