@@ -160,8 +160,9 @@ def manifest_fields(siamese, model_path: Path, name: str, args, ref, files_prese
     }
 
 
-def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool) -> list:
-    """Every backend available here against the Keras reference."""
+def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool, with_tensorrt: bool = False) -> list:
+    """Every backend available here against the Keras reference: ONNX Runtime FP32, the FP16 CPU estimate,
+    OpenVINO when installed (bf16 too where the CPU has it natively), the TensorRT plan when one was built."""
     from export.fp16 import fp16_cpu_estimate
     from runtime import manifest as mf
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -186,6 +187,18 @@ def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool) -
             "fp16",
             note="estimated on CPU",
         )
+    try:
+        from runtime.backends import openvino_backend as ov
+    except ImportError:
+        ov = None
+    if ov is not None and ov.available(None, "fp32")[0]:
+        for prec in ov.precisions():
+            check(ov.OpenVINOBackend(bundle_dir, manifest, precision=prec), "openvino-cpu", prec)
+    if with_tensorrt:
+        from runtime.backends.tensorrt_backend import TensorRTBackend
+
+        backend = TensorRTBackend(bundle_dir, manifest, precision="fp16")
+        check(backend, "tensorrt", "fp16", note=str(backend.info().get("device", "")))
     return results
 
 
@@ -236,9 +249,6 @@ def export_bundle(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         ref.save(tmp / mf.REFERENCE_NPZ)
         present = {p.name for p in tmp.iterdir()}
         fields = manifest_fields(siamese, model_path, name, args, ref, present)
-        results = run_parity(tmp, fields, ref, with_fp16=args.fp16)
-        fp32_failed = any(not r.passed and r.precision == "fp32" for r in results)
-
         engines = []
         if args.engine:
             engine_line, sidecar = _try_engine(tmp, cfg.preprocessing.input_shape, profile, args)
@@ -246,6 +256,8 @@ def export_bundle(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
                 engines.append(sidecar)
             elif args.require_engine:
                 raise EngineRequired(engine_line)
+        results = run_parity(tmp, fields, ref, with_fp16=args.fp16, with_tensorrt=bool(engines))
+        fp32_failed = any(not r.passed and r.precision == "fp32" for r in results)
         if not engines:
             from export.build_instructions import build_engine_markdown
 

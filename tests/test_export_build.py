@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -78,6 +79,9 @@ def test_trained_model_exports_a_verified_bundle(digits_model, tmp_path, capsys)
     assert fp16["note"] == "estimated on CPU"
     assert fp16["metrics"]["min_cosine"] >= 0.999 and fp16["metrics"]["decision_flips"] == 0
     assert 0 < fp16["metrics"]["embedding_max_abs"]  # the emulation really rounds
+    if importlib.util.find_spec("openvino") is not None:  # OpenVINO is measured whenever it is installed
+        assert parity["openvino-cpu"]["status"] == "PASSED"
+        assert parity["openvino-cpu"]["metrics"]["score_max_abs"] <= 1e-5
     assert "PASSED" in out and "bundle:" in out
     assert (bundle / "BUILD_ENGINE.md").is_file()
     assert not [p for p in (tmp_path / "bundles").iterdir() if p.name.startswith(".")]
