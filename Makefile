@@ -48,9 +48,17 @@ train-omniglot: $(STAMP)
 	$(OMNIGLOT_ENV) $(BIN)/python -m train $(OMNIGLOT_TRAIN)
 	$(OMNIGLOT_ENV) $(BIN)/python -m train.publish --run runs/omniglot --to models/omniglot
 
-## make bench: training/inference throughput per architecture (JSON + table in runs/bench)
+## make bench: training throughput per architecture, then the runtime against Keras on a VGG16 bundle (JSON, tables, charts in runs/bench)
+BENCH := runs/bench
 bench: $(STAMP)
-	$(BIN)/python -m train.bench --out runs/bench
+	$(BIN)/python -m train.bench --out $(BENCH)
+	test -f $(BENCH)/vgg16/model.keras || $(BIN)/python -c "import pathlib, sys; from train.models import create_model; \
+		p = pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True); create_model('vgg16-siamese').model.save(p)" \
+		$(BENCH)/vgg16/model.keras
+	$(BIN)/python -m export.build --model $(BENCH)/vgg16/model.keras --name vgg16 --out $(BENCH)/bundles --force
+	$(BIN)/python -m runtime.bench --bundle $(BENCH)/bundles/vgg16 --model $(BENCH)/vgg16/model.keras --out $(BENCH)
+	$(BIN)/python -m export.build --model models/omniglot/model.keras --name omniglot --out $(BENCH)/bundles --force
+	$(BIN)/python -m runtime.bench --bundle $(BENCH)/bundles/omniglot --model models/omniglot/model.keras --out $(BENCH)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
