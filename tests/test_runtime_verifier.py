@@ -391,7 +391,8 @@ def _fake_module(name: str, bundle: Path, *, flip: set[str] = frozenset(), preci
         def info(self):
             # the provider names the behaviour, so cached load-time parity of one stand-in never serves another
             provider = f"fake-{name}-flips-{'-'.join(sorted(flip)) or 'none'}"
-            return {"backend": name, "provider": provider, "precision": self.precision, "device": "CPU"}
+            # a device export never measured (parity.json holds the real OpenVINO CPU): parity is checked at load
+            return {"backend": name, "provider": provider, "precision": self.precision, "device": "GPU.0"}
 
     FakeBackend.__module__ = mod.__name__
     mod.FakeBackend = FakeBackend
@@ -409,7 +410,7 @@ def test_auto_prefers_openvino_when_it_passes_parity(bundle, monkeypatch):
         v = runtime.load(bundle)
     info = v.info()
     assert info["variant"] == "openvino" and info["precision"] == "fp32"
-    assert info["parity"].startswith("checked at load: PASSED") and info["parity_label"] == "openvino-cpu"
+    assert info["parity"].startswith("checked at load: PASSED") and info["parity_label"] == "openvino-gpu"
     outcomes = [(a["variant"], a["precision"], a["outcome"]) for a in info["attempts"]]
     assert ("openvino", "bf16", "parity failed") in outcomes and outcomes[-1] == ("openvino", "fp32", "chosen")
     assert "openvino bf16: parity failed" in info["reason"]
