@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from runtime.fileio import atomic_path, write_json_atomic, write_text_atomic
+from runtime.machine import cpu_name
 from runtime.manifest import REFERENCE_NPZ, Manifest, load_manifest
 
 BENCH_SCHEMA = 1
@@ -240,16 +241,6 @@ def read_proc_status() -> dict[str, float]:
     except (OSError, ValueError, IndexError):
         pass
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # --- the images ------------------------------------------------------------------------------------------------

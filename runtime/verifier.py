@@ -39,6 +39,7 @@ import numpy as np
 
 from runtime import select as sel
 from runtime.images import as_items, to_batch
+from runtime.machine import cpu_name
 from runtime.manifest import MANIFEST_NAME, PARITY_JSON, REFERENCE_NPZ, BundleError, Manifest, load_manifest
 from runtime.parity import ParityResult, compare, tolerances_for
 from runtime.scoring import ScoreSpec
@@ -394,7 +395,7 @@ class Verifier:
             "attempts": [asdict(a) for a in s.attempts],
         }
         if device == "cpu":
-            info.setdefault("device_name", _cpu_name())
+            info.setdefault("device_name", cpu_name())
         return info
 
     def info(self) -> dict[str, Any]:
@@ -412,18 +413,6 @@ def _device_from_provider(provider: str | None) -> str:
     if provider in sel.GPU_PROVIDERS:
         return "cuda"
     return provider.replace("ExecutionProvider", "").lower()
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 # --- load --------------------------------------------------------------------------------------------------------
