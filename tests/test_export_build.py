@@ -16,8 +16,8 @@ from export.build import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, main
 from export.reference import Reference
 from runtime.manifest import load_manifest
 from tests.legacy_files import vgg_file_weights, vgg_layer_names, write_keras215_weights
+from tests.quick_models import train_quick_digits
 from train.models import create_model
-from train.trainer import TrainOptions, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,19 +33,7 @@ ARCH_KWARGS = {
 
 @pytest.fixture(scope="module")
 def digits_model(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("exp") / "demo"
-    opts = TrainOptions(
-        arch="keras-contrastive",
-        data="digits",
-        out=str(out),
-        epochs=2,
-        steps_per_epoch=20,
-        batch_size=64,
-        lr=1e-2,
-        val_pairs=300,
-        progress=False,
-    )
-    return train(opts).model_path
+    return train_quick_digits(tmp_path_factory.mktemp("exp") / "demo")
 
 
 def _parity(bundle: Path) -> dict:

@@ -41,22 +41,9 @@ def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if (bundle / "manifest.json").is_file():
         return bundle
     from export.build import EXIT_OK, main
-    from train.trainer import TrainOptions, train
+    from tests.quick_models import train_quick_digits
 
-    run = bundle.parent.parent / "run" / "digits"
-    opts = TrainOptions(
-        arch="keras-contrastive",
-        data="digits",
-        out=str(run),
-        epochs=2,
-        steps_per_epoch=20,
-        batch_size=64,
-        lr=1e-2,
-        val_pairs=300,
-        progress=False,
-        seed=0,
-    )
-    model = train(opts).model_path
+    model = train_quick_digits(bundle.parent.parent / "run" / "digits")
     assert main(["--model", str(model), "--out", str(bundle.parent), "--name", "digits"]) == EXIT_OK
     return bundle
 
