@@ -38,7 +38,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check runtime train
+	$(BIN)/ruff format --check runtime train camera
 
 ## make train-omniglot: the committed one-shot model (models/omniglot/), trained on images_background only (~45 min, 2 CPU cores)
 OMNIGLOT_TRAIN := --arch omniglot-conv --input-shape 40x40x1 --data omniglot --out runs/omniglot --epochs 22 \

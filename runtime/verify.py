@@ -11,14 +11,15 @@ Exit codes (for scripts; the decision itself is in the output, not the exit code
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_PARITY, EXIT_INPUT, EXIT_BACKEND = 0, 1, 2, 3
+from runtime import console
+from runtime.console import CliError, cli_warnings, load_verifier, one_line
+
+EXIT_OK, EXIT_PARITY, EXIT_INPUT, EXIT_BACKEND = 0, 1, console.EXIT_INPUT, console.EXIT_BACKEND
 
 EXAMPLES = """
 examples:
@@ -66,41 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Fail(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def _one_line(msg: Any) -> str:
-    return " ".join(str(msg).split())
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"warning: {_one_line(message)}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> tuple[int, dict[str, Any], list[str]]:
     """Do the work; (exit code, JSON-able result, text lines)."""
     from runtime.manifest import BundleError
     from runtime.parity import format_table
     from runtime.preprocess import ImageReadError
-    from runtime.select import BackendUnavailable
-    from runtime.verifier import load
 
     if len(args.images) not in (0, 2) or (not args.images and not args.parity):
-        raise _Fail(EXIT_INPUT, f"expected two images A B (got {len(args.images)}); or --parity alone")
+        raise CliError(EXIT_INPUT, f"expected two images A B (got {len(args.images)}); or --parity alone")
     if args.threads is not None and args.threads < 1:
-        raise _Fail(EXIT_INPUT, f"--threads {args.threads}: expected a positive integer")
+        raise CliError(EXIT_INPUT, f"--threads {args.threads}: expected a positive integer")
     for img in args.images:  # before loading the bundle: a typo should not wait for a model
         if not Path(img).is_file():
-            raise _Fail(EXIT_INPUT, f"{img}: no such file" if not Path(img).exists() else f"{img}: not a file")
-    try:
-        verifier = load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads)
-    except BundleError as e:
-        raise _Fail(EXIT_INPUT, str(e)) from None
-    except BackendUnavailable as e:
-        raise _Fail(EXIT_BACKEND, str(e)) from None
+            raise CliError(EXIT_INPUT, f"{img}: no such file" if not Path(img).exists() else f"{img}: not a file")
+    verifier = load_verifier(args.bundle, args.backend, args.precision, args.threads)
     info = verifier.info()
     out: dict[str, Any] = {
         "bundle": info["bundle"],
@@ -120,7 +100,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any], list[str]]:
         try:
             r = verifier.verify(a, b)
         except ImageReadError as e:
-            raise _Fail(EXIT_INPUT, str(e)) from None
+            raise CliError(EXIT_INPUT, str(e)) from None
         out.update({"a": a, "b": b, **r.to_dict()})
         cmp = ">=" if r.same_when == "high" else "<="
         lines += [
@@ -133,7 +113,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any], list[str]]:
         try:
             result = verifier.check_parity()
         except BundleError as e:
-            raise _Fail(EXIT_INPUT, str(e)) from None
+            raise CliError(EXIT_INPUT, str(e)) from None
         out["parity"] = result.to_dict()
         lines += ["", format_table([result]), f"parity:    {'PASSED' if result.passed else 'FAILED'}"]
         if not result.passed:
@@ -141,35 +121,16 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any], list[str]]:
     return code, out, lines
 
 
-@contextlib.contextmanager
-def _quiet_opencv():
-    """OpenCV logs its own lines for a corrupt file; the CLI's one error line names it, so silence them."""
-    try:
-        from cv2.utils import logging as cvlog
-
-        before = cvlog.getLogLevel()
-        cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)
-    except (ImportError, AttributeError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        cvlog.setLogLevel(before)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with warnings.catch_warnings(), _quiet_opencv():
-        warnings.simplefilter("always")
-        warnings.showwarning = _show_warning
+    with cli_warnings():
         try:
             code, out, lines = run(args)
-        except _Fail as e:
-            print(f"error: {_one_line(e)}", file=sys.stderr)
+        except CliError as e:
+            print(f"error: {one_line(e)}", file=sys.stderr)
             return e.code
         except ValueError as e:  # bad arguments the library refused
-            print(f"error: {_one_line(e)}", file=sys.stderr)
+            print(f"error: {one_line(e)}", file=sys.stderr)
             return EXIT_INPUT
     if args.json:
         print(json.dumps(out, default=str))

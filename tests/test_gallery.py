@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from quick_models import omniglot_bundle
 
 from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from runtime.gallery import UNKNOWN, Gallery, GalleryError, identification_rate
@@ -24,21 +25,7 @@ from runtime.images import to_batch
 from runtime.manifest import Manifest, load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
-OMNIGLOT_MODEL = ROOT / "models" / "omniglot" / "model.keras"
 EVALUATION_ZIP = ROOT.parent / "shared" / "data" / "omniglot" / "images_evaluation.zip"
-
-
-def omniglot_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """models/omniglot exported by export.build into the session's temp folder, once per session."""
-    bundle = tmp_path_factory.getbasetemp() / "omniglot-bundle" / "omniglot"
-    if (bundle / "manifest.json").is_file():
-        return bundle
-    if not OMNIGLOT_MODEL.is_file():
-        pytest.skip(f"{OMNIGLOT_MODEL} is missing (make train-omniglot publishes it)")
-    from export.build import EXIT_OK, main
-
-    assert main(["--model", str(OMNIGLOT_MODEL), "--out", str(bundle.parent), "--name", "omniglot"]) == EXIT_OK
-    return bundle
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,7 @@ def test_backend_names():
 
 
 def test_runtime_only_process_never_imports_tensorflow(tmp_path_factory):
-    from test_gallery import omniglot_bundle
+    from quick_models import omniglot_bundle
 
     bundle = omniglot_bundle(tmp_path_factory)
     p = bench.measure_runtime_process(bundle)
@@ -126,7 +126,7 @@ def test_runtime_only_process_never_imports_tensorflow(tmp_path_factory):
 
 
 def test_quick_run_writes_table_json_and_chart(tmp_path_factory, tmp_path, capsys):
-    from test_gallery import OMNIGLOT_MODEL, omniglot_bundle
+    from quick_models import OMNIGLOT_MODEL, omniglot_bundle
 
     bundle = omniglot_bundle(tmp_path_factory)
     out = tmp_path / "bench"

@@ -1,0 +1,5 @@
+import sys
+
+from camera.cli import main
+
+sys.exit(main())

@@ -1,0 +1,229 @@
+"""Reading frames: every frame of a file in order, or only the newest frame of a live source.
+
+A live camera does not wait for inference. ``LatestFrameReader`` reads it in a thread and keeps one slot:
+a frame not taken before the next one arrives is dropped (and counted), so latency stays at one frame
+however slow the network is. When the stream drops it is reopened with exponential backoff, and the gap is
+reported as an event. ``SequentialReader`` processes a file or folder frame by frame, as fast as the machine
+goes; ``--realtime`` reads a file through ``LatestFrameReader`` paced at its frame rate instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from camera.sources import FrameSource, SourceError, SourceSpec, open_source
+
+EventCallback = Callable[[dict], None]
+Opener = Callable[[SourceSpec], FrameSource]
+
+
+@dataclass
+class Frame:
+    """A frame as read: ``index`` counts every frame read from the source (across reopenings and loops)."""
+
+    index: int
+    image: np.ndarray
+    captured: float  # time.monotonic() when it was read
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between reopen attempts: initial, x factor each time, capped; give up after ``timeout`` s."""
+
+    initial: float = 0.5
+    factor: float = 2.0
+    maximum: float = 8.0
+    timeout: float = 60.0  # 0: never reopen; < 0: keep trying until stopped
+
+    def delays(self) -> Iterator[float]:
+        d = self.initial
+        while True:
+            yield d
+            d = min(d * self.factor, self.maximum)
+
+
+class SequentialReader:
+    """Every frame of a file or folder, in order, read in the caller's thread. ``loop``: -1 forever, N times."""
+
+    def __init__(self, source: FrameSource, loop: int = 0, opener: Opener = open_source):
+        self.source = source
+        self.spec = source.spec
+        self.fps = source.fps
+        self.loop = loop
+        self._opener = opener
+        self.read_count = 0
+        self.dropped = 0
+        self.ended = False
+        self.failure: str | None = None
+        self._loops_done = 0
+
+    def start(self) -> SequentialReader:
+        return self
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        while not self.ended:
+            image = self.source.read()
+            if image is not None:
+                self.read_count += 1
+                return Frame(self.read_count - 1, image, time.monotonic())
+            if not self._rewind():
+                self.ended = True
+        return None
+
+    def _rewind(self) -> bool:
+        if self.loop == 0 or (self.loop > 0 and self._loops_done >= self.loop):
+            return False
+        self._loops_done += 1
+        self.source.close()
+        self.source = self._opener(self.spec)
+        return True
+
+    def close(self) -> None:
+        self.ended = True
+        self.source.close()
+
+
+class LatestFrameReader:
+    """A capture thread that keeps only the newest frame; reopens a live source that drops.
+
+    pace_fps: read a file no faster than this (``--realtime``), as a camera would deliver it.
+    on_event: called (from the capture thread) with ``{"event": "gap"|"reconnected"|"lost", ...}`` dicts.
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        loop: int = 0,
+        pace_fps: float | None = None,
+        backoff: Backoff | None = None,
+        on_event: EventCallback | None = None,
+        opener: Opener = open_source,
+    ):
+        self.source: FrameSource | None = source
+        self.spec = source.spec
+        self.fps = source.fps
+        self.loop = loop
+        self.pace_fps = pace_fps
+        self.backoff = backoff or Backoff()
+        self._emit = on_event or (lambda event: None)
+        self._opener = opener
+        self._cond = threading.Condition()
+        self._slot: Frame | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"capture[{self.spec.uri}]", daemon=True)
+        self.read_count = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.ended = False
+        self.failure: str | None = None  # why the stream ended, when it was not a clean end
+
+    def start(self) -> LatestFrameReader:
+        self._thread.start()
+        return self
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame not yet returned; None after ``timeout`` s without one, or when the stream ended."""
+        with self._cond:
+            if self._slot is None and not self.ended:
+                self._cond.wait(timeout)
+            frame, self._slot = self._slot, None
+            return frame
+
+    @property
+    def finished(self) -> bool:
+        """The stream ended and its last frame was taken."""
+        with self._cond:
+            return self.ended and self._slot is None
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        if self.source is not None:
+            self.source.close()
+
+    # -- the capture thread --
+
+    def _run(self) -> None:
+        loops_done = 0
+        t0, paced = time.monotonic(), 0
+        try:
+            while not self._stop.is_set():
+                image = self.source.read() if self.source is not None else None
+                if image is None:
+                    if self.spec.live:
+                        if not self._reopen():
+                            break
+                        continue
+                    if self.loop == 0 or (self.loop > 0 and loops_done >= self.loop):
+                        break
+                    loops_done += 1
+                    self.source.close()
+                    self.source = self._opener(self.spec)
+                    continue
+                if self.pace_fps:
+                    paced += 1
+                    wait = t0 + paced / self.pace_fps - time.monotonic()
+                    if wait > 0 and self._stop.wait(wait):
+                        break
+                self._put(image)
+        except Exception as e:  # a decoder error must end the run with a reason, not hang it
+            self.failure = f"capture failed: {type(e).__name__}: {e}"
+        finally:
+            with self._cond:
+                self.ended = True
+                self._cond.notify_all()
+
+    def _put(self, image: np.ndarray) -> None:
+        with self._cond:
+            if self._slot is not None:
+                self.dropped += 1
+            self._slot = Frame(self.read_count, image, time.monotonic())
+            self.read_count += 1
+            self._cond.notify_all()
+
+    def _reopen(self) -> bool:
+        """The stream dropped: reopen with backoff; False when it stays down past the timeout (or stopping)."""
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+        policy = self.backoff
+        lost_at = time.monotonic()
+        self._emit({"event": "gap", "after_frame": self.read_count - 1, "reason": "the stream stopped delivering"})
+        if policy.timeout == 0:
+            self.failure = f"{self.spec.uri}: the stream dropped (reconnecting is off)"
+            return False
+        attempts, last_error = 0, ""
+        for delay in policy.delays():
+            elapsed = time.monotonic() - lost_at
+            if policy.timeout > 0 and elapsed + delay > policy.timeout:
+                break
+            if self._stop.wait(delay):
+                return False
+            attempts += 1
+            try:
+                self.source = self._opener(self.spec)
+            except SourceError as e:
+                last_error = str(e)
+                continue
+            self.reconnects += 1
+            self._emit(
+                {
+                    "event": "reconnected",
+                    "after_frame": self.read_count - 1,
+                    "gap_s": round(time.monotonic() - lost_at, 3),
+                    "attempts": attempts,
+                }
+            )
+            return True
+        gap = time.monotonic() - lost_at
+        self.failure = f"{self.spec.uri}: the stream stayed down for {gap:.1f} s ({attempts} reopen attempts)"
+        self._emit({"event": "lost", "gap_s": round(gap, 3), "attempts": attempts, "error": last_error})
+        return False

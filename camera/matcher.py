@@ -1,0 +1,77 @@
+"""What each frame is compared with: reference images of one identity, or a gallery of many.
+
+Both are a ``runtime.gallery.Gallery`` embedded once at start (``--reference`` images become a one-identity
+gallery), so the frame is the only image that runs through the network, and one reference gives exactly
+``Verifier.verify(reference, frame)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.gallery import UNKNOWN, Gallery, Identification
+
+REFERENCE_IDENTITY = "reference"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One frame's verdict before smoothing."""
+
+    score: float | None
+    match: bool
+    identity: str | None  # gallery mode: the identity matched; reference mode: None
+    label: str  # what smoothing votes on: "match"/"no match", or an identity/"unknown"
+    text: str  # the score against the threshold, for the overlay
+
+
+class Matcher:
+    """Decides crops against the enrolled references; ``mode`` is "reference" or "gallery"."""
+
+    def __init__(self, gallery: Gallery, mode: str):
+        if mode not in ("reference", "gallery"):
+            raise ValueError(f"mode {mode!r}: expected 'reference' or 'gallery'")
+        if gallery.size == 0:
+            raise ValueError("the gallery is empty: enroll identities before running the camera")
+        self.gallery = gallery
+        self.mode = mode
+
+    @classmethod
+    def from_references(cls, verifier: Any, images: list[str | Path]) -> Matcher:
+        """Embed the reference images (all of one identity) once."""
+        g = Gallery(verifier)
+        g.enroll(REFERENCE_IDENTITY, [str(p) for p in images])
+        return cls(g, "reference")
+
+    @classmethod
+    def from_gallery(cls, verifier: Any, path: str | Path) -> Matcher:
+        return cls(Gallery.load(path, verifier), "gallery")
+
+    def describe(self) -> str:
+        if self.mode == "reference":
+            return f"{self.gallery.size} reference image(s)"
+        return f"gallery of {len(self.gallery)} identities ({self.gallery.size} images)"
+
+    def decide(self, crop_bgr: np.ndarray) -> Decision:
+        r: Identification = self.gallery.identify(crop_bgr, top_k=1)
+        spec = self.gallery.spec
+        score = r.score
+        if score is None:
+            text = "no candidates"
+        else:
+            high = spec.same_when == "high"
+            cmp = (">=" if r.match else "<") if high else ("<=" if r.match else ">")
+            text = f"{spec.kind} {score:.3f} {cmp} {spec.threshold:.3f}"
+        if self.mode == "reference":
+            return Decision(score, r.match, None, "match" if r.match else "no match", text)
+        return Decision(
+            score, r.match, r.identity, r.label, f"{r.candidates[0].identity}: {text}" if r.candidates else text
+        )
+
+    def label_is_match(self, label: str) -> bool:
+        """Whether a (smoothed) label is a positive decision."""
+        return label == "match" if self.mode == "reference" else label != UNKNOWN

@@ -1,0 +1,78 @@
+"""Run statistics: frames read, processed, dropped; throughput; latency percentiles."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class RunStats:
+    started: float = field(default_factory=time.monotonic)
+    processed: int = 0
+    written: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    first_processed: float | None = None
+    last_processed: float | None = None
+
+    def record(self, latency_ms: float) -> None:
+        now = time.monotonic()
+        self.processed += 1
+        self.latencies_ms.append(latency_ms)
+        if self.first_processed is None:
+            self.first_processed = now
+        self.last_processed = now
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def fps(self) -> float:
+        """Processed frames per second over the run (start to the last processed frame)."""
+        if not self.processed or self.last_processed is None:
+            return 0.0
+        span = self.last_processed - self.started
+        return self.processed / span if span > 0 else 0.0
+
+    def summary(self, read: int, dropped: int, skipped: int, reconnects: int, **extra: Any) -> dict[str, Any]:
+        lat = np.asarray(self.latencies_ms, dtype=np.float64)
+        pct = (lambda q: round(float(np.percentile(lat, q)), 2)) if lat.size else (lambda q: None)
+        return {
+            "frames_read": int(read),
+            "frames_processed": int(self.processed),
+            "frames_dropped": int(dropped),
+            "frames_skipped": int(skipped),
+            "frames_written": int(self.written),
+            "reconnects": int(reconnects),
+            "fps": round(self.fps(), 2),
+            "latency_ms_p50": pct(50),
+            "latency_ms_p99": pct(99),
+            "latency_ms_max": round(float(lat.max()), 2) if lat.size else None,
+            "elapsed_s": round(self.elapsed_s, 3),
+            **extra,
+        }
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The end-of-run summary, as the console prints it."""
+
+    def ms(v: Any) -> str:
+        return "-" if v is None else f"{v:.1f} ms"
+
+    lines = [
+        f"frames: {s['frames_read']} read, {s['frames_processed']} processed, {s['frames_dropped']} dropped"
+        + (f", {s['frames_skipped']} skipped (--every)" if s.get("frames_skipped") else ""),
+        f"speed: {s['fps']:.1f} FPS; latency p50 {ms(s['latency_ms_p50'])}, p99 {ms(s['latency_ms_p99'])}",
+    ]
+    if "matches" in s:
+        lines.append(f"decisions: {s['matches']} match, {s['frames_processed'] - s['matches']} no match (smoothed)")
+    if s.get("reconnects"):
+        lines.append(f"stream: reopened {s['reconnects']} time(s)")
+    if s.get("stopped_by"):
+        lines.append(f"stopped by: {s['stopped_by']}")
+    if s.get("failure"):
+        lines.append(f"failure: {s['failure']}")
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""camera's parts on their own: the source grammar, the newest-frame capture thread, backoff, smoothing, ROI."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from camera.capture import Backoff, LatestFrameReader, SequentialReader
+from camera.crop import Roi, center_square, crop, region
+from camera.smoothing import MajorityVote
+from camera.sources import SourceError, csi_pipeline, open_source, parse_source
+
+
+@pytest.fixture(scope="module")
+def numbered_clip(tmp_path_factory) -> Path:
+    """60 frames whose top-left pixel value is the frame number (lossless MJPG keeps it within a few levels)."""
+    path = tmp_path_factory.mktemp("clip") / "numbered.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for i in range(60):
+        f = np.full((48, 64, 3), 4 * i, np.uint8)
+        w.write(f)
+    w.release()
+    return path
+
+
+def frame_number(image: np.ndarray) -> int:
+    return int(round(float(image[24, 32].mean()) / 4))
+
+
+@pytest.mark.parametrize(
+    "text, kind, location, live",
+    [
+        ("0", "device", 0, True),
+        ("v4l2:///dev/video2", "device", 2, True),
+        ("v4l2:///dev/v4l/by-id/usb-cam", "device", "/dev/v4l/by-id/usb-cam", True),
+        ("csi://1", "csi", 1, True),
+        ("rtsp://user:pw@10.0.0.7:554/live", "network", "rtsp://user:pw@10.0.0.7:554/live", True),
+        ("https://cam.local/video.mjpg", "network", "https://cam.local/video.mjpg", True),
+        ("videotestsrc ! videoconvert ! appsink", "gstreamer", "videotestsrc ! videoconvert ! appsink", True),
+    ],
+)
+def test_source_grammar(text, kind, location, live):
+    s = parse_source(text)
+    assert (s.kind, s.location, s.live) == (kind, location, live)
+
+
+def test_files_and_folders_are_not_live(tmp_path, numbered_clip):
+    assert parse_source(str(numbered_clip)).kind == "file"
+    assert parse_source(f"file://{numbered_clip}").location == str(numbered_clip)
+    assert parse_source(str(tmp_path)).kind == "folder" and not parse_source(str(tmp_path)).live
+    with pytest.raises(SourceError, match="no images"):
+        open_source(parse_source(str(tmp_path)))
+    with pytest.raises(SourceError, match="does not exist"):
+        parse_source(str(tmp_path / "nope.mp4"))
+
+
+def test_csi_pipeline_carries_the_capture_size():
+    p = csi_pipeline(1, 1920, 1080, 60)
+    assert "sensor-id=1" in p and "width=(int)1920" in p and "framerate=(fraction)60/1" in p
+    assert p.endswith("appsink drop=true max-buffers=1 sync=false")
+
+
+def test_sequential_reader_returns_every_frame_and_loops(numbered_clip):
+    reader = SequentialReader(open_source(parse_source(str(numbered_clip))), loop=1)
+    got = []
+    while (f := reader.get()) is not None:
+        got.append((f.index, frame_number(f.image)))
+    assert [i for i, _ in got] == list(range(120))
+    assert [n for _, n in got] == list(range(60)) * 2
+    assert reader.ended and reader.dropped == 0
+
+
+def test_newest_frame_reader_drops_what_a_slow_consumer_cannot_take(numbered_clip):
+    """A camera at 200 FPS and inference at ~25 FPS: only the newest frame is handed over; the rest are dropped."""
+    reader = LatestFrameReader(open_source(parse_source(str(numbered_clip))), pace_fps=200).start()
+    taken, behind = [], []
+    try:
+        while not reader.finished:
+            f = reader.get(timeout=0.5)
+            if f is None:
+                continue
+            behind.append(reader.read_count - 1 - f.index)  # frames read since this one (racy by at most 1)
+            taken.append(f.index)
+            time.sleep(0.04)
+    finally:
+        reader.close()
+    assert reader.read_count == 60
+    assert taken == sorted(taken) and len(taken) < 30
+    assert reader.dropped == 60 - len(taken)
+    assert max(behind) <= 1, "the frame handed over is always the newest one read"
+
+
+def test_backoff_grows_to_its_cap():
+    d = Backoff(initial=0.5, factor=2, maximum=3).delays()
+    assert [next(d) for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_majority_vote_follows_after_half_the_window():
+    v = MajorityVote(5)
+    out = [v.update(x) for x in ["no", "no", "no", "yes", "no", "yes", "yes", "yes"]]
+    assert out == ["no", "no", "no", "no", "no", "no", "yes", "yes"]
+    one = MajorityVote(1)
+    assert [one.update(x) for x in "abab"] == list("abab")
+    tie = MajorityVote(4)
+    assert [tie.update(x) for x in ["a", "b"]] == ["a", "b"], "a tie goes to the most recent label"
+    with pytest.raises(ValueError, match="--smooth 0"):
+        MajorityVote(0)
+
+
+def test_regions():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    assert center_square(frame.shape) == Roi(80, 0, 480, 480)
+    assert region(frame.shape, None, False) == Roi(0, 0, 640, 480)
+    r = Roi.parse("10, 20, 30, 40")
+    assert crop(frame, region(frame.shape, r, True)).shape == (40, 30, 3)
+    with pytest.raises(ValueError, match="does not fit the 640x480 frame"):
+        region(frame.shape, Roi(600, 0, 100, 10), False)
+    with pytest.raises(ValueError, match="X and Y must be >= 0"):
+        Roi.parse("-1,0,10,10")
