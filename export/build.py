@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-images", metavar="DIR", help="real images for the reference (sub-folders = identities)")
     p.add_argument("--reference-images", type=int, default=64, help="images in reference.npz (default: %(default)s)")
     p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True, help="write embedding.fp16.onnx")
+    p.add_argument(
+        "--opencv",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write embedding.opencv.onnx (+ head.opencv.onnx): the graphs the C++ runtime's OpenCV DNN backend reads",
+    )
     p.add_argument("--engine", action="store_true", help="build a TensorRT plan (needs TensorRT and a GPU)")
     p.add_argument("--require-engine", action="store_true", help="fail (exit 3) when the engine cannot be built")
     p.add_argument("--workspace", type=float, default=2.0, metavar="GiB", help="TensorRT workspace limit")
@@ -208,6 +214,7 @@ def export_bundle(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from export.engine_key import BatchProfile
     from export.onnx_export import export_embedding, export_head, export_siamese
     from export.reference import build_reference
+    from export.reference_raw import write_raw_reference
     from runtime import manifest as mf
     from runtime.fileio import write_json_atomic, write_text_atomic
     from runtime.parity import format_table
@@ -247,8 +254,12 @@ def export_bundle(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
             convert_to_fp16(tmp / mf.EMBEDDING_ONNX, tmp / mf.EMBEDDING_FP16_ONNX)
         ref = build_reference(siamese, args.calib_images, card, n_images=args.reference_images, seed=args.seed)
         ref.save(tmp / mf.REFERENCE_NPZ)
+        raw_reference = write_raw_reference(ref, tmp)
+        opencv = _opencv_variants(siamese, tmp, ref, meta) if args.opencv else None
         present = {p.name for p in tmp.iterdir()}
         fields = manifest_fields(siamese, model_path, name, args, ref, present)
+        fields["reference"]["raw"] = raw_reference
+        fields["opencv"] = opencv
         engines = []
         if args.engine:
             engine_line, sidecar = _try_engine(tmp, cfg.preprocessing.input_shape, profile, args)
@@ -321,6 +332,21 @@ def _try_engine(bundle_dir: Path, input_shape, profile, args) -> tuple[str, dict
     except (EngineBuildError, FileNotFoundError) as e:
         return f"not built: the TensorRT build failed: {e}", None
     return f"built: {sidecar.get('file')}", sidecar
+
+
+def _opencv_variants(siamese, bundle_dir: Path, ref, meta: dict) -> dict[str, Any]:
+    """The OpenCV DNN graphs (export.opencv_variant). A model they cannot be made for still exports: the manifest
+    records why, and the C++ runtime's OpenCV backend refuses the bundle with that reason."""
+    import onnx
+
+    from export.onnx_errors import ExportError
+    from export.opencv_variant import OpenCVVariantError, write_opencv_variants
+
+    try:
+        return write_opencv_variants(siamese, bundle_dir, ref, meta)
+    except (ExportError, OpenCVVariantError, ValueError, onnx.checker.ValidationError) as e:
+        print(f"note: no OpenCV DNN variant: {e}", flush=True)
+        return {"embedding_file": None, "head_file": None, "error": str(e)}
 
 
 def _simplify(bundle_dir: Path) -> None:

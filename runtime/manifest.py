@@ -26,6 +26,18 @@ HEAD_ONNX = "head.onnx"
 SIAMESE_ONNX = "siamese.onnx"
 REFERENCE_NPZ = "reference.npz"
 PARITY_JSON = "parity.json"
+# for the C++ runtime: graphs OpenCV's DNN importer reads (export.opencv_variant), and the Keras reference as
+# raw little-endian arrays (export.reference_raw) listed under the manifest's reference.raw with dtype and shape
+EMBEDDING_OPENCV_ONNX = "embedding.opencv.onnx"
+HEAD_OPENCV_ONNX = "head.opencv.onnx"
+REFERENCE_RAW_DIR = "reference"
+REFERENCE_RAW_ARRAYS = {  # name in reference.npz -> (file in REFERENCE_RAW_DIR, little-endian dtype)
+    "inputs": ("inputs.f32", "float32"),
+    "embeddings": ("embeddings.f32", "float32"),
+    "scores": ("scores.f32", "float32"),
+    "pair_a": ("pair_a.i64", "int64"),
+    "pair_b": ("pair_b.i64", "int64"),
+}
 
 # tensor names in the ONNX graphs
 INPUT_NAME = "image"

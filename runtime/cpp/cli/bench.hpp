@@ -1,0 +1,7 @@
+#pragma once
+
+#include "args.hpp"
+
+namespace cli {
+int bench(const Args& args);  // siamese-cli bench
+}

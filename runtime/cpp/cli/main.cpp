@@ -1,0 +1,119 @@
+// siamese-cli: verify a pair, embed images, benchmark, check parity; exit codes as python -m runtime.verify:
+// 0 ran, 1 parity failed, 2 bad input (one line on stderr naming the file), 3 backend cannot run here.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include <opencv2/core/version.hpp>
+
+#include "args.hpp"
+#include "bench.hpp"
+#include "siamese/siamese.hpp"
+
+namespace {
+
+const char* kUsage = R"(usage: siamese-cli COMMAND --bundle DIR [options]
+
+commands:
+  verify   --bundle DIR IMAGE_A IMAGE_B [--json]   score a pair, say what the score means and decide
+  embed    --bundle DIR IMAGE... [--out FILE]      print embeddings (or write them as raw float32 to FILE)
+  bench    --bundle DIR [--batch N] [--iterations N] [--warmup N] [--json]
+  parity   --bundle DIR [--embedding-rel T] [--score-abs T]   the backend against the bundle's Keras reference
+options for every command: --backend auto|opencv|onnxruntime|tensorrt (default auto), --threads N
+  siamese-cli --version   the version and the backends built into this library
+
+exit codes: 0 ran, 1 parity failed, 2 bad input (bundle, image, arguments), 3 the backend cannot run here
+)";
+
+const std::set<std::string> kValued{"--bundle", "--backend", "--threads", "--out", "--batch", "--iterations",
+                                    "--warmup", "--embedding-rel", "--score-abs"};
+const std::set<std::string> kSwitches{"--json", "--help"};
+
+siamese::Verifier open(const cli::Args& args) {
+  siamese::BackendOptions options;
+  options.threads = static_cast<int>(args.number("--threads", 0));
+  return siamese::Verifier(args.required("--bundle"), args.get("--backend", "auto"), options);
+}
+
+int verify(const cli::Args& args) {
+  if (args.positional.size() != 2) {
+    throw siamese::Error(siamese::ErrorCode::InvalidArgument, "verify: expected two images (A B)");
+  }
+  siamese::Verifier v = open(args);
+  const siamese::Verification r = v.verify_files(args.positional[0], args.positional[1]);
+  if (args.flags.count("--json")) {
+    std::printf("{\"score\": %.9g, \"match\": %s, \"kind\": \"%s\", \"same_when\": \"%s\", \"threshold\": %.9g, "
+                "\"backend\": \"%s\"}\n", r.score, r.match ? "true" : "false", r.spec.kind.c_str(),
+                r.spec.same_when.c_str(), r.spec.threshold, v.backend().name().c_str());
+  } else {
+    std::printf("%s\nbackend: %s (%s)\n", r.describe().c_str(), v.backend().name().c_str(), v.selection().c_str());
+  }
+  return 0;
+}
+
+int embed(const cli::Args& args) {
+  siamese::Verifier v = open(args);
+  const siamese::Tensor e = v.embed_files(args.positional);
+  const std::string out = args.get("--out");
+  if (!out.empty()) {
+    std::ofstream f(out, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(e.data.data()), static_cast<std::streamsize>(e.data.size() * sizeof(float)));
+    if (!f) throw siamese::Error(siamese::ErrorCode::InvalidArgument, out + ": cannot write");
+    std::printf("%s: %lld x %lld float32 (little-endian), backend %s\n", out.c_str(), static_cast<long long>(e.shape[0]),
+                static_cast<long long>(e.shape[1]), v.backend().name().c_str());
+    return 0;
+  }
+  for (int64_t i = 0; i < e.rows(); ++i) {
+    std::printf("%s", args.positional[static_cast<std::size_t>(i)].c_str());
+    for (int64_t k = 0; k < e.shape[1]; ++k) std::printf(" %.9g", e.row(i)[k]);
+    std::printf("\n");
+  }
+  return 0;
+}
+
+int parity(const cli::Args& args) {
+  const double emb_tol = args.number("--embedding-rel", 1e-4), score_tol = args.number("--score-abs", 1e-5);
+  siamese::Verifier v = open(args);
+  const siamese::Parity p = siamese::measure_parity(v.backend(), siamese::load_reference(v.manifest()), v.manifest().score);
+  const bool emb_ok = p.embedding_rel <= emb_tol, score_ok = p.score_max_abs <= score_tol;
+  std::printf("bundle %s, backend %s (%s), %d images, %d pairs\n", v.manifest().name.c_str(), v.backend().name().c_str(),
+              v.backend().precision().c_str(), p.images, p.pairs);
+  std::printf("embedding_rel  <=%-9.3g %12.6g  %s\n", emb_tol, p.embedding_rel, emb_ok ? "PASSED" : "FAILED");
+  std::printf("score_max_abs  <=%-9.3g %12.6g  %s\n", score_tol, p.score_max_abs, score_ok ? "PASSED" : "FAILED");
+  std::printf("embedding max abs %.3g, min cosine %.6f, flips %d/%d\n", p.embedding_max_abs, p.min_cosine,
+              p.decision_flips, p.pairs);
+  return emb_ok && score_ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string command = argc > 1 ? argv[1] : "--help";
+  if (command == "--version") {
+    std::printf("siamese-cli %s (OpenCV %s)\nbackends: %s\n", SIAMESE_RUNTIME_VERSION, CV_VERSION, SIAMESE_RUNTIME_BACKENDS);
+    return 0;
+  }
+  if (command == "--help" || command == "-h") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  try {
+    const cli::Args args(argc, argv, 2, kValued, kSwitches);
+    if (args.flags.count("--help")) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (command == "verify") return verify(args);
+    if (command == "embed") return embed(args);
+    if (command == "bench") return cli::bench(args);
+    if (command == "parity") return parity(args);
+    throw siamese::Error(siamese::ErrorCode::InvalidArgument, "unknown command '" + command + "' (verify, embed, bench, parity)");
+  } catch (const siamese::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return e.code() == siamese::ErrorCode::Backend ? 3 : 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+}

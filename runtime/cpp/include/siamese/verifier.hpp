@@ -1,0 +1,43 @@
+// Embed images, score pairs, decide: the bundle, a backend and the manifest's score semantics in one object.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "siamese/backend.hpp"
+
+namespace siamese {
+
+struct Verification {
+  float score = 0.0f;
+  bool match = false;
+  ScoreSpec spec;
+  std::string describe() const;  // "distance 0.41 <= threshold 0.917: match (...)"
+};
+
+class Verifier {
+ public:
+  // Loads the manifest (checking every file's sha256) and the backend ("auto" picks; see make_backend).
+  explicit Verifier(const std::string& bundle_dir, const std::string& backend = "auto",
+                    const BackendOptions& options = {});
+
+  const Manifest& manifest() const { return manifest_; }
+  Backend& backend() { return *backend_; }
+  const std::string& selection() const { return selection_; }  // which backend was taken and why
+
+  Tensor embed_files(const std::vector<std::string>& paths);
+  Tensor embed_images(const std::vector<cv::Mat>& images, bool bgr = true);
+  std::vector<float> score(const Tensor& ea, const Tensor& eb) { return backend_->score(ea, eb); }
+  Verification decide(float score) const;
+  Verification verify_files(const std::string& a, const std::string& b);
+
+ private:
+  Manifest manifest_;
+  std::unique_ptr<Backend> backend_;
+  std::string selection_;
+};
+
+}  // namespace siamese
