@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## make demo: train a small Siamese network on scikit-learn's bundled digits (CPU, ~1 min), evaluate it, export a verified bundle; all in runs/demo
+## make demo: train a small Siamese network on scikit-learn's bundled digits (CPU, ~1 min), evaluate it, export a verified bundle, verify a camera clip; all in runs/demo
 demo: $(STAMP)
 	$(BIN)/python -m train --arch keras-contrastive --data digits --out $(DEMO) --epochs 12 --steps-per-epoch 50 \
 		--batch-size 64 --lr 1e-2 --force --no-progress
@@ -29,7 +29,10 @@ demo: $(STAMP)
 		--n-way 5 --trials 400 --out $(DEMO)/eval --json $(DEMO)/eval/results.json
 	$(BIN)/python -m export.build --model $(DEMO)/model.keras --out $(DEMO)/bundles --force
 	$(BIN)/python -m runtime.verify --bundle $(DEMO)/bundles/demo --parity
-	@echo "demo: model, model card, plots and the bundle are in $(DEMO)/"
+	$(BIN)/python -m camera.clipmaker --data digits --out $(DEMO)/clip.mp4
+	$(BIN)/python -m camera --bundle $(DEMO)/bundles/demo --source $(DEMO)/clip.mp4 --reference $(DEMO)/clip.reference.png \
+		--center-crop --headless --output $(DEMO)/clip.out.mp4 --events $(DEMO)/clip.events.jsonl --no-progress
+	@echo "demo: model, model card, plots, the bundle and the annotated clip (clip.out.mp4) are in $(DEMO)/"
 
 ## make test: lint and the test suite (under ~20 min on 2 CPU cores)
 test: $(STAMP)
@@ -48,7 +51,7 @@ train-omniglot: $(STAMP)
 	$(OMNIGLOT_ENV) $(BIN)/python -m train $(OMNIGLOT_TRAIN)
 	$(OMNIGLOT_ENV) $(BIN)/python -m train.publish --run runs/omniglot --to models/omniglot
 
-## make bench: training throughput per architecture, then the runtime against Keras on a VGG16 bundle (JSON, tables, charts in runs/bench)
+## make bench: training throughput per architecture, the runtime against Keras (VGG16, Omniglot), camera FPS (demo, VGG16); JSON, tables, charts in runs/bench
 BENCH := runs/bench
 bench: $(STAMP)
 	$(BIN)/python -m train.bench --out $(BENCH)
@@ -59,6 +62,9 @@ bench: $(STAMP)
 	$(BIN)/python -m runtime.bench --bundle $(BENCH)/bundles/vgg16 --model $(BENCH)/vgg16/model.keras --out $(BENCH)
 	$(BIN)/python -m export.build --model models/omniglot/model.keras --name omniglot --out $(BENCH)/bundles --force
 	$(BIN)/python -m runtime.bench --bundle $(BENCH)/bundles/omniglot --model models/omniglot/model.keras --out $(BENCH)
+	test -f $(DEMO)/bundles/demo/manifest.json || $(MAKE) demo
+	$(BIN)/python -m camera.bench --bundle $(DEMO)/bundles/demo --min-fps 30 --bundle $(BENCH)/bundles/vgg16 --min-fps 15 \
+		--out $(BENCH)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -1,0 +1,185 @@
+"""``python -m camera.bench --bundle DIR [--min-fps F] ...``: end-to-end camera speed on a 640x480, 30 fps clip.
+
+For each bundle, the whole ``python -m camera`` path (decode, crop, preprocess, embed, score, smooth, event
+lines) runs headless over the same generated clip (``camera.clipmaker``, digits by default) twice:
+
+* **file**: every frame, as fast as the machine goes: the frames per second this backend sustains end to end,
+  with latency p50/p99 (read to decision);
+* **live**: the clip paced at 30 fps through the newest-frame capture thread, as a camera delivers it: frames
+  processed and dropped, and the latency a user sees.
+
+The decisions are scored against the clip's truth (reference segments matched, other segments rejected).
+Writes ``camera_bench.txt`` (the table, also printed) and ``camera_bench.json`` into ``--out``, atomically.
+Targets (issue 6): ``--min-fps`` per bundle, compared with the file-mode FPS; ``--check`` exits 1 when one is
+missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.fileio import write_json_atomic, write_text_atomic
+from runtime.machine import cpu_name
+
+BENCH_SCHEMA = 1
+
+
+def make_bench_clip(out: Path, seconds: float, data: str, seed: int) -> tuple[Path, Path, Path]:
+    """(clip, reference image, truth json): generated once and reused when already there."""
+    from camera.clipmaker import main as clipmaker
+
+    clip = out / f"bench_clip_{data}_{seconds:g}s.mp4"
+    ref, truth = clip.with_suffix(".reference.png"), clip.with_suffix(".truth.json")
+    if not (clip.is_file() and ref.is_file() and truth.is_file()):
+        args = ["--data", data, "--out", str(clip), "--seconds", str(seconds), "--seed", str(seed)]
+        if clipmaker(args) != 0:
+            raise SystemExit(f"camera.bench: could not make the test clip from --data {data}")
+    return clip, ref, truth
+
+
+def score_events(truth_path: Path, events_path: Path) -> dict[str, float | None]:
+    """Share of processed frames decided right: on reference segments (matched) and elsewhere (rejected)."""
+    from camera.clipmaker import ClipTruth
+
+    truth = ClipTruth.load(truth_path).truth()
+    frames = [json.loads(line) for line in events_path.read_text(encoding="utf-8").splitlines()]
+    frames = [e for e in frames if e.get("event") == "frame" and e["frame"] < len(truth)]
+    idx = np.array([e["frame"] for e in frames], dtype=np.int64)
+    match = np.array([e["match"] for e in frames], dtype=bool)
+    if not len(idx):
+        return {"reference_matched": None, "others_rejected": None}
+    on = truth[idx]
+    return {
+        "reference_matched": round(float(match[on].mean()), 4) if on.any() else None,
+        "others_rejected": round(float((~match[~on]).mean()), 4) if (~on).any() else None,
+    }
+
+
+def run_camera(bundle: str, clip: Path, ref: Path, events: Path, live: bool, extra: list[str]) -> dict[str, Any]:
+    from camera.cli import EXIT_OK, build_parser, run
+
+    argv = ["--bundle", bundle, "--source", str(clip), "--reference", str(ref), "--center-crop", "--headless"]
+    argv += ["--events", str(events), "--no-progress", *extra]
+    if live:
+        argv += ["--realtime"]
+    code, summary = run(build_parser().parse_args(argv))
+    if code != EXIT_OK:
+        raise SystemExit(f"camera.bench: the camera run on {bundle} ended with exit code {code}")
+    return summary
+
+
+def bench_bundle(bundle: str, min_fps: float | None, clip: Path, ref: Path, truth: Path, out: Path, extra: list[str]):
+    name = Path(bundle).name
+    row: dict[str, Any] = {"bundle": name, "bundle_dir": bundle, "min_fps": min_fps}
+    for mode in ("file", "live"):
+        events = out / f"camera_bench_{name}_{mode}.jsonl"
+        s = run_camera(bundle, clip, ref, events, mode == "live", extra)
+        row["backend"] = s["backend"]
+        row[mode] = {
+            k: s[k]
+            for k in ("fps", "latency_ms_p50", "latency_ms_p99", "frames_read", "frames_processed", "frames_dropped")
+        }
+        row[mode].update(score_events(truth, events))
+    row["met"] = None if min_fps is None else bool(row["file"]["fps"] >= min_fps)
+    return row
+
+
+def format_table(report: dict[str, Any]) -> str:
+    head = (
+        f"{'bundle':<12} {'backend':<22} {'mode':<5} {'FPS':>7} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'read':>5} {'done':>5} {'drop':>5} {'ref ok':>7} {'other ok':>8}  target"
+    )
+    lines = [
+        f"camera.bench: {report['clip']['frames']} frames 640x480 @ {report['clip']['fps']:g} fps, "
+        f"{report['machine']['cpu']} ({report['machine']['cpus']} cpus)",
+        head,
+        "-" * len(head),
+    ]
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    for r in report["results"]:
+        for mode in ("file", "live"):
+            m = r[mode]
+            target = ""
+            if mode == "file" and r["min_fps"] is not None:
+                target = f">= {r['min_fps']:g} FPS: {'met' if r['met'] else 'MISSED'}"
+            lines.append(
+                f"{r['bundle']:<12} {r['backend']:<22} {mode:<5} {m['fps']:>7.1f} {m['latency_ms_p50']:>8.2f} "
+                f"{m['latency_ms_p99']:>8.2f} {m['frames_read']:>5} {m['frames_processed']:>5} "
+                f"{m['frames_dropped']:>5} {pct(m['reference_matched']):>7} {pct(m['others_rejected']):>8}  {target}"
+            )
+    lines.append("file: every frame as fast as possible; live: paced at the clip's rate, newest frame only")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m camera.bench",
+        description="End-to-end FPS, latency p50/p99 and dropped frames of python -m camera on a 640x480, 30 fps clip.",
+    )
+    p.add_argument("--bundle", action="append", required=True, metavar="DIR", help="a bundle (repeat for several)")
+    p.add_argument(
+        "--min-fps",
+        action="append",
+        type=float,
+        metavar="F",
+        help="target FPS for the bundle at the same position (repeat; bundles after the last have none)",
+    )
+    p.add_argument("--data", default="digits", help="images for the clip (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=10.0, help="clip length (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "openvino", "tensorrt"))
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--out", default="runs/bench", help="where camera_bench.{txt,json} go (default: %(default)s)")
+    p.add_argument("--check", action="store_true", help="exit 1 when a --min-fps target is missed")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from camera.clipmaker import ClipTruth
+    from runtime.console import CliError
+
+    args = build_parser().parse_args(argv)
+    targets = args.min_fps or []
+    if len(targets) > len(args.bundle):
+        build_parser().error(f"{len(targets)} --min-fps for {len(args.bundle)} --bundle: at most one per bundle")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clip, ref, truth = make_bench_clip(out, args.seconds, args.data, args.seed)
+    extra = ["--backend", args.backend] + (["--precision", args.precision] if args.precision else [])
+    t = ClipTruth.load(truth)
+    results = []
+    try:
+        for i, bundle in enumerate(args.bundle):
+            results.append(bench_bundle(bundle, targets[i] if i < len(targets) else None, clip, ref, truth, out, extra))
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
+    report = {
+        "schema": BENCH_SCHEMA,
+        "command": " ".join([Path(sys.executable).name, "-m", "camera.bench", *(argv or sys.argv[1:])]),
+        "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "load_avg": list(os.getloadavg())},
+        "clip": {"path": str(clip), "frames": t.frames, "fps": t.fps, "size": list(t.size), "data": args.data},
+        "results": results,
+    }
+    table = format_table(report)
+    write_text_atomic(out / "camera_bench.txt", table + "\n")
+    write_json_atomic(out / "camera_bench.json", report)
+    print(json.dumps(report, indent=2) if args.json else table)
+    if args.check and any(r["met"] is False for r in results):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
