@@ -1,4 +1,4 @@
-"""The runtime ships to the edge: importing it must not pull in TensorFlow or Keras. And runtime.fileio."""
+"""The runtime and the camera ship to the edge: importing them must not pull in TensorFlow or Keras. And runtime.fileio."""
 
 from __future__ import annotations
 
@@ -34,7 +34,10 @@ def _heavy_modules_after_import(module: str, setup: str = "") -> list[str]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("module", ["runtime", "runtime.preprocess", "runtime.scoring", "runtime.fileio"])
+@pytest.mark.parametrize(
+    "module",
+    ["runtime", "runtime.preprocess", "runtime.scoring", "runtime.fileio", "camera.cli", "camera.pipeline", "camera.sources", "camera.bench"],
+)
 def test_runtime_import_does_not_load_tensorflow_or_keras(module: str) -> None:
     assert _heavy_modules_after_import(module) == []
 
