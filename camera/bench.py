@@ -10,8 +10,8 @@ lines) runs headless over the same generated clip (``camera.clipmaker``, digits 
 
 The decisions are scored against the clip's truth (reference segments matched, other segments rejected).
 Writes ``camera_bench.txt`` (the table, also printed) and ``camera_bench.json`` into ``--out``, atomically.
-Targets (issue 6): ``--min-fps`` per bundle, compared with the file-mode FPS; ``--check`` exits 1 when one is
-missed.
+Each bundle runs on every CPU backend present (``--backends``). Targets (issue 6): ``--min-fps`` per bundle,
+compared with the file-mode FPS of its fastest backend; ``--check`` exits 1 when one is missed.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def bench_bundle(bundle: str, min_fps: float | None, clip: Path, ref: Path, trut
     name = Path(bundle).name
     row: dict[str, Any] = {"bundle": name, "bundle_dir": bundle, "min_fps": min_fps}
     for mode in ("file", "live"):
-        events = out / f"camera_bench_{name}_{mode}.jsonl"
+        events = out / f"camera_bench_{name}_{extra[1]}_{mode}.jsonl"
         s = run_camera(bundle, clip, ref, events, mode == "live", extra)
         row["backend"] = s["backend"]
         row[mode] = {
@@ -87,8 +87,15 @@ def bench_bundle(bundle: str, min_fps: float | None, clip: Path, ref: Path, trut
             for k in ("fps", "latency_ms_p50", "latency_ms_p99", "frames_read", "frames_processed", "frames_dropped")
         }
         row[mode].update(score_events(truth, events))
-    row["met"] = None if min_fps is None else bool(row["file"]["fps"] >= min_fps)
     return row
+
+
+def judge(results: list[dict[str, Any]]) -> None:
+    """Each bundle's target is judged on its fastest backend (file mode): "on the best CPU backend"."""
+    for r in results:
+        best = max((o["file"]["fps"] for o in results if o["bundle_dir"] == r["bundle_dir"]), default=0.0)
+        r["best"] = r["file"]["fps"] == best
+        r["met"] = None if r["min_fps"] is None else bool(best >= r["min_fps"])
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -110,13 +117,15 @@ def format_table(report: dict[str, Any]) -> str:
         for mode in ("file", "live"):
             m = r[mode]
             target = ""
-            if mode == "file" and r["min_fps"] is not None:
-                target = f">= {r['min_fps']:g} FPS: {'met' if r['met'] else 'MISSED'}"
+            if mode == "file" and r["min_fps"] is not None and r["best"]:
+                target = f">= {r['min_fps']:g} FPS (best backend): {'met' if r['met'] else 'MISSED'}"
             lines.append(
                 f"{r['bundle']:<12} {r['backend']:<22} {mode:<5} {m['fps']:>7.1f} {m['latency_ms_p50']:>8.2f} "
                 f"{m['latency_ms_p99']:>8.2f} {m['frames_read']:>5} {m['frames_processed']:>5} "
                 f"{m['frames_dropped']:>5} {pct(m['reference_matched']):>7} {pct(m['others_rejected']):>8}  {target}"
             )
+    for b, why in report.get("absent", {}).items():
+        lines.append(f"not run: {b}: {why}")
     lines.append("file: every frame as fast as possible; live: paced at the clip's rate, newest frame only")
     return "\n".join(lines)
 
@@ -137,8 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="digits", help="images for the clip (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=10.0, help="clip length (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "openvino", "tensorrt"))
-    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"))
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        default=["onnxruntime", "openvino"],
+        choices=("auto", "onnxruntime", "openvino", "tensorrt"),
+        help="backends to run each bundle on; absent ones are listed (default: %(default)s)",
+    )
     p.add_argument("--out", default="runs/bench", help="where camera_bench.{txt,json} go (default: %(default)s)")
     p.add_argument("--check", action="store_true", help="exit 1 when a --min-fps target is missed")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
@@ -147,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from camera.clipmaker import ClipTruth
-    from runtime.console import CliError
+    from runtime.console import EXIT_BACKEND, CliError
 
     args = build_parser().parse_args(argv)
     targets = args.min_fps or []
@@ -156,21 +170,27 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     clip, ref, truth = make_bench_clip(out, args.seconds, args.data, args.seed)
-    extra = ["--backend", args.backend] + (["--precision", args.precision] if args.precision else [])
     t = ClipTruth.load(truth)
-    results = []
-    try:
-        for i, bundle in enumerate(args.bundle):
-            results.append(bench_bundle(bundle, targets[i] if i < len(targets) else None, clip, ref, truth, out, extra))
-    except CliError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.code
+    results: list[dict[str, Any]] = []
+    absent: dict[str, str] = {}
+    for i, bundle in enumerate(args.bundle):
+        for b in args.backends:
+            target = targets[i] if i < len(targets) else None
+            try:
+                results.append(bench_bundle(bundle, target, clip, ref, truth, out, ["--backend", b]))
+            except CliError as e:
+                if e.code != EXIT_BACKEND:
+                    print(f"error: {e}", file=sys.stderr)
+                    return e.code
+                absent[b] = str(e)
+    judge(results)
     report = {
         "schema": BENCH_SCHEMA,
         "command": " ".join([Path(sys.executable).name, "-m", "camera.bench", *(argv or sys.argv[1:])]),
         "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "load_avg": list(os.getloadavg())},
         "clip": {"path": str(clip), "frames": t.frames, "fps": t.fps, "size": list(t.size), "data": args.data},
         "results": results,
+        "absent": absent,
     }
     table = format_table(report)
     write_text_atomic(out / "camera_bench.txt", table + "\n")
