@@ -11,7 +11,7 @@ ifndef SIAMESE_EDGE_OMNIGLOT
 OMNIGLOT_ENV := $(if $(wildcard $(OMNIGLOT_DIR)/images_background.zip),SIAMESE_EDGE_OMNIGLOT=$(OMNIGLOT_DIR))
 endif
 
-.PHONY: venv demo test lint bench train-omniglot clean
+.PHONY: venv demo test lint bench train-omniglot clean cpp cpp-test
 
 venv: $(STAMP)
 
@@ -34,10 +34,18 @@ demo: $(STAMP)
 		--center-crop --headless --output $(DEMO)/clip.out.mp4 --events $(DEMO)/clip.events.jsonl --no-progress
 	@echo "demo: model, model card, plots, the bundle and the annotated clip (clip.out.mp4) are in $(DEMO)/"
 
-## make test: lint and the test suite (under ~20 min on 2 CPU cores)
+## make test: lint and the test suite, including the C++ build and its ctest suite (tests/test_cpp_runtime.py; under ~20 min on 2 CPU cores)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -ra
+
+## make cpp: build the C++ runtime (library, siamese-cli) in build/cpp; `make cpp-test` also runs its ctest suite
+cpp: $(STAMP)
+	cmake -S . -B build/cpp -DSIAMESE_PYTHON=$(abspath $(BIN)/python)
+	nice cmake --build build/cpp -j2
+
+cpp-test: cpp
+	CMAKE_BUILD_PARALLEL_LEVEL=2 nice ctest --test-dir build/cpp --output-on-failure -j2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,7 +19,8 @@ commands:
   verify   --bundle DIR IMAGE_A IMAGE_B [--json]   score a pair, say what the score means and decide
   embed    --bundle DIR IMAGE... [--out FILE]      print embeddings (or write them as raw float32 to FILE)
   bench    --bundle DIR [--batch N] [--iterations N] [--warmup N] [--json]
-  parity   --bundle DIR [--embedding-rel T] [--score-abs T]   the backend against the bundle's Keras reference
+  parity   --bundle DIR   the backend against the bundle's Keras reference; tolerances: fp32 --embedding-rel T
+           --score-abs T, fp16 --min-cosine T --max-flip-rate T (defaults: runtime/parity.py's at release)
 options for every command: --backend auto|opencv|onnxruntime|tensorrt (default auto), --threads N
   siamese-cli --version   the version and the backends built into this library
 
@@ -27,7 +28,7 @@ exit codes: 0 ran, 1 parity failed, 2 bad input (bundle, image, arguments), 3 th
 )";
 
 const std::set<std::string> kValued{"--bundle", "--backend", "--threads", "--out", "--batch", "--iterations",
-                                    "--warmup", "--embedding-rel", "--score-abs"};
+                                    "--warmup", "--embedding-rel", "--score-abs", "--min-cosine", "--max-flip-rate"};
 const std::set<std::string> kSwitches{"--json", "--help"};
 
 siamese::Verifier open(const cli::Args& args) {
@@ -72,18 +73,31 @@ int embed(const cli::Args& args) {
   return 0;
 }
 
+// FP32 backends: embedding relative error and score error; FP16 ones: minimum cosine and decision flips
+// (runtime/parity.py's checks; the tolerances come from the command line, ctest passes runtime/parity.py's).
 int parity(const cli::Args& args) {
-  const double emb_tol = args.number("--embedding-rel", 1e-4), score_tol = args.number("--score-abs", 1e-5);
   siamese::Verifier v = open(args);
   const siamese::Parity p = siamese::measure_parity(v.backend(), siamese::load_reference(v.manifest()), v.manifest().score);
-  const bool emb_ok = p.embedding_rel <= emb_tol, score_ok = p.score_max_abs <= score_tol;
   std::printf("bundle %s, backend %s (%s), %d images, %d pairs\n", v.manifest().name.c_str(), v.backend().name().c_str(),
               v.backend().precision().c_str(), p.images, p.pairs);
-  std::printf("embedding_rel  <=%-9.3g %12.6g  %s\n", emb_tol, p.embedding_rel, emb_ok ? "PASSED" : "FAILED");
-  std::printf("score_max_abs  <=%-9.3g %12.6g  %s\n", score_tol, p.score_max_abs, score_ok ? "PASSED" : "FAILED");
-  std::printf("embedding max abs %.3g, min cosine %.6f, flips %d/%d\n", p.embedding_max_abs, p.min_cosine,
-              p.decision_flips, p.pairs);
-  return emb_ok && score_ok ? 0 : 1;
+  bool ok = true;
+  auto row = [&ok](const char* metric, const char* cmp, double asked, double observed, bool passed) {
+    std::printf("%-15s %s%-9.3g %12.6g  %s\n", metric, cmp, asked, observed, passed ? "PASSED" : "FAILED");
+    ok = ok && passed;
+  };
+  if (v.backend().precision() == "fp32") {
+    const double emb = args.number("--embedding-rel", 1e-4), score = args.number("--score-abs", 1e-5);
+    row("embedding_rel", "<=", emb, p.embedding_rel, p.embedding_rel <= emb);
+    row("score_max_abs", "<=", score, p.score_max_abs, p.score_max_abs <= score);
+  } else {
+    const double cosine = args.number("--min-cosine", 0.999), flips = args.number("--max-flip-rate", 0.0);
+    const double rate = p.pairs ? static_cast<double>(p.decision_flips) / p.pairs : 0.0;
+    row("min_cosine", ">=", cosine, p.min_cosine, p.min_cosine >= cosine);
+    row("flip_rate", "<=", flips, rate, rate <= flips);
+  }
+  std::printf("embedding max abs %.3g, min cosine %.6f, score max abs %.3g, flips %d/%d\n", p.embedding_max_abs,
+              p.min_cosine, p.score_max_abs, p.decision_flips, p.pairs);
+  return ok ? 0 : 1;
 }
 
 }  // namespace

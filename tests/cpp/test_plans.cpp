@@ -1,0 +1,48 @@
+// Which TensorRT plan may run here: the C++ matching (src/plans.cpp, compiled on every machine) on a plan and
+// sidecar written by runtime/engines.py for TensorRT 10.3.0.30 on sm87. No engine is loaded: logic only.
+// usage: test_plans PLAN_BUNDLE SCRATCH_DIR
+#include <filesystem>
+#include <fstream>
+
+#include "check.hpp"
+#include "plans.hpp"
+#include "siamese/siamese.hpp"
+
+namespace fs = std::filesystem;
+using siamese::detail::PlanMachine;
+
+namespace {
+
+std::vector<siamese::detail::PlanCheck> plans_for(const fs::path& bundle, const PlanMachine& machine) {
+  return siamese::detail::check_plans(siamese::load_manifest(bundle.string(), false), machine);
+}
+
+bool mentions(const std::vector<siamese::detail::PlanCheck>& plans, const std::string& needle) {
+  return plans.size() == 1 && !plans[0].reasons.empty() && plans[0].reasons[0].find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!check::args_ok(argc, argv, 2, "PLAN_BUNDLE SCRATCH_DIR")) return 2;
+  const fs::path bundle = argv[1], scratch = argv[2];
+  auto same = plans_for(bundle, {"10.3.0.30", 8, 7});
+  check::expect(same.size() == 1 && same[0].reasons.empty() && same[0].precision == "fp16" && same[0].max_batch == 32,
+                "the plan matches the machine it was built for (fp16, max batch 32)");
+  check::expect(plans_for(bundle, {"10.3.0", 8, 7}).at(0).reasons.empty(), "a version without the build number matches");
+  check::expect(mentions(plans_for(bundle, {"10.4.0.26", 8, 7}), "built with TensorRT 10.3.0.30"), "another TensorRT: refused");
+  check::expect(mentions(plans_for(bundle, {"10.3.0.30", 8, 6}), "this GPU is sm86"), "another GPU architecture: refused");
+
+  fs::create_directories(scratch);
+  const fs::path copy = scratch / "plans";
+  fs::remove_all(copy);
+  fs::copy(bundle, copy, fs::copy_options::recursive);
+  for (const auto& e : fs::directory_iterator(copy)) {
+    if (e.path().extension() == ".plan") std::ofstream(e.path(), std::ios::app) << "tampered";
+  }
+  check::expect(mentions(plans_for(copy, {"10.3.0.30", 8, 7}), "sha256"), "changed plan bytes: refused");
+  std::ofstream(copy / "embedding.onnx", std::ios::app) << "changed";
+  check::expect(mentions(plans_for(copy, {"10.3.0.30", 8, 7}), "built from another embedding.onnx"),
+                "a plan built from another graph: refused");
+  return check::result();
+}

@@ -1,0 +1,97 @@
+"""The C++ runtime (runtime/cpp): configure, build and run its ctest suite, as ``make test`` does.
+
+ctest makes its own test data with this Python (bundles from the committed Omniglot model and a quick digits
+model, Python's preprocessed tensors and scores), then checks parity per backend, preprocessing against Python,
+the C ABI from C, bad input, the installed library from examples/cpp and an ASan+UBSan build. The build needs
+cmake, g++, libopencv-dev, nlohmann-json3-dev and libssl-dev (.ci/run installs them); without them this fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "cpp-test"
+EXPECTED = {
+    "test_data",
+    "parity_opencv_omniglot",
+    "parity_opencv_digits",
+    "scores_match_python_opencv",
+    "preprocess_matches_python",
+    "c_api",
+    "bad_input",
+    "cli_verify",
+    "cli_bench",
+    "example_run",
+    "sanitizers",
+}
+
+
+def _run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": "2"}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def ctest() -> dict:
+    missing = [tool for tool in ("cmake", "ctest", "g++", "cc") if shutil.which(tool) is None]
+    assert not missing, f"{missing} not found: install the C++ build dependencies (see .ci/run's APT_PACKAGES)"
+    configure = _run(["cmake", "-S", ".", "-B", str(BUILD), f"-DSIAMESE_PYTHON={sys.executable}"], 300)
+    assert configure.returncode == 0, configure.stdout[-3000:] + configure.stderr[-3000:]
+    build = _run(["nice", "cmake", "--build", str(BUILD), "-j2"], 900)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    warnings = [line for line in build.stdout.splitlines() + build.stderr.splitlines() if "warning:" in line]
+    run = _run(["nice", "ctest", "--test-dir", str(BUILD), "--output-on-failure", "-j2"], 1500)
+    results = dict(re.findall(r"Test\s+#\d+: (\S+) \.+\**\s*(Passed|Failed|Not Run|Timeout|\S+)", run.stdout))
+    return {"configure": configure.stdout, "run": run, "results": results, "warnings": warnings}
+
+
+def test_ctest_suite_passes(ctest):
+    run = ctest["run"]
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert EXPECTED <= set(ctest["results"]), f"tests that did not run: {sorted(EXPECTED - set(ctest['results']))}"
+    assert all(v == "Passed" for v in ctest["results"].values()), ctest["results"]
+
+
+def test_builds_without_warnings(ctest):
+    assert not ctest["warnings"], "\n".join(ctest["warnings"][:20])
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "tensorrt"])
+def test_optional_backend_parity(ctest, backend):
+    built = re.search(r"siamese_runtime: backends (\S+)", ctest["configure"]).group(1).split(",")
+    if backend not in built:
+        pytest.skip(f"the {backend} backend was not built here (not found at configure time; see the CMake log)")
+    assert ctest["results"].get(f"parity_{backend}_omniglot") == "Passed"
+    assert ctest["results"].get(f"parity_{backend}_digits") == "Passed"
+
+
+def test_raw_reference_equals_npz(ctest):
+    """The raw files the C++ parity reads hold exactly reference.npz's arrays (dtype, shape, values)."""
+    from export.reference_raw import read_raw_reference
+    from runtime.manifest import REFERENCE_NPZ, load_manifest
+
+    bundle = BUILD / "test-data" / "bundles" / "digits"
+    manifest = load_manifest(bundle)
+    raw = read_raw_reference(bundle, manifest.raw["reference"]["raw"])
+    with np.load(bundle / REFERENCE_NPZ) as z:
+        for name, array in raw.items():
+            assert array.dtype == z[name].dtype.newbyteorder("<") and np.array_equal(array, z[name]), name
+
+
+def test_manifest_names_the_opencv_graphs(ctest):
+    from runtime.manifest import EMBEDDING_OPENCV_ONNX, HEAD_OPENCV_ONNX
+
+    for name, head in (("digits", HEAD_OPENCV_ONNX), ("omniglot", None)):
+        m = json.loads((BUILD / "test-data" / "bundles" / name / "manifest.json").read_text())
+        assert m["opencv"]["embedding_file"] == EMBEDDING_OPENCV_ONNX and m["opencv"]["head_file"] == head
+        assert m["opencv"]["embedding_file"] in m["files"]
