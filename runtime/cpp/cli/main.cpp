@@ -20,7 +20,7 @@ commands:
   embed    --bundle DIR IMAGE... [--out FILE]      print embeddings (or write them as raw float32 to FILE)
   bench    --bundle DIR [--batch N] [--iterations N] [--warmup N] [--json]
   parity   --bundle DIR   the backend against the bundle's Keras reference; tolerances: fp32 --embedding-rel T
-           --score-abs T, fp16 --min-cosine T --max-flip-rate T (defaults: runtime/parity.py's at release)
+           --score-abs T, fp16 --min-cosine T --max-flip-rate T (defaults: runtime/parity.py's)
 options for every command: --backend auto|opencv|onnxruntime|tensorrt (default auto), --threads N
   siamese-cli --version   the version and the backends built into this library
 
@@ -86,11 +86,13 @@ int parity(const cli::Args& args) {
     ok = ok && passed;
   };
   if (v.backend().precision() == "fp32") {
-    const double emb = args.number("--embedding-rel", 1e-4), score = args.number("--score-abs", 1e-5);
+    const double emb = args.number("--embedding-rel", siamese::kFp32EmbeddingRel);
+    const double score = args.number("--score-abs", siamese::kFp32ScoreAbs);
     row("embedding_rel", "<=", emb, p.embedding_rel, p.embedding_rel <= emb);
     row("score_max_abs", "<=", score, p.score_max_abs, p.score_max_abs <= score);
   } else {
-    const double cosine = args.number("--min-cosine", 0.999), flips = args.number("--max-flip-rate", 0.0);
+    const double cosine = args.number("--min-cosine", siamese::kFp16MinCosine);
+    const double flips = args.number("--max-flip-rate", siamese::kFp16MaxFlipRate);
     const double rate = p.pairs ? static_cast<double>(p.decision_flips) / p.pairs : 0.0;
     row("min_cosine", ">=", cosine, p.min_cosine, p.min_cosine >= cosine);
     row("flip_rate", "<=", flips, rate, rate <= flips);

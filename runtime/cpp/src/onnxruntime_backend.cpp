@@ -1,5 +1,5 @@
 // ONNX Runtime (CPU provider): the bundle's FP32 graphs as they are, any batch size. Built when ONNX Runtime is found.
-#include <array>
+#include <algorithm>
 #include <memory>
 #include <optional>
 

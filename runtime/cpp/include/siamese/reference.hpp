@@ -19,6 +19,13 @@ struct Reference {
 // Throws Error(Bundle) naming the file when a raw array is missing, of the wrong size, or indexes out of range.
 Reference load_reference(const Manifest& manifest);
 
+// runtime/parity.py's tolerances (FP32_TOLERANCES, FP16_TOLERANCES), the defaults of siamese-cli parity;
+// tests/test_cpp_tolerances.py checks they equal the Python ones, and ctest passes the Python values explicitly.
+constexpr double kFp32EmbeddingRel = 1e-4;
+constexpr double kFp32ScoreAbs = 1e-5;
+constexpr double kFp16MinCosine = 0.999;
+constexpr double kFp16MaxFlipRate = 0.0;
+
 struct Parity {
   double embedding_max_abs = 0, embedding_rel = 0, min_cosine = 1, score_max_abs = 0;
   int decision_flips = 0, pairs = 0, images = 0;

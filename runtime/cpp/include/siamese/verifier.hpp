@@ -18,6 +18,7 @@ struct Verification {
   std::string describe() const;  // "distance 0.41 <= threshold 0.917: match (...)"
 };
 
+// Not thread-safe (OpenCV DNN nets and TensorRT contexts are not): use one Verifier per thread.
 class Verifier {
  public:
   // Loads the manifest (checking every file's sha256) and the backend ("auto" picks; see make_backend).
