@@ -27,6 +27,7 @@ from quick_models import omniglot_bundle, quick_digits_bundle
 
 from camera.cli import EXIT_INPUT, EXIT_LOST, EXIT_OK, main
 from camera.clipmaker import ClipTruth, make_clip, render, sample_clip_images, write_reference
+from camera.sources import opencv_has_gui
 from runtime.gallery import Gallery
 from runtime.verifier import load
 
@@ -278,6 +279,8 @@ def test_bad_arguments_name_the_value(digits_bundle, digits_clip, tmp_path, caps
         (["--reference", str(reference), "--output", str(tmp_path / "x.gif")], "unsupported suffix .gif"),
         (["--gallery", str(tmp_path / "none")], "no such gallery file"),
     ]
+    if not opencv_has_gui():  # the PyPI install is opencv-python-headless
+        cases.append((["--reference", str(reference), "--display"], "--display: this OpenCV has no GUI support"))
     for extra, expected in cases:
         assert main(base + extra) == EXIT_INPUT, extra
         err = capsys.readouterr().err

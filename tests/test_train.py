@@ -112,6 +112,21 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert "unknown architecture" in capsys.readouterr().err
 
 
+def test_model_args_reach_the_factory_and_unknown_ones_are_refused(tmp_path, capsys):
+    out = tmp_path / "o"
+    argv = ["--arch", "omniglot-conv", "--data", "digits", "--out", str(out), "--epochs", "1", "--steps-per-epoch", "2",
+            "--batch-size", "16", "--val-pairs", "50", "--no-progress"]
+    assert train_main([*argv, "--model-arg", "widths=[8,8,16,16]", "--model-arg", "dim=24"]) == 0
+    model = keras.models.load_model(out / "model.keras")
+    emb = model.get_layer("embedding")
+    assert [emb.get_layer(f"conv{i}").filters for i in range(1, 5)] == [8, 8, 16, 16]
+    assert emb.output.shape[-1] == 24
+    with pytest.raises(SystemExit) as e:
+        train_main([*argv, "--force", "--model-arg", "width=[8]"])
+    assert e.value.code == 2
+    assert "--model-arg width: omniglot-conv takes input_shape, loss, widths, dim, margin" in capsys.readouterr().err
+
+
 def test_help_explains():
     out = subprocess.run([sys.executable, "-m", "train", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -28,6 +29,35 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     if len(nums) != 3 or min(nums) <= 0 or nums[2] not in (1, 3):
         raise argparse.ArgumentTypeError(f"--input-shape {text!r}: expected HxWxC with C 1 or 3, e.g. 105x105x1")
     return tuple(nums)  # type: ignore[return-value]
+
+
+def parse_model_arg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` -> (key, value), the value read as JSON (numbers, lists, booleans) or else kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. widths=[96,128,192,256]")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def check_model_args(parser: argparse.ArgumentParser, arch: str, kwargs: dict) -> None:
+    """--model-arg keys must be named parameters of the factory (factories ignore unknown keywords)."""
+    import inspect
+
+    from train.models import get_entry
+
+    if not kwargs:
+        return
+    try:
+        params = inspect.signature(get_entry(arch).factory).parameters
+    except ValueError as e:
+        parser.error(str(e))
+    named = [n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    for key in kwargs:
+        if key not in named:
+            parser.error(f"--model-arg {key}: {arch} takes {', '.join(named)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: the architecture's own; supcon trains the embedding on episodes of classes",
     )
     g.add_argument("--margin", type=float, help="contrastive margin (default 1.0)")
+    g.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        type=parse_model_arg,
+        metavar="KEY=VALUE",
+        help="an argument of the architecture's factory, VALUE as JSON (e.g. widths=[96,128,192,256]); repeatable",
+    )
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--steps-per-epoch", type=int, default=100, help="batches of sampled pairs per epoch")
@@ -147,7 +185,9 @@ def next_command(result) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_model_args(parser, args.arch, dict(args.model_arg))
     from train.trainer import TrainOptions, train
 
     opts = TrainOptions(
@@ -165,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         loss=args.loss,
         margin=args.margin,
         input_shape=args.input_shape,
+        build_kwargs=dict(args.model_arg),
         augment=args.augment,
         rotation_classes=args.rotation_classes,
         temperature=args.temperature,
