@@ -32,6 +32,7 @@ demo: $(STAMP)
 	$(BIN)/python -m camera.clipmaker --data digits --out $(DEMO)/clip.mp4
 	$(BIN)/python -m camera --bundle $(DEMO)/bundles/demo --source $(DEMO)/clip.mp4 --reference $(DEMO)/clip.reference.png \
 		--center-crop --headless --output $(DEMO)/clip.out.mp4 --events $(DEMO)/clip.events.jsonl --no-progress
+	$(BIN)/python -m camera.score --truth $(DEMO)/clip.truth.json --events $(DEMO)/clip.events.jsonl
 	@echo "demo: model, model card, plots, the bundle and the annotated clip (clip.out.mp4) are in $(DEMO)/"
 
 ## make test: lint and the test suite, including the C++ build and its ctest suite (tests/test_cpp_runtime.py; under ~20 min on 2 CPU cores)
@@ -39,12 +40,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -ra
 
-## make cpp: build the C++ runtime (library, siamese-cli) in build/cpp; `make cpp-test` also runs its ctest suite
-cpp: $(STAMP)
-	cmake -S . -B build/cpp -DSIAMESE_PYTHON=$(abspath $(BIN)/python)
+## make cpp: build the C++ runtime (library, siamese-cli) in build/cpp; `make cpp-test` also builds and runs its ctest suite
+cpp:
+	cmake -S . -B build/cpp -DSIAMESE_BUILD_TESTS=OFF
 	nice cmake --build build/cpp -j2
 
-cpp-test: cpp
+cpp-test: $(STAMP)
+	cmake -S . -B build/cpp -DSIAMESE_BUILD_TESTS=ON -DSIAMESE_PYTHON=$(abspath $(BIN)/python)
+	nice cmake --build build/cpp -j2
 	CMAKE_BUILD_PARALLEL_LEVEL=2 nice ctest --test-dir build/cpp --output-on-failure -j2
 
 lint: $(STAMP)

@@ -23,8 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from camera.score import score_events
 from runtime.fileio import write_json_atomic, write_text_atomic
 from runtime.machine import cpu_name
 
@@ -42,24 +41,6 @@ def make_bench_clip(out: Path, seconds: float, data: str, seed: int) -> tuple[Pa
         if clipmaker(args) != 0:
             raise SystemExit(f"camera.bench: could not make the test clip from --data {data}")
     return clip, ref, truth
-
-
-def score_events(truth_path: Path, events_path: Path) -> dict[str, float | None]:
-    """Share of processed frames decided right: on reference segments (matched) and elsewhere (rejected)."""
-    from camera.clipmaker import ClipTruth
-
-    truth = ClipTruth.load(truth_path).truth()
-    frames = [json.loads(line) for line in events_path.read_text(encoding="utf-8").splitlines()]
-    frames = [e for e in frames if e.get("event") == "frame" and e["frame"] < len(truth)]
-    idx = np.array([e["frame"] for e in frames], dtype=np.int64)
-    match = np.array([e["match"] for e in frames], dtype=bool)
-    if not len(idx):
-        return {"reference_matched": None, "others_rejected": None}
-    on = truth[idx]
-    return {
-        "reference_matched": round(float(match[on].mean()), 4) if on.any() else None,
-        "others_rejected": round(float((~match[~on]).mean()), 4) if (~on).any() else None,
-    }
 
 
 def run_camera(bundle: str, clip: Path, ref: Path, events: Path, live: bool, extra: list[str]) -> dict[str, Any]:
@@ -86,7 +67,8 @@ def bench_bundle(bundle: str, min_fps: float | None, clip: Path, ref: Path, trut
             k: s[k]
             for k in ("fps", "latency_ms_p50", "latency_ms_p99", "frames_read", "frames_processed", "frames_dropped")
         }
-        row[mode].update(score_events(truth, events))
+        scored = score_events(truth, events)
+        row[mode].update({k: scored[k] for k in ("reference_matched", "others_rejected")})
     return row
 
 

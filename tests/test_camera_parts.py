@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -121,3 +122,20 @@ def test_regions():
         region(frame.shape, Roi(600, 0, 100, 10), False)
     with pytest.raises(ValueError, match="X and Y must be >= 0"):
         Roi.parse("-1,0,10,10")
+
+
+def test_score_reads_a_run_against_the_clip_truth(tmp_path):
+    from camera.clipmaker import ClipTruth, Segment
+    from camera.score import main, score_events
+
+    truth = ClipTruth("c.mp4", 30.0, (640, 480), 4, [Segment(0, 2, False, "a"), Segment(2, 4, True, "b")], "b")
+    truth.save(tmp_path / "c.truth.json")
+    lines = [{"event": "start"}] + [
+        {"event": "frame", "frame": i, "match": m, "raw_match": r}
+        for i, (m, r) in enumerate([(False, True), (False, False), (False, True), (True, True)])
+    ]
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    s = score_events(tmp_path / "c.truth.json", tmp_path / "e.jsonl")
+    assert (s["reference_matched"], s["others_rejected"]) == (0.5, 1.0)
+    assert (s["raw_reference_matched"], s["raw_others_rejected"]) == (1.0, 0.5)
+    assert main(["--truth", str(tmp_path / "e.jsonl"), "--events", str(tmp_path / "e.jsonl")]) == 2
