@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--roi", metavar="X,Y,W,H", help="verify only this region of each frame (pixels)")
     where.add_argument("--center-crop", action="store_true", help="verify the largest centered square")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="decision threshold in the score's own units (default: the bundle's calibrated one, or the gallery's)",
+    )
     p.add_argument("--every", type=int, default=1, metavar="N", help="process every Nth frame (default: %(default)s)")
     p.add_argument(
         "--smooth",
@@ -155,9 +160,9 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     verifier = load_verifier(args.bundle, args.backend, args.precision, args.threads)
     try:
         if args.reference:
-            matcher = Matcher.from_references(verifier, args.reference)
+            matcher = Matcher.from_references(verifier, args.reference, args.threshold)
         else:
-            matcher = Matcher.from_gallery(verifier, args.gallery)
+            matcher = Matcher.from_gallery(verifier, args.gallery, args.threshold)
     except (ImageReadError, GalleryError, ValueError) as e:
         raise CliError(EXIT_INPUT, str(e)) from None
     info = verifier.info()
@@ -206,6 +211,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         "gallery": args.gallery,
         "score": verifier.spec.describe(),
         "threshold": matcher.gallery.spec.threshold,
+        "threshold_source": matcher.gallery.spec.threshold_source,
     }
     print(f"camera: {spec.describe()} -> {info['bundle']} on {backend} ({matcher.describe()})", file=sys.stderr)
     if events is not None:

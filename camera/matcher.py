@@ -41,15 +41,15 @@ class Matcher:
         self.mode = mode
 
     @classmethod
-    def from_references(cls, verifier: Any, images: list[str | Path]) -> Matcher:
-        """Embed the reference images (all of one identity) once."""
-        g = Gallery(verifier)
+    def from_references(cls, verifier: Any, images: list[str | Path], threshold: float | None = None) -> Matcher:
+        """Embed the reference images (all of one identity) once; ``threshold`` overrides the manifest's."""
+        g = Gallery(verifier, threshold=threshold)
         g.enroll(REFERENCE_IDENTITY, [str(p) for p in images])
         return cls(g, "reference")
 
     @classmethod
-    def from_gallery(cls, verifier: Any, path: str | Path) -> Matcher:
-        return cls(Gallery.load(path, verifier), "gallery")
+    def from_gallery(cls, verifier: Any, path: str | Path, threshold: float | None = None) -> Matcher:
+        return cls(Gallery.load(path, verifier, threshold=threshold), "gallery")
 
     def describe(self) -> str:
         if self.mode == "reference":

@@ -286,3 +286,14 @@ def test_bad_arguments_name_the_value(digits_bundle, digits_clip, tmp_path, caps
         err = capsys.readouterr().err
         assert expected in err, (extra, err)
     assert not (tmp_path / "x.gif").exists()
+
+
+def test_threshold_overrides_the_bundles(digits_bundle, digits_clip, tmp_path):
+    truth, reference, _ = digits_clip
+    events_path = tmp_path / "events.jsonl"
+    argv = ["--bundle", str(digits_bundle), "--source", truth.path, "--reference", str(reference), "--center-crop",
+            "--events", str(events_path), "--no-progress", "--max-frames", "60", "--threshold", "-1"]
+    assert main(argv) == EXIT_OK
+    events = read_events(events_path)
+    assert events[0]["threshold"] == -1.0 and events[0]["threshold_source"] == "given to the gallery"
+    assert not any(e["raw_match"] for e in frame_events(events)), "no distance is below -1"
