@@ -99,7 +99,7 @@ def run_loop(
                 sinks.events.write(event)
             if sinks.on_frame is not None:
                 sinks.on_frame(event)
-            state = OverlayState(label, match, d.score, d.text, stats.fps(), options.backend)
+            state = OverlayState(label, match, d.score, d.text, stats.recent_fps(), options.backend)
             if options.max_frames is not None and stats.processed >= options.max_frames:
                 stop.set()
                 why.append(f"--max-frames {options.max_frames}")

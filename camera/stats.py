@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,14 +18,23 @@ class RunStats:
     latencies_ms: list[float] = field(default_factory=list)
     first_processed: float | None = None
     last_processed: float | None = None
+    recent: deque = field(default_factory=lambda: deque(maxlen=30))  # times of the last processed frames
 
-    def record(self, latency_ms: float) -> None:
-        now = time.monotonic()
+    def record(self, latency_ms: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         self.processed += 1
         self.latencies_ms.append(latency_ms)
         if self.first_processed is None:
             self.first_processed = now
         self.last_processed = now
+        self.recent.append(now)
+
+    def recent_fps(self) -> float:
+        """Frames per second over the last 30 processed frames: what the overlay shows, so it follows changes."""
+        if len(self.recent) < 2:
+            return self.fps()
+        span = self.recent[-1] - self.recent[0]
+        return (len(self.recent) - 1) / span if span > 0 else 0.0
 
     @property
     def elapsed_s(self) -> float:

@@ -139,3 +139,18 @@ def test_score_reads_a_run_against_the_clip_truth(tmp_path):
     assert (s["reference_matched"], s["others_rejected"]) == (0.5, 1.0)
     assert (s["raw_reference_matched"], s["raw_others_rejected"]) == (1.0, 0.5)
     assert main(["--truth", str(tmp_path / "e.jsonl"), "--events", str(tmp_path / "e.jsonl")]) == 2
+
+
+def test_run_stats_percentiles_and_rates():
+    from camera.stats import RunStats, format_summary
+
+    s = RunStats(started=100.0)
+    for i in range(100):  # 10 FPS for 6 s, then 40 frames at 50 FPS
+        s.record(float(i + 1), now=100.0 + (0.1 * (i + 1) if i < 60 else 6.0 + 0.02 * (i - 59)))
+    assert abs(s.fps() - 100 / 6.8) < 1e-9
+    assert abs(s.recent_fps() - 50.0) < 1e-6, "the overlay's rate follows the last 30 frames"
+    summary = s.summary(read=120, dropped=20, skipped=0, reconnects=0)
+    assert summary["latency_ms_p50"] == 50.5 and summary["latency_ms_p99"] == 99.01
+    assert summary["frames_processed"] == 100 and summary["frames_dropped"] == 20
+    text = format_summary(summary)
+    assert "120 read, 100 processed, 20 dropped" in text and "p99 99.0 ms" in text
