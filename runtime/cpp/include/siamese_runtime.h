@@ -58,7 +58,8 @@ SIAMESE_API siamese_status siamese_verifier_score(siamese_verifier* verifier, co
 SIAMESE_API siamese_status siamese_verifier_verify_files(siamese_verifier* verifier, const char* image_a,
                                                          const char* image_b, siamese_verification* out);
 
-/* A gallery of enrolled identities; aggregate NULL = the default for the bundle's head. */
+/* A gallery of enrolled identities; aggregate NULL = the default for the bundle's head ("template" for a distance
+ * head, "mean" for a learned one). It uses the verifier: destroy the gallery before closing the verifier. */
 SIAMESE_API siamese_status siamese_gallery_create(siamese_verifier* verifier, const char* aggregate,
                                                   siamese_gallery** out);
 SIAMESE_API void siamese_gallery_destroy(siamese_gallery* gallery);

@@ -25,6 +25,7 @@ struct Identification {
   std::string label() const { return identity ? *identity : "unknown"; }
 };
 
+// Keeps a reference to the verifier, which must outlive the gallery.
 class Gallery {
  public:
   // aggregate: "template" (query vs the mean embedding; the default for distance heads), "mean" (mean of the
