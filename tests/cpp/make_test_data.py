@@ -2,7 +2,8 @@
 
     python tests/cpp/make_test_data.py --out build/cpp/test-data
 
-* ``bundles/omniglot``: ``python -m export.build`` on the committed models/omniglot/model.keras (euclidean head)
+* ``bundles/omniglot``: ``python -m export.build`` on the committed models/omniglot/model.keras (euclidean head);
+  with ``--engine`` (ctest passes it when the C++ TensorRT backend is built) each also gets a plan for this GPU
 * ``bundles/digits``: a quick keras-contrastive model on sklearn's digits (tests/quick_models.py, learned head)
 * ``images/``: image files of every kind the preprocessing reads (8/16-bit, gray, RGBA, JPEG, BMP, odd sizes)
 * ``preprocess/``: runtime/preprocess.py's tensors for each image under several preprocessing specs, as raw
@@ -105,12 +106,15 @@ def _stale(bundle: Path, model: Path) -> bool:
     return manifest.stat().st_mtime < newest
 
 
-def export(model: Path, name: str, out: Path) -> Path:
+def export(model: Path, name: str, out: Path, engine: bool) -> Path:
     from export.build import main as build
 
     bundle = out / name
     if _stale(bundle, model):
-        code = build(["--model", str(model), "--name", name, "--out", str(out), "--force", "--no-fp16"])
+        args = ["--model", str(model), "--name", name, "--out", str(out), "--force", "--no-fp16"]
+        if engine:  # a plan for this GPU, for the C++ TensorRT backend
+            args += ["--engine", "--require-engine"]
+        code = build(args)
         if code != 0:
             raise SystemExit(f"export of {model} failed with exit code {code}")
     return bundle
@@ -154,6 +158,7 @@ def write_plan_fixture(bundle: Path, folder: Path) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--engine", action="store_true", help="also build a TensorRT plan per bundle (needs a GPU)")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     out = args.out.resolve()
@@ -169,8 +174,8 @@ def main() -> int:
 
         model = train_quick_digits(quick)
     bundles = {
-        "omniglot": export(ROOT / "models" / "omniglot" / "model.keras", "omniglot", out / "bundles"),
-        "digits": export(model, "digits", out / "bundles"),
+        "omniglot": export(ROOT / "models" / "omniglot" / "model.keras", "omniglot", out / "bundles", args.engine),
+        "digits": export(model, "digits", out / "bundles", args.engine),
     }
     write_python_scores(bundles, images, out / "python_scores.json")
     write_plan_fixture(bundles["omniglot"], out / "plans" / "omniglot")
