@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   edited("dim of the wrong type", [](auto& m) { m["embedding"]["dim"] = "128"; }, "'embedding.dim'");
   edited("unknown head kind", [](auto& m) { m["head"]["kind"] = "cosine"; }, "head kind 'cosine'");
   edited("unknown color", [](auto& m) { m["preprocessing"]["color"] = "cmyk"; }, "color 'cmyk'");
+  edited("unknown preprocessing key", [](auto& m) { m["preprocessing"]["gamma"] = 2.2; }, "unknown key 'gamma'");
   edited("std of zero", [](auto& m) { m["preprocessing"]["std"] = {0.0}; }, "std must not contain 0");
   edited("same_when sideways", [](auto& m) { m["score"]["same_when"] = "sideways"; }, "same_when 'sideways'");
   edited("file outside the bundle", [](auto& m) { m["files"]["../escape.onnx"] = {{"sha256", "00"}}; }, "outside the bundle");

@@ -1,7 +1,9 @@
 // manifest.json -> Manifest, with the checks runtime/manifest.py makes and messages that name the field.
 #include "siamese/manifest.hpp"
 
+#include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <sstream>
 
@@ -42,6 +44,18 @@ T value_or(const json& obj, const char* key, T fallback, const std::string& wher
 
 Preprocessing parse_preprocessing(const json& p, const std::string& where) {
   const std::string at = "preprocessing.";
+  // as runtime/preprocess.py's Preprocessing.from_dict: a setting this runtime does not know would be ignored,
+  // and the network would see other inputs than in training
+  static const char* known[] = {"height", "width", "color", "resize", "interpolation", "letterbox_fill",
+                                "scale", "mean", "std"};
+  if (!p.is_object()) fail(where, "preprocessing is not an object");
+  for (const auto& [key, unused] : p.items()) {
+    (void)unused;
+    if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
+      fail(where, "preprocessing: unknown key '" + key + "'; this runtime reads height, width, color, resize, "
+                  "interpolation, letterbox_fill, scale, mean, std (re-export, or update the runtime)");
+    }
+  }
   Preprocessing s;
   s.height = value<int>(p, "height", where, at);
   s.width = value<int>(p, "width", where, at);
