@@ -16,7 +16,7 @@ class OpenCVBackend : public Backend {
   OpenCVBackend(const Manifest& m, const BackendOptions& options) : Backend(m) {
     if (m.opencv_embedding_file.empty()) {
       throw Error(ErrorCode::Backend, m.path(kManifestName) + ": no OpenCV DNN graph in this bundle (" +
-                                          (m.opencv_error.empty() ? "exported before export.build wrote one"
+                                          (m.opencv_error.empty() ? "exported with --no-opencv, or by an older export.build"
                                                                   : m.opencv_error) +
                                           "); re-export it, or use another backend");
     }
