@@ -58,12 +58,18 @@ class SequentialReader:
         self._opener = opener
         self.read_count = 0
         self.dropped = 0
+        self.reconnects = 0  # a file is rewound (--loop), never reconnected
         self.ended = False
         self.failure: str | None = None
         self._loops_done = 0
 
     def start(self) -> SequentialReader:
         return self
+
+    @property
+    def finished(self) -> bool:
+        """The file ended (every frame was returned)."""
+        return self.ended
 
     def get(self, timeout: float | None = None) -> Frame | None:
         while not self.ended:

@@ -58,14 +58,8 @@ class Matcher:
 
     def decide(self, crop_bgr: np.ndarray) -> Decision:
         r: Identification = self.gallery.identify(crop_bgr, top_k=1)
-        spec = self.gallery.spec
         score = r.score
-        if score is None:
-            text = "no candidates"
-        else:
-            high = spec.same_when == "high"
-            cmp = (">=" if r.match else "<") if high else ("<=" if r.match else ">")
-            text = f"{spec.kind} {score:.3f} {cmp} {spec.threshold:.3f}"
+        text = "no candidates" if score is None else self.gallery.spec.comparison(score)
         if self.mode == "reference":
             return Decision(score, r.match, None, "match" if r.match else "no match", text)
         return Decision(

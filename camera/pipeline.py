@@ -25,8 +25,12 @@ class Reader(Protocol):
     spec: Any
     read_count: int
     dropped: int
+    reconnects: int
     ended: bool
     failure: str | None
+
+    @property
+    def finished(self) -> bool: ...
 
     def get(self, timeout: float | None = None) -> Frame | None: ...
 
@@ -68,7 +72,7 @@ def run_loop(
     while not stop.is_set():
         frame = reader.get(timeout=0.2)
         if frame is None:
-            if reader.ended and getattr(reader, "finished", True):
+            if reader.finished:
                 break
             continue
         received += 1
@@ -117,7 +121,7 @@ def run_loop(
         read=reader.read_count,
         dropped=reader.dropped,
         skipped=skipped,
-        reconnects=getattr(reader, "reconnects", 0),
+        reconnects=reader.reconnects,
         matches=matches,
         frames_received=received,
         started=round(wall0, 3),

@@ -10,14 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runtime.fileio import json_default
+from runtime.fileio import atomic_path, json_default
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -40,7 +39,7 @@ class VideoSink:
             raise SinkError(f"--output {self.path}: folder {self.path.parent} does not exist")
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self._writer = None
-        self._tmp: Path | None = None
+        self._file = contextlib.ExitStack()  # holds runtime.fileio.atomic_path: renamed into place on close
         self._size: tuple[int, int] | None = None
         self.frames = 0
 
@@ -49,14 +48,14 @@ class VideoSink:
 
         h, w = frame.shape[:2]
         if self._writer is None:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.path.suffix, dir=self.path.parent)
-            os.close(fd)
-            self._tmp = Path(tmp)
+            tmp = self._file.enter_context(atomic_path(self.path))
             fourcc = cv2.VideoWriter_fourcc(*CODECS[self.path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(tmp), fourcc, self.fps, (w, h))
             if not self._writer.isOpened():
-                self._discard()
-                raise SinkError(f"--output {self.path}: OpenCV cannot write this format here")
+                self._writer = None
+                err = SinkError(f"--output {self.path}: OpenCV cannot write this format here")
+                self._file.__exit__(SinkError, err, None)  # removes the temporary file
+                raise err
             self._size = (w, h)
         elif (w, h) != self._size:
             frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
@@ -69,16 +68,8 @@ class VideoSink:
             return None
         self._writer.release()
         self._writer = None
-        os.replace(self._tmp, self.path)
+        self._file.close()
         return self.path
-
-    def _discard(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        if self._tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._tmp.unlink()
 
 
 class EventLog:

@@ -127,10 +127,8 @@ class Identification:
         if not self.candidates:
             return f"{UNKNOWN}: the gallery is empty"
         best = self.candidates[0]
-        high = self.same_when == "high"
-        cmp = (">=" if best.match else "<") if high else ("<=" if best.match else ">")
-        what = f"{self.kind} {best.score:.4g} {cmp} threshold {self.threshold:.4g}"
-        side = "high" if high else "low"
+        what = ScoreSpec(self.kind, self.same_when, self.threshold).comparison(best.score)
+        side = self.same_when
         tail = f"({self.aggregate} score; {side} means the same identity; threshold {self.threshold_source})"
         if self.match:
             return f"{best.identity}: {what} {tail}"

@@ -44,6 +44,12 @@ class ScoreSpec:
         out = s >= self.threshold if self.same_when == "high" else s <= self.threshold
         return bool(out) if out.ndim == 0 else out
 
+    def comparison(self, score: float) -> str:
+        """``score`` against the threshold in words and sign, e.g. "distance 0.21 <= 0.68" (<= because it matched)."""
+        match = self.is_match(score)
+        cmp = (">=" if match else "<") if self.same_when == "high" else ("<=" if match else ">")
+        return f"{self.kind} {score:.4g} {cmp} threshold {self.threshold:.4g}"
+
     def similarity(self, score: Any) -> np.ndarray:
         """Scores turned so that larger always means more alike (for ROC curves and ranking)."""
         s = np.asarray(score, dtype=np.float64)

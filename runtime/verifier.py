@@ -84,12 +84,9 @@ class VerifyResult:
         return f"{'low' if self.same_when == 'low' else 'high'} means the same identity"
 
     def __str__(self) -> str:
-        cmp = (">=" if self.match else "<") if self.same_when == "high" else ("<=" if self.match else ">")
         word = "match" if self.match else "no match"
-        return (
-            f"{word}: {self.kind} {self.score:.4g} {cmp} threshold {self.threshold:.4g} "
-            f"({self.meaning}; threshold {self.threshold_source})"
-        )
+        what = ScoreSpec(self.kind, self.same_when, self.threshold).comparison(self.score)
+        return f"{word}: {what} ({self.meaning}; threshold {self.threshold_source})"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "meaning": self.meaning}

@@ -148,13 +148,16 @@ def make_session(model: str | Path | bytes, providers: list | None = None, threa
 
 
 class CpuHead:
-    """Scores embedding pairs on the CPU: head.onnx through ONNX Runtime, or the distance in numpy. For backends
-    whose network runs elsewhere (TensorRT, OpenVINO): the head is a few dense layers, the CPU is exact and fast."""
+    """Scores embedding pairs: head.onnx through ONNX Runtime, or the distance in numpy. On the CPU by default, for
+    backends whose network runs elsewhere (TensorRT, OpenVINO): the head is a few dense layers, the CPU is exact
+    and fast; ONNX Runtime's own backend passes its providers."""
 
-    def __init__(self, bundle_dir: str | Path, manifest: Manifest, threads: int | None = None):
+    def __init__(
+        self, bundle_dir: str | Path, manifest: Manifest, threads: int | None = None, providers: list | None = None
+    ):
         self._session = None
         if manifest.head_kind == "learned":
-            self._session = make_session(Path(bundle_dir) / manifest.head_file, [CPU_EP], threads)
+            self._session = make_session(Path(bundle_dir) / manifest.head_file, providers or [CPU_EP], threads)
         self._epsilon = float(manifest.raw.get("head", {}).get("epsilon", DEFAULT_EPSILON))
 
     def __call__(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
@@ -198,9 +201,7 @@ class OnnxRuntimeBackend:
         if not self._gpu:  # the CPU path, as it always was
             src = embedding_model if embedding_model is not None else self.bundle_dir / self.manifest.embedding_file
             self._embed = make_session(src, providers, threads)
-            self._head = None
-            if self.manifest.head_kind == "learned":
-                self._head = make_session(self.bundle_dir / self.manifest.head_file, providers, threads)
+            self._head = CpuHead(self.bundle_dir, self.manifest, threads, providers or best_providers())
         else:
             hwc = self.manifest.preprocessing.input_shape
             config = provider_config(wanted, precision, hwc, batch_profile, cache_dir, self.device_id)
@@ -214,12 +215,10 @@ class OnnxRuntimeBackend:
             else:
                 src = self.bundle_dir / embedding_file_for(self.manifest, config, precision, self.bundle_dir)
             self._embed = make_session(src, config, threads)
-            self._head = None
-            if self.manifest.head_kind == "learned":
-                # the head's batch is the number of pairs, not images: no TensorRT profile for it, CUDA EP is enough
-                head_config = [e for e in config if _provider_name(e) != TRT_EP]
-                self._head = make_session(self.bundle_dir / self.manifest.head_file, head_config, threads)
-        self._epsilon = float(self.manifest.raw.get("head", {}).get("epsilon", DEFAULT_EPSILON))
+            # the head's batch is the number of pairs, not images: no TensorRT profile for it, CUDA EP is enough
+            self._head = CpuHead(
+                self.bundle_dir, self.manifest, threads, [e for e in config if _provider_name(e) != TRT_EP]
+            )
 
     def _run_embed(self, x: np.ndarray) -> np.ndarray:
         if not self._gpu or self._embed.get_providers()[0] not in GPU_PROVIDERS:
@@ -245,12 +244,7 @@ class OnnxRuntimeBackend:
 
     def score_embeddings(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
         """(N, dim) x 2 -> (N,) scores in the manifest's score units."""
-        ea = np.ascontiguousarray(ea, dtype=np.float32)
-        eb = np.ascontiguousarray(eb, dtype=np.float32)
-        if self._head is None:
-            return euclidean_distance(ea, eb, self._epsilon)
-        out = self._head.run([SCORE_OUTPUT], {HEAD_INPUTS[0]: ea, HEAD_INPUTS[1]: eb})[0]
-        return np.asarray(out, np.float32).reshape(-1)
+        return self._head(ea, eb)
 
     def info(self) -> dict[str, Any]:
         provider = self._embed.get_providers()[0]
