@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import quick_models
 
 from runtime import engines
 from runtime.backends import onnxruntime_backend as ortb
@@ -26,7 +27,6 @@ from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, REFERENCE_NPZ,
 from runtime.parity import FP16_TOLERANCES, FP32_TOLERANCES, compare
 
 ROOT = Path(__file__).resolve().parents[1]
-OMNIGLOT_MODEL = ROOT / "models" / "omniglot" / "model.keras"
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 needs_openvino = pytest.mark.skipif(
@@ -49,8 +49,9 @@ def _export(model: Path, out: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def omniglot_bundle(tmp_path_factory) -> Path:
-    """The pretrained Omniglot model (40x40x1, 128-d L2-normalised embedding, euclidean distance) exported here."""
-    return _export(OMNIGLOT_MODEL, tmp_path_factory.mktemp("bundles"), "omniglot")
+    """The pretrained Omniglot model (40x40x1, 128-d L2-normalised embedding, euclidean distance), exported once
+    per session (shared with the gallery, bench and camera tests; tests that change a bundle copy it first)."""
+    return quick_models.omniglot_bundle(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
