@@ -61,3 +61,14 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def read_json(path: str | os.PathLike, error: type[Exception], missing: str) -> Any:
+    """Parse a JSON file, or raise ``error`` naming it: ``"<path>: <missing>"`` when absent, else why it is bad."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{p}: {missing}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{p}: not valid JSON ({e})") from None

@@ -54,7 +54,6 @@ A gallery may be shared by threads: enrollment and removal take a lock, identifi
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -64,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.fileio import atomic_path, sha256_file, write_json_atomic
+from runtime.fileio import atomic_path, read_json, sha256_file, write_json_atomic
 from runtime.heads import DEFAULT_EPSILON
 from runtime.images import as_items, to_batch
 from runtime.manifest import Manifest
@@ -595,12 +594,7 @@ class Gallery:
         ``aggregate`` defaults to the saved one; ``threshold`` to the one given when the gallery was made (if any),
         else the engine's manifest's."""
         npz_path, json_path = cls.paths(path)
-        try:
-            meta = json.loads(json_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise GalleryError(f"{json_path}: no such gallery file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise GalleryError(f"{json_path}: not valid JSON ({e})") from None
+        meta = read_json(json_path, GalleryError, "no such gallery file")
         if not isinstance(meta, dict) or meta.get("format") != GALLERY_FORMAT:
             raise GalleryError(f"{json_path}: not a siamese-edge gallery (format {GALLERY_FORMAT!r} expected)")
         if meta.get("schema") != GALLERY_SCHEMA:

@@ -7,12 +7,11 @@ match, naming the file, so a stale or corrupted model is never silently used.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.fileio import sha256_file
+from runtime.fileio import read_json, sha256_file
 from runtime.preprocess import Preprocessing
 from runtime.scoring import ScoreSpec
 
@@ -136,12 +135,7 @@ def load_manifest(bundle_dir: str | Path, verify: bool = True) -> Manifest:
     path = root / MANIFEST_NAME
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle folder (expected a folder with {MANIFEST_NAME})")
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(f"{path}: missing; is {root} a bundle written by python -m export.build?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{path}: not valid JSON ({e})") from None
+    d = read_json(path, BundleError, f"missing; is {root} a bundle written by python -m export.build?")
     m = Manifest.from_dict(d, where=str(path))
     if verify:
         verify_files(root, m.files)
