@@ -64,7 +64,6 @@ from typing import Any
 import numpy as np
 
 from runtime.fileio import atomic_path, read_json, sha256_file, write_json_atomic
-from runtime.heads import DEFAULT_EPSILON
 from runtime.images import as_items, to_batch
 from runtime.manifest import Manifest
 from runtime.scoring import ScoreSpec
@@ -176,7 +175,7 @@ class _Engine:
         self.manifest = manifest
         self._embed = embed
         self.dim = int(manifest.embedding_dim)
-        self.epsilon = float(manifest.raw.get("head", {}).get("epsilon", DEFAULT_EPSILON))
+        self.epsilon = manifest.head_epsilon
 
     def embed_images(self, images: Any, rgb: bool) -> tuple[np.ndarray, bool]:
         batch = to_batch(images, self.manifest.preprocessing, rgb=rgb)

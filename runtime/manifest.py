@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.fileio import read_json, sha256_file
+from runtime.heads import DEFAULT_EPSILON
 from runtime.preprocess import Preprocessing
 from runtime.scoring import ScoreSpec
 
@@ -68,6 +69,11 @@ class Manifest:
     @property
     def head_file(self) -> str | None:
         return self.raw.get("head", {}).get("file")
+
+    @property
+    def head_epsilon(self) -> float:
+        """The euclidean head's epsilon under the square root (the exporter records the model's own)."""
+        return float(self.raw.get("head", {}).get("epsilon", DEFAULT_EPSILON))
 
     @property
     def embedding_file(self) -> str:

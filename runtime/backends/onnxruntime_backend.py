@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.heads import DEFAULT_EPSILON, euclidean_distance
+from runtime.heads import euclidean_distance
 from runtime.manifest import (
     EMBEDDING_FP16_ONNX,
     EMBEDDING_OUTPUT,
@@ -158,7 +158,7 @@ class CpuHead:
         self._session = None
         if manifest.head_kind == "learned":
             self._session = make_session(Path(bundle_dir) / manifest.head_file, providers or [CPU_EP], threads)
-        self._epsilon = float(manifest.raw.get("head", {}).get("epsilon", DEFAULT_EPSILON))
+        self._epsilon = manifest.head_epsilon
 
     def __call__(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
         ea = np.ascontiguousarray(ea, dtype=np.float32)
