@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.fileio import atomic_path, write_json_atomic
+from runtime.preprocess import normalize_image
 
 DEFAULT_SIZE = (640, 480)
 
@@ -64,23 +65,17 @@ class ClipTruth:
         return cls(**d)
 
 
-def _gray_to_bgr(img: np.ndarray) -> np.ndarray:
+def to_bgr(img: np.ndarray) -> np.ndarray:
+    """A dataset image (``train.data``: uint8 RGB or gray; also bool, uint16, float) as the BGR frame OpenCV writes."""
     import cv2
 
-    a = np.asarray(img)
-    if a.dtype == bool:
-        a = a.astype(np.uint8) * 255
-    if a.dtype != np.uint8:
-        a = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    return cv2.cvtColor(a, cv2.COLOR_GRAY2BGR) if a.ndim == 2 else a
+    a = normalize_image(img)
+    return cv2.cvtColor(a, cv2.COLOR_GRAY2BGR if a.ndim == 2 else cv2.COLOR_RGB2BGR)
 
 
-def background_of(img: np.ndarray) -> tuple[int, int, int]:
+def background_of(bgr: np.ndarray) -> tuple[int, int, int]:
     """The image's border colour (black for the digits, white for Omniglot) to fill the frame around it."""
-    b = _gray_to_bgr(img)
-    border = np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]]).reshape(-1, 3)
+    border = np.concatenate([bgr[0], bgr[-1], bgr[:, 0], bgr[:, -1]]).reshape(-1, 3)
     return tuple(int(v) for v in np.median(border, axis=0))
 
 
@@ -99,7 +94,7 @@ def render(
     import cv2
 
     w, h = size
-    src = _gray_to_bgr(image)
+    src = to_bgr(image)
     side = min(w, h)
     ih, iw = src.shape[:2]
     scale = fill * side / max(ih, iw) * (1.0 + rng.uniform(-jitter, jitter))
@@ -108,7 +103,7 @@ def render(
     tx = w / 2 + dx - scale * iw / 2 + 0.5 * scale - 0.5
     ty = h / 2 + dy - scale * ih / 2 + 0.5 * scale - 0.5
     m = np.array([[scale, 0.0, tx], [0.0, scale, ty]])
-    bg = background_of(image)
+    bg = background_of(src)
     frame = cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=bg)
     if noise > 0:
         frame = np.clip(frame + rng.normal(0.0, noise, frame.shape), 0, 255).astype(np.uint8)
@@ -203,8 +198,8 @@ def write_reference(path: str | Path, image: np.ndarray) -> Path:
     import cv2
 
     with atomic_path(path) as tmp:
-        a = np.asarray(image)
-        if not cv2.imwrite(str(tmp), a.astype(np.uint8) * 255 if a.dtype == bool else a):
+        a = normalize_image(image)
+        if not cv2.imwrite(str(tmp), a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2BGR)):
             raise RuntimeError(f"{path}: OpenCV could not write the reference image")
     return Path(path)
 
