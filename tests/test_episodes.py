@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from train.augment import rotation_classes
+from train.augment import mirror_classes, rotation_classes
 from train.losses import SupConLoss
 from train.sampling import EpisodeSampler
 from train.trainer import TrainOptions, train
@@ -86,6 +86,50 @@ def test_rotation_classes_are_new_classes_in_new_groups():
     assert list(gr) == [0, 0, 1, 1, 2, 2, 3, 3]
     np.testing.assert_array_equal(xr[2, :, :, 0], np.rot90(x[0, :, :, 0]))
     np.testing.assert_array_equal(xr[4, :, :, 0], np.rot90(x[0, :, :, 0], 2))
+
+
+def test_mirror_classes_follow_rotations_as_new_classes_in_new_groups():
+    x = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 1)
+    xr, lr, gr = rotation_classes(x, np.array([0, 1]), np.array([0, 0]))
+    xm, lm, gm = mirror_classes(xr, lr, gr)
+    assert xm.shape == (16, 3, 3, 1)
+    assert list(lm) == list(range(16))
+    assert list(gm) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7]
+    np.testing.assert_array_equal(xm[8 + 2, :, :, 0], np.fliplr(np.rot90(x[0, :, :, 0])))
+    np.testing.assert_array_equal(xm[:8], xr)  # the originals come first, unchanged
+
+
+def test_supcon_with_members_is_the_mean_of_each_members_loss():
+    rng = np.random.default_rng(1)
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    parts = [rng.normal(size=(8, 4)) for _ in range(3)]
+    parts = [p / np.linalg.norm(p, axis=1, keepdims=True) for p in parts]
+    joined = (np.concatenate(parts, axis=1) / np.sqrt(3)).astype(np.float32)  # what the ensemble outputs
+    got = float(SupConLoss(temperature=0.2, members=3)(labels, joined))
+    want = np.mean([_supcon_numpy(p, labels, 0.2) for p in parts])
+    assert got == pytest.approx(want, rel=1e-5)
+    # differs from one loss over the joined vector, which would let the towers lean on each other
+    assert got != pytest.approx(float(SupConLoss(temperature=0.2)(labels, joined)), rel=1e-3)
+    with pytest.raises(ValueError, match="members"):
+        SupConLoss(members=0)
+
+
+def test_ensemble_towers_give_one_unit_embedding_whose_distance_averages_the_members():
+    from train.models import create_model
+
+    s = create_model("omniglot-conv", input_shape=(28, 28, 1), members=3, dim=16)
+    assert s.config.embedding_dim == 48 and s.config.build_kwargs["members"] == 3
+    x = np.random.default_rng(0).random((6, 28, 28, 1), dtype=np.float32)
+    e = s.embed(x)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    per_member = np.split(e * np.sqrt(3), 3, axis=1)
+    for m in per_member:  # each tower is a unit vector on its own
+        np.testing.assert_allclose(np.linalg.norm(m, axis=1), 1.0, atol=1e-5)
+    d = np.asarray(s.score_embeddings(e[:3], e[3:])).reshape(-1)
+    want = np.sqrt(np.mean([np.sum((m[:3] - m[3:]) ** 2, axis=1) for m in per_member], axis=0))
+    np.testing.assert_allclose(d, want, rtol=1e-4)
+    with pytest.raises(ValueError, match="members"):
+        create_model("omniglot-conv", members=0)
 
 
 def test_supcon_training_with_snapshots_and_time_budget(tmp_path):

@@ -54,12 +54,29 @@ def rotation_classes(
 
     Returns (images x4, labels, class_groups) for training only; evaluation data is never rotated.
     """
+    return _as_new_classes([x] + [np.rot90(x, k, axes=(1, 2)) for k in (1, 2, 3)], labels, class_groups)
+
+
+def mirror_classes(
+    x: np.ndarray, labels: np.ndarray, class_groups: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each class mirrored left-right becomes a new class, in a new group (x2): a mirrored character is a
+    plausible character of another alphabet, and more classes is what a metric learner generalises from.
+
+    Returns (images x2, labels, class_groups) for training only; evaluation data is never mirrored.
+    """
+    return _as_new_classes([x, x[:, :, ::-1]], labels, class_groups)
+
+
+def _as_new_classes(
+    copies: list[np.ndarray], labels: np.ndarray, class_groups: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stack transformed copies of a dataset; each copy's classes and groups are numbered after the last's."""
     labels = np.asarray(labels, dtype=np.int64)
     n_classes = int(labels.max()) + 1
     groups = np.zeros(n_classes, np.int64) if class_groups is None else np.asarray(class_groups, np.int64)
     n_groups = int(groups.max()) + 1
-    xs = [x] + [np.rot90(x, k, axes=(1, 2)) for k in (1, 2, 3)]
-    out_x = np.ascontiguousarray(np.concatenate(xs))
-    out_labels = np.concatenate([labels + k * n_classes for k in range(4)])
-    out_groups = np.concatenate([groups + k * n_groups for k in range(4)])
+    out_x = np.ascontiguousarray(np.concatenate(copies))
+    out_labels = np.concatenate([labels + k * n_classes for k in range(len(copies))])
+    out_groups = np.concatenate([groups + k * n_groups for k in range(len(copies))])
     return out_x, out_labels, out_groups

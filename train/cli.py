@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add each training class rotated by 90/180/270 degrees as new classes (Omniglot practice)",
     )
+    t.add_argument(
+        "--mirror-classes",
+        action="store_true",
+        help="add each training class mirrored left-right as a new class (x2, after --rotation-classes)",
+    )
     t.add_argument("--temperature", type=float, default=0.1, help="supcon temperature (default: %(default)s)")
     t.add_argument(
         "--per-class", type=int, default=2, help="supcon: images per class in an episode (default: %(default)s)"
@@ -208,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         build_kwargs=dict(args.model_arg),
         augment=args.augment,
         rotation_classes=args.rotation_classes,
+        mirror_classes=args.mirror_classes,
         temperature=args.temperature,
         per_class=args.per_class,
         time_budget_minutes=args.time_budget,

@@ -43,17 +43,30 @@ class SupConLoss(keras.losses.Loss):
     y_true: the class of each embedding in the batch; y_pred: (B, D) unit-norm embeddings. For every anchor,
     the other embeddings of its class should be more similar (cosine / temperature) than all the rest;
     one batch gives B x B comparisons instead of B/2 pairs, which is what makes it efficient on a CPU.
+
+    With ``members=K`` the embedding is K concatenated unit vectors (an ensemble of towers, see
+    ``train.models.omniglot_conv``): each slice gets its own loss, so every tower learns on its own.
     """
 
-    def __init__(self, temperature: float = 0.1, name: str = "supcon", **kwargs):
+    def __init__(self, temperature: float = 0.1, members: int = 1, name: str = "supcon", **kwargs):
         super().__init__(name=name, **kwargs)
         if temperature <= 0:
             raise ValueError(f"supcon temperature {temperature}: expected > 0")
+        if members < 1:
+            raise ValueError(f"supcon members {members}: expected 1 or more")
         self.temperature = float(temperature)
+        self.members = int(members)
 
     def call(self, y_true, y_pred):
         labels = ops.reshape(y_true, (-1,))
         z = ops.cast(y_pred, "float32")
+        if self.members == 1:
+            return self._per_anchor(labels, z)
+        parts = ops.split(z, self.members, axis=-1)
+        unit = [p / ops.sqrt(ops.maximum(ops.sum(ops.square(p), axis=-1, keepdims=True), 1e-12)) for p in parts]
+        return sum(self._per_anchor(labels, u) for u in unit) / self.members
+
+    def _per_anchor(self, labels, z):
         n = ops.shape(z)[0]
         logits = ops.matmul(z, ops.transpose(z)) / self.temperature
         eye = ops.eye(n, dtype="float32")
@@ -66,7 +79,7 @@ class SupConLoss(keras.losses.Loss):
         return ops.where(n_pos > 0, per_anchor, ops.zeros_like(per_anchor))
 
     def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
+        return {**super().get_config(), "temperature": self.temperature, "members": self.members}
 
 
 def loss_for(config: SiameseConfig, temperature: float = 0.1) -> keras.losses.Loss:
@@ -74,5 +87,5 @@ def loss_for(config: SiameseConfig, temperature: float = 0.1) -> keras.losses.Lo
     if config.loss == "bce":
         return keras.losses.BinaryCrossentropy(name="bce")
     if config.loss == "supcon":
-        return SupConLoss(temperature)
+        return SupConLoss(temperature, members=int(config.build_kwargs.get("members", 1)))
     return ContrastiveLoss(margin=config.margin or 1.0, label_same=config.label_same)

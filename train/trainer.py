@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from runtime.fileio import atomic_path
-from train.augment import AffineAugment, rotation_classes
+from train.augment import AffineAugment, mirror_classes, rotation_classes
 from train.callbacks import EpochSeed, Snapshots, TimeBudget, TqdmProgress, VerificationMetrics
 from train.losses import loss_for
 from train.model_card import command_line, versions, write_card
@@ -46,6 +46,7 @@ class TrainOptions:
     input_shape: tuple[int, int, int] | None = None
     augment: bool = False
     rotation_classes: bool = False
+    mirror_classes: bool = False
     temperature: float = 0.1
     per_class: int = 2
     time_budget_minutes: float | None = None
@@ -168,6 +169,8 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
         del x
         if opts.rotation_classes:
             x_tr, lab_tr, groups_tr = rotation_classes(x_tr, lab_tr, groups_tr)
+        if opts.mirror_classes:
+            x_tr, lab_tr, groups_tr = mirror_classes(x_tr, lab_tr, groups_tr)
         if config.loss == "supcon":
             episodes = EpisodeSampler(
                 lab_tr, groups_tr, opts.batch_size // opts.per_class, opts.per_class, opts.same_group_negatives
