@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -132,12 +133,18 @@ def test_ensemble_towers_give_one_unit_embedding_whose_distance_averages_the_mem
         create_model("omniglot-conv", members=0)
 
 
+def _digits_episodes(out, **overrides) -> TrainOptions:
+    """omniglot-conv on the digits with supcon episodes, rotation classes and augmentation: a few seconds."""
+    base = dict(
+        arch="omniglot-conv", data="digits", out=str(out), epochs=4, steps_per_epoch=15, batch_size=20, lr=3e-3,
+        val_pairs=400, progress=False, rotation_classes=True, augment=True,
+    )
+    return TrainOptions(**{**base, **overrides})
+
+
 def test_supcon_training_with_snapshots_and_time_budget(tmp_path):
     out = tmp_path / "run"
-    opts = TrainOptions(
-        arch="omniglot-conv", data="digits", out=str(out), epochs=4, steps_per_epoch=15, batch_size=20,
-        lr=3e-3, val_pairs=400, progress=False, rotation_classes=True, snapshot_every=2, augment=True,
-    )
+    opts = _digits_episodes(out, snapshot_every=2)
     result = train(opts)
     assert result.card["config"]["loss"] == "supcon"
     assert result.card["metrics"]["validation"]["auc"] >= 0.85
@@ -147,3 +154,23 @@ def test_supcon_training_with_snapshots_and_time_budget(tmp_path):
     assert snaps[0]["wall_minutes"] <= snaps[1]["wall_minutes"]
     budget = train(TrainOptions(**{**opts.__dict__, "out": str(tmp_path / "b"), "time_budget_minutes": 1e-4}))
     assert budget.card["training"]["epochs_run"] == 1
+
+
+def test_an_ensemble_trains_with_mirror_classes_and_loads_back(tmp_path):
+    from train.load import load_model
+
+    opts = _digits_episodes(
+        tmp_path / "ens", epochs=3, mirror_classes=True, build_kwargs={"members": 2, "dim": 32}, snapshot_every=3
+    )
+    result = train(opts)
+    card = result.card
+    assert card["config"]["build_kwargs"]["members"] == 2 and card["config"]["embedding_dim"] == 64
+    assert card["options"]["mirror_classes"] is True
+    assert card["metrics"]["validation"]["auc"] >= 0.7  # it learns (chance is 0.5); 3 short epochs
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    loaded = load_model(result.model_path)
+    np.testing.assert_allclose(loaded.embed(x), result.siamese.embed(x), atol=1e-6)
+    with warnings.catch_warnings():  # a snapshot has no card: its run's card says how it was built
+        warnings.simplefilter("error")
+        snapshot = load_model(tmp_path / "ens" / "checkpoints" / "epoch003.keras")
+    assert snapshot.config.build_kwargs["members"] == 2 and snapshot.config.embedding_dim == 64

@@ -93,7 +93,7 @@ def test_templates_are_renormalised_means_and_embeddings_skip_the_network(backen
     g, queries, truth, _ = enrolled
     c = truth[0]
     e = g.embeddings(c)
-    assert e.shape == (5, 128)
+    assert e.shape == (5, backend.manifest.embedding_dim)
     mean = e.astype(np.float64).mean(0)
     np.testing.assert_allclose(g.template(c), mean / np.linalg.norm(mean), rtol=1e-6, atol=1e-7)
     assert abs(np.linalg.norm(g.template(c)) - 1) < 1e-6  # the manifest says L2-normalised
@@ -126,7 +126,7 @@ def test_save_load_round_trip_identical_and_atomic(enrolled, backend, tmp_path):
     assert (npz.name, js.name) == ("people.npz", "people.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["people.json", "people.npz"]  # no temp files left
     meta = json.loads(js.read_text())
-    assert meta["bundle"]["name"] == "omniglot" and meta["bundle"]["dim"] == 128
+    assert meta["bundle"]["name"] == "omniglot" and meta["bundle"]["dim"] == backend.manifest.embedding_dim
     assert meta["bundle"]["embedding_sha256"] == backend.manifest.files["embedding.onnx"]["sha256"]
     g2 = Gallery.load(tmp_path / "people.json", backend)
     assert g2.identities == g.identities and g2.counts() == g.counts()
@@ -161,7 +161,8 @@ def test_load_refuses_another_network_and_a_foreign_npz(enrolled, backend, bundl
         Gallery.load(tmp_path / "g", backend, manifest=other)
     # an npz that is not the one the json lists (replaced, or an interrupted save)
     h = Gallery(backend)
-    h.enroll("x", embeddings=np.ones((1, 128), np.float32) / np.sqrt(128))
+    dim = backend.manifest.embedding_dim
+    h.enroll("x", embeddings=np.ones((1, dim), np.float32) / np.sqrt(dim))
     h.save(tmp_path / "h")
     (tmp_path / "g.npz").write_bytes((tmp_path / "h.npz").read_bytes())
     with pytest.raises(GalleryError, match="sha256 does not match g.json"):
@@ -177,7 +178,7 @@ def test_load_refuses_another_network_and_a_foreign_npz(enrolled, backend, bundl
 
 def test_remove_and_bad_arguments(backend):
     g = Gallery(backend)
-    e = np.eye(128, dtype=np.float32)
+    e = np.eye(backend.manifest.embedding_dim, dtype=np.float32)
     g.enroll("a", embeddings=e[:2])
     g.enroll("a", embeddings=e[2:3])
     g.enroll("b", embeddings=e[3:4])

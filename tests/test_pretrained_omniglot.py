@@ -30,6 +30,19 @@ def test_model_card_says_how_it_was_made(card):
     assert (MODEL_DIR / "model.keras").stat().st_size < 10 * 1024 * 1024
 
 
+def test_model_card_markdown_shows_each_figure_with_its_command(card):
+    from train.model_card import render_markdown
+
+    md = render_markdown(card)
+    assert (MODEL_DIR / "model_card.md").read_text() == md  # the committed card is what the code renders
+    ev = card["evaluation"]
+    for key in ("within_alphabet_20_way_1_shot", "lake_runs", "verification"):
+        assert f"**{key}**" in md and f"`{ev[key]['command']}`" in md
+    acc = ev["within_alphabet_20_way_1_shot"]
+    assert f"accuracy {acc['accuracy']:.2%} over {acc['trials']} trials" in md
+    assert md.count("\n| ") >= len(ev["accuracy_vs_minutes"]) + 1  # the accuracy-vs-minutes table
+
+
 def test_one_shot_accuracy_holds(card, shared_omniglot, monkeypatch, tmp_path):
     monkeypatch.setenv("SIAMESE_EDGE_OMNIGLOT", str(shared_omniglot))
     recorded = card["evaluation"]["within_alphabet_20_way_1_shot"]

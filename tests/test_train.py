@@ -124,7 +124,7 @@ def test_model_args_reach_the_factory_and_unknown_ones_are_refused(tmp_path, cap
     with pytest.raises(SystemExit) as e:
         train_main([*argv, "--force", "--model-arg", "width=[8]"])
     assert e.value.code == 2
-    assert "--model-arg width: omniglot-conv takes input_shape, loss, widths, dim, margin" in capsys.readouterr().err
+    assert "--model-arg width: omniglot-conv takes input_shape, loss, widths, dim, members, margin" in capsys.readouterr().err
 
 
 def test_help_explains():

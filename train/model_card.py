@@ -90,8 +90,38 @@ def render_markdown(card: dict[str, Any]) -> str:
                 if not isinstance(v, (dict, list)):
                     lines.append(f"- {k}: {v}")
         lines.append("")
+    lines += _evaluation_markdown(card.get("evaluation"))
     plots = card.get("plots", {})
     if plots:
         lines += ["## Plots", ""] + [f"![{k}]({v})" for k, v in plots.items()] + [""]
     lines += ["## Versions", ""] + [f"- {k}: {v}" for k, v in card.get("versions", {}).items()] + [""]
     return "\n".join(lines)
+
+
+def _evaluation_markdown(evaluation: dict[str, Any] | None) -> list[str]:
+    """The published evaluation (``python -m train.publish``): each figure with its trials, CI and command."""
+    if not evaluation:
+        return []
+    lines = ["## Evaluation", ""]
+    data = evaluation.get("data", {})
+    if data:
+        lines += [
+            f"On {data.get('name', '?')}: {data.get('classes', '?')} classes, {data.get('groups', '?')} groups.",
+            "",
+        ]
+    for key, block in evaluation.items():
+        if not isinstance(block, dict) or "command" not in block:
+            continue
+        if "accuracy" in block:
+            lo, hi = block.get("ci95", (float("nan"), float("nan")))
+            figure = f"accuracy {block['accuracy']:.2%} over {block.get('trials')} trials (95% CI {lo:.1%}-{hi:.1%})"
+        else:
+            figure = f"ROC AUC {block.get('auc', float('nan')):.4f}, EER {block.get('eer', float('nan')):.2%}"
+        lines += [f"- **{key}**: {figure}", f"  `{block['command']}`"]
+    curve = evaluation.get("accuracy_vs_minutes") or []
+    if curve:
+        lines += ["", "| epoch | training minutes | accuracy |", "|---|---|---|"]
+        lines += [f"| {p.get('epoch')} | {p.get('wall_minutes', 0):.1f} | {p.get('accuracy', 0):.2%} |" for p in curve]
+    if evaluation.get("note"):
+        lines += ["", evaluation["note"]]
+    return lines + [""]

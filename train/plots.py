@@ -165,8 +165,10 @@ def plot_pair_montage(
 def plot_accuracy_vs_minutes(
     points: Sequence[tuple[float, float]] | Mapping[str, Sequence[tuple[float, float]]],
     path: str | Path,
+    references: Mapping[str, float] | None = None,
 ) -> Path:
-    """Accuracy against minutes of training: ``[(minutes, accuracy), ...]`` or ``{label: [...]}``."""
+    """Accuracy against minutes of training: ``[(minutes, accuracy), ...]`` or ``{label: [...]}``, with
+    optional horizontal reference lines (``{"people": 0.955}``); the axis is zoomed onto the points."""
     series = dict(points) if isinstance(points, Mapping) else {"": list(points)}
     series = {label: pts for label, pts in series.items() if len(pts)}
     if not series:
@@ -176,9 +178,13 @@ def plot_accuracy_vs_minutes(
     for label, pts in series.items():
         arr = np.asarray(sorted(pts), dtype=np.float64).reshape(-1, 2)
         ax.plot(arr[:, 0], arr[:, 1], marker="o", ms=4, label=label or None)
+    for k, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(value, ls="--", lw=1, color=f"C{k + len(series)}", label=f"{label} ({value:.1%})")
     ax.set(xlabel="training minutes (wall clock)", ylabel="accuracy", title="accuracy vs training time")
-    ax.set_ylim(bottom=0)
+    values = [a for pts in series.values() for _, a in pts] + list((references or {}).values())
+    ax.set_ylim(max(0.0, min(values) - 0.03), min(1.0, max(values) + 0.02))
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
     ax.grid(alpha=0.3)
-    if any(series):
-        ax.legend()
+    if any(series) or references:
+        ax.legend(loc="lower right")
     return _save(fig, path)

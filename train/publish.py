@@ -31,6 +31,28 @@ def _evaluate(argv: list[str]) -> dict[str, Any]:
     return json.loads(out.read_text())
 
 
+# published 20-way within-alphabet one-shot accuracy on Lake's runs, drawn on the Omniglot curve
+REFERENCES = {"Koch et al. 2015": 0.92, "people (Lake et al. 2015)": 0.955}
+
+
+def _curve_of(run: str) -> list[tuple[float, float]]:
+    """Another published run's accuracy-versus-minutes points (its model_card.json), for comparison."""
+    from train.model_card import read_card
+
+    card = read_card(Path(run) / "model.keras")
+    points = (card or {}).get("evaluation", {}).get("accuracy_vs_minutes")
+    if not points:
+        raise ValueError(f"--compare {run}: no published accuracy_vs_minutes in its model card (run train.publish)")
+    return [(p["wall_minutes"], p["accuracy"]) for p in points]
+
+
+def _label_and_run(text: str) -> tuple[str, str]:
+    label, sep, run = text.partition("=")
+    if not sep or not label or not run:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LABEL=RUN, e.g. 'single model=runs/omniglot-single'")
+    return label, run
+
+
 def publish(args: argparse.Namespace) -> dict[str, Any]:
     from train.model_card import read_card, render_markdown
     from train.plots import plot_accuracy_vs_minutes
@@ -40,6 +62,7 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
     card = read_card(model)
     if card is None:
         raise FileNotFoundError(f"{run}: no model.keras with its model_card.json")
+    compared = {label: _curve_of(other) for label, other in args.compare}  # refused before any work is done
     evals = run / "eval"
     evals.mkdir(exist_ok=True)
     common = ["--data", args.data, "--split", "evaluation", "--n-way", str(args.n_way), "--trials", str(args.trials)]
@@ -80,9 +103,10 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
             "accuracy": final[key]["accuracy"],
         }
     )
-    plot = plot_accuracy_vs_minutes(
-        [(p["wall_minutes"], p["accuracy"]) for p in points], run / "plots" / "accuracy_vs_minutes.png"
-    )
+    series = {f"this model ({args.trials} trials)": [(p["wall_minutes"], p["accuracy"]) for p in points]}
+    series.update(compared)
+    references = REFERENCES if args.data == "omniglot" and args.n_way == 20 else None
+    plot = plot_accuracy_vs_minutes(series, run / "plots" / "accuracy_vs_minutes.png", references)
 
     def cmd(argv: list[str]) -> str:
         return "python -m train.evaluate " + " ".join(shlex.quote(a) for a in argv)
@@ -131,6 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lake-runs", type=int, default=20, help="Lake-format runs to build (20 items each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--make-target", default="make train-omniglot")
+    p.add_argument(
+        "--compare",
+        type=_label_and_run,
+        action="append",
+        default=[],
+        metavar="LABEL=RUN",
+        help="also draw another published run's accuracy-versus-minutes curve (repeatable)",
+    )
     args = p.parse_args(argv)
     try:
         card = publish(args)

@@ -36,6 +36,20 @@ def read_card(path: str) -> SiameseConfig | None:
         raise ModelLoadError(f"{Path(path).with_name(CARD)}: the model card has no valid 'config' ({e})") from None
 
 
+def run_build_kwargs(path: str) -> dict:
+    """A training snapshot (``RUN/checkpoints/epochNNN.keras``) has no card of its own: its run's card says
+    which factory arguments built it (e.g. ``members=3``), so its shapes can be matched without guessing."""
+    p = Path(path)
+    if p.parent.name != "checkpoints":
+        return {}
+    try:
+        card = json.loads((p.parent.parent / CARD).read_text(encoding="utf-8"))
+        kwargs = card["config"]["build_kwargs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {k: v for k, v in kwargs.items() if k != "input_shape"} if isinstance(kwargs, dict) else {}
+
+
 def registry_config(arch: str, model: keras.Model, build_kwargs: dict, source: str) -> SiameseConfig:
     """The registry's config for a loaded project model: factory arguments found by matching its shapes."""
     archs.check_arch(arch)
@@ -108,5 +122,5 @@ def load_keras_file(path: str, arch: str | None, allow_unsafe: bool, build_kwarg
                 f"(model names: {', '.join(sorted(n.replace('-', '_') for n in list_models()))}); "
                 "pass --arch NAME to say which architecture it is, or keep the model card written with it"
             )
-        config = registry_config(arch, model, build_kwargs, path)
+        config = registry_config(arch, model, {**run_build_kwargs(path), **build_kwargs}, path)
     return Siamese(model, config)
