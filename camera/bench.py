@@ -56,12 +56,12 @@ def run_camera(bundle: str, clip: Path, ref: Path, events: Path, live: bool, ext
     return summary
 
 
-def bench_bundle(bundle: str, min_fps: float | None, clip: Path, ref: Path, truth: Path, out: Path, extra: list[str]):
+def bench_bundle(bundle: str, backend: str, min_fps: float | None, clip: Path, ref: Path, truth: Path, out: Path):
     name = Path(bundle).name
     row: dict[str, Any] = {"bundle": name, "bundle_dir": bundle, "min_fps": min_fps}
     for mode in ("file", "live"):
-        events = out / f"camera_bench_{name}_{extra[1]}_{mode}.jsonl"
-        s = run_camera(bundle, clip, ref, events, mode == "live", extra)
+        events = out / f"camera_bench_{name}_{backend}_{mode}.jsonl"
+        s = run_camera(bundle, clip, ref, events, mode == "live", ["--backend", backend])
         row["backend"] = s["backend"]
         row[mode] = {
             k: s[k]
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in args.backends:
             target = targets[i] if i < len(targets) else None
             try:
-                results.append(bench_bundle(bundle, target, clip, ref, truth, out, ["--backend", b]))
+                results.append(bench_bundle(bundle, b, target, clip, ref, truth, out))
             except CliError as e:
                 if e.code != EXIT_BACKEND:
                     print(f"error: {e}", file=sys.stderr)

@@ -63,8 +63,7 @@ class SupConLoss(keras.losses.Loss):
         if self.members == 1:
             return self._per_anchor(labels, z)
         parts = ops.split(z, self.members, axis=-1)
-        unit = [p / ops.sqrt(ops.maximum(ops.sum(ops.square(p), axis=-1, keepdims=True), 1e-12)) for p in parts]
-        return sum(self._per_anchor(labels, u) for u in unit) / self.members
+        return sum(self._per_anchor(labels, ops.normalize(p, axis=-1)) for p in parts) / self.members
 
     def _per_anchor(self, labels, z):
         n = ops.shape(z)[0]

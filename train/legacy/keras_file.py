@@ -40,14 +40,13 @@ def run_build_kwargs(path: str) -> dict:
     """A training snapshot (``RUN/checkpoints/epochNNN.keras``) has no card of its own: its run's card says
     which factory arguments built it (e.g. ``members=3``), so its shapes can be matched without guessing."""
     p = Path(path)
-    if p.parent.name != "checkpoints":
+    if p.parent.name != "checkpoints" or not (p.parent.parent / CARD).is_file():
         return {}
     try:
-        card = json.loads((p.parent.parent / CARD).read_text(encoding="utf-8"))
-        kwargs = card["config"]["build_kwargs"]
-    except (OSError, ValueError, KeyError, TypeError):
+        config = read_card(str(p.parent.parent / "model.keras"))
+    except ModelLoadError:  # an unreadable run card: match the shapes without it, as before it existed
         return {}
-    return {k: v for k, v in kwargs.items() if k != "input_shape"} if isinstance(kwargs, dict) else {}
+    return dict(config.build_kwargs) if config is not None else {}
 
 
 def registry_config(arch: str, model: keras.Model, build_kwargs: dict, source: str) -> SiameseConfig:
