@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 DEMO   := runs/demo
 # the official Omniglot zips; when absent, python -m train downloads them into ~/.cache/siamese-edge
 OMNIGLOT_DIR ?= $(abspath ../shared/data/omniglot)
@@ -11,7 +10,7 @@ ifndef SIAMESE_EDGE_OMNIGLOT
 OMNIGLOT_ENV := $(if $(wildcard $(OMNIGLOT_DIR)/images_background.zip),SIAMESE_EDGE_OMNIGLOT=$(OMNIGLOT_DIR))
 endif
 
-.PHONY: venv demo test lint bench train-omniglot clean cpp cpp-test
+.PHONY: venv demo test lint bench train-omniglot clean cpp cpp-test cpp-deps
 
 venv: $(STAMP)
 
@@ -36,16 +35,20 @@ demo: $(STAMP)
 	@echo "demo: model, model card, plots, the bundle and the annotated clip (clip.out.mp4) are in $(DEMO)/"
 
 ## make test: lint and the test suite, including the C++ build and its ctest suite (tests/test_cpp_runtime.py; under ~20 min on 2 CPU cores)
-test: $(STAMP)
+test: $(STAMP) cpp-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -ra
 
+## make cpp-deps: install the C++ build's system packages when missing (root or sudo; cmake/system-deps.sh lists them), else say how
+cpp-deps:
+	@bash cmake/system-deps.sh ensure
+
 ## make cpp: build the C++ runtime (library, siamese-cli) in build/cpp; `make cpp-test` also builds and runs its ctest suite
-cpp:
+cpp: cpp-deps
 	cmake -S . -B build/cpp -DSIAMESE_BUILD_TESTS=OFF
 	nice cmake --build build/cpp -j2
 
-cpp-test: $(STAMP)
+cpp-test: $(STAMP) cpp-deps
 	cmake -S . -B build/cpp -DSIAMESE_BUILD_TESTS=ON -DSIAMESE_PYTHON=$(abspath $(BIN)/python)
 	nice cmake --build build/cpp -j2
 	CMAKE_BUILD_PARALLEL_LEVEL=2 nice ctest --test-dir build/cpp --output-on-failure -j2
