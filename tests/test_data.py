@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import pickle
 import threading
@@ -112,6 +113,20 @@ def test_class_folders(tmp_path: Path) -> None:
     assert sub.items == [ds.items[5], ds.items[0]] and sub.labels.tolist() == [2, 0] and sub.classes == ds.classes
     assert sub.describe()["classes"] == 2
     assert ds.subset(ds.labels == 1).labels.tolist() == [1, 1]
+
+
+def test_records_name_the_data_as_given_never_the_machine_path(tmp_path: Path, monkeypatch) -> None:
+    """Model cards and evaluation reports name the data as the user typed it (relative stays relative)."""
+    from train.data import describe_as_given
+
+    make_class_folders(tmp_path / "own")
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(DatasetWarning):
+        ds = open_dataset("own")
+    d = describe_as_given(ds, "own")
+    assert d["source"] == "own" and d["sha256"] == ds.sha256 and d["images"] == 6
+    assert str(tmp_path) not in json.dumps(d)
+    assert describe_as_given(open_dataset("digits"), "digits")["source"] == "digits"
 
 
 def test_folder_hash_is_stable_and_tracks_content(tmp_path: Path) -> None:

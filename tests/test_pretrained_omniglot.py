@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,10 @@ def card() -> dict:
 
 def test_model_card_says_how_it_was_made(card):
     assert card["make_target"] == "make train-omniglot"
-    assert card["data"]["name"].lower().startswith("omniglot") and "background" in card["data"]["source"]
+    assert card["data"]["name"].lower().startswith("omniglot") and "background" in card["data"]["name"]
+    assert card["data"]["source"] == card["evaluation"]["data"]["source"] == "omniglot"  # as given, no machine path
+    text = (MODEL_DIR / "model_card.json").read_text() + (MODEL_DIR / "model_card.md").read_text()
+    assert not re.search(r"[\s\"(](/(work|home|root|tmp|Users)/|[A-Za-z]:\\)", text), "an absolute path in the card"
     assert len(card["data"]["sha256"]) == 64
     assert card["config"]["score"]["threshold_source"].startswith("calibrated")
     ev = card["evaluation"]

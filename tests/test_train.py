@@ -51,6 +51,7 @@ def test_model_card_records_what_users_need(trained):
     card = json.loads(trained.card_path.read_text())
     assert card["model"] == "model.keras"
     assert card["data"]["sha256"] and len(card["data"]["sha256"]) == 64
+    assert card["data"]["source"] == "digits"  # named as given, never a path of this machine
     assert card["command"].startswith("python -m train")
     cfg = card["config"]
     # keras.io's contrastive convention: label 0 = same, a sigmoid output where low means same

@@ -282,7 +282,7 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
         "config": config.to_dict(),
         "command": command_line(argv),
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items()},
-        "data": {**ds.describe(), "split": split_info},
+        "data": {**datasets.describe_as_given(ds, opts.data), "split": split_info},
         "training": {
             "seconds": round(time.time() - t_start, 1),
             "fit_seconds": round(fit_seconds, 1),

@@ -11,7 +11,7 @@ from train.data.folders import open_image_folder
 from train.data.imageset import ImageSet, PairSet
 from train.data.loading import load_images, load_pairs
 from train.data.omniglot import cache_dir, check_counts, count_tree, fetch_omniglot, omniglot_dir_default, open_omniglot
-from train.data.opener import open_dataset
+from train.data.opener import describe_as_given, open_dataset
 from train.data.pairs import open_pair_folders, open_pairs_csv
 from train.data.zips import open_image_zip
 
@@ -24,6 +24,7 @@ __all__ = [
     "cache_root",
     "check_counts",
     "count_tree",
+    "describe_as_given",
     "download_file",
     "fetch_omniglot",
     "load_images",

@@ -15,6 +15,13 @@ from train.data.pairs import ANNOS, open_pair_folders, open_pairs_csv
 NAMES = {"digits": "digits", "sklearn-digits": "digits", "omniglot": "omniglot"}
 
 
+def describe_as_given(ds: ImageSet | PairSet, spec: str | os.PathLike) -> dict:
+    """What a model card or an evaluation report records about its data: the dataset's counts and sha256, with
+    the data named as the user gave it (``omniglot``, or the path as typed, relative where it was relative),
+    never the absolute path it resolved to on the machine that trained it."""
+    return {**ds.describe(), "source": os.fspath(spec)}
+
+
 def open_dataset(spec: str | os.PathLike, split: str = "background") -> ImageSet | PairSet:
     """Open a dataset by name or path.
 
