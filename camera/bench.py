@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from camera.score import score_events
+from runtime.extras import explain_missing_extras
 from runtime.fileio import write_json_atomic, write_text_atomic
 from runtime.machine import cpu_name
 
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
     from camera.clipmaker import ClipTruth
     from runtime.console import EXIT_BACKEND, CliError

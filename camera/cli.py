@@ -22,6 +22,7 @@ from typing import Any
 
 from runtime import console
 from runtime.console import CliError, cli_warnings, load_verifier
+from runtime.extras import explain_missing_extras
 
 EXIT_OK, EXIT_LOST, EXIT_INPUT, EXIT_BACKEND = 0, 1, console.EXIT_INPUT, console.EXIT_BACKEND
 
@@ -275,6 +276,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     return (EXIT_LOST if failure else EXIT_OK), summary
 
 
+@explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with cli_warnings():

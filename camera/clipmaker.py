@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.extras import explain_missing_extras
 from runtime.fileio import atomic_path, write_json_atomic
 from runtime.preprocess import normalize_image
 
@@ -204,6 +205,7 @@ def write_reference(path: str | Path, image: np.ndarray) -> Path:
     return Path(path)
 
 
+@explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m camera.clipmaker",

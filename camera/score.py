@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.extras import explain_missing_extras
+
 
 def score_events(truth_path: str | Path, events_path: str | Path) -> dict[str, float | int | None]:
     """Shares of processed frames decided right, per kind of segment and decision."""
@@ -39,6 +41,7 @@ def score_events(truth_path: str | Path, events_path: str | Path) -> dict[str, f
     return out
 
 
+@explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m camera.score", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("--truth", required=True, help="the clip's truth file (camera.clipmaker writes CLIP.truth.json)")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from runtime.extras import explain_missing_extras
 
 EXIT_OK, EXIT_PARITY, EXIT_INPUT, EXIT_ENGINE = 0, 1, 2, 3
 
@@ -376,8 +377,8 @@ def _json(d: dict) -> str:
     return json.dumps(d, sort_keys=True)
 
 
+@explain_missing_extras("export")
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
         code, _ = export_bundle(args)

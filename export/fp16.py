@@ -23,12 +23,10 @@ from onnx import helper, numpy_helper
 from export.fp16_graph import FLOAT, FLOAT16, accepts_fp16, elem_types, has_subgraphs, opset_of, round_to_fp16
 from export.fp16_plan import fp32_nodes
 from runtime.fileio import atomic_path
+from runtime.manifest import CLAMPED_KEY, FP32_NODES_KEY, PRECISION_KEY
 
-__all__ = ["FP32_NODES_KEY", "convert_to_fp16", "fp16_cpu_estimate", "to_fp16"]
+__all__ = ["convert_to_fp16", "fp16_cpu_estimate", "to_fp16"]
 
-PRECISION_KEY = "siamese_edge.precision"
-FP32_NODES_KEY = "siamese_edge.fp16.fp32_nodes"  # nodes deliberately kept FP32 (a TensorRT 10 build can pin them)
-CLAMPED_KEY = "siamese_edge.fp16.clamped_values"
 
 
 def convert_to_fp16(src: Path, dst: Path) -> Path:

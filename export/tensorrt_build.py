@@ -47,8 +47,9 @@ from runtime.backends.tensorrt_backend import (  # noqa: F401  (INSTALL_HINT, _c
     _import_tensorrt,
     probe,
 )
+from runtime.extras import explain_missing_extras
 from runtime.fileio import atomic_path, sha256_file, write_json_atomic
-from runtime.manifest import EMBEDDING_FP16_ONNX, INPUT_NAME, MANIFEST_NAME
+from runtime.manifest import EMBEDDING_FP16_ONNX, FP32_NODES_KEY, INPUT_NAME, MANIFEST_NAME
 
 EXIT_OK, EXIT_BUILD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -126,14 +127,16 @@ def fp32_pinned_layers(bundle_dir: Path) -> list[str]:
     """Node names the FP16 graph deliberately keeps in FP32 (e.g. an L2 norm's sum of squares, which overflows
     FP16), read from embedding.fp16.onnx's metadata. A TensorRT 10 build from the FP32 graph with the FP16 flag
     pins these layers to FP32, so it computes what the TensorRT 11 (strongly typed) build computes."""
-    import onnx
-
-    from export.fp16 import FP32_NODES_KEY
+    import onnxruntime as ort  # a core dependency: building a plan needs no onnx package (nor TensorFlow)
 
     path = Path(bundle_dir) / EMBEDDING_FP16_ONNX
     if not path.is_file():
         return []
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    props = (
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    )
     return [n for n in props.get(FP32_NODES_KEY, "").split(",") if n]
 
 
@@ -320,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.probe:

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.extras import explain_missing_extras, install_command
 from runtime.fileio import atomic_path, write_json_atomic, write_text_atomic
 from runtime.machine import cpu_name
 from runtime.manifest import REFERENCE_NPZ, Manifest, load_manifest
@@ -301,7 +302,7 @@ def make_backend(name: str, bundle_dir: Path, manifest: Manifest, threads: int |
 
         gpu = [p for p in GPU_PROVIDERS if p in ort.get_available_providers()]
         if not gpu:
-            return None, "this onnxruntime build has no GPU provider (pip install siamese-edge[gpu])"
+            return None, f"this onnxruntime build has no GPU provider ({install_command('gpu')})"
         try:
             return OnnxRuntimeBackend(bundle_dir, manifest, providers=[*gpu, "CPUExecutionProvider"]), ""
         except Exception as e:  # noqa: BLE001 - a provider present without a usable GPU
@@ -824,6 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@explain_missing_extras()
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.bundle:

@@ -48,6 +48,11 @@ SIAMESE_INPUTS = ("image_a", "image_b")
 
 HEAD_KINDS = ("learned", "euclidean")
 
+# metadata_props of the bundle's FP16 graphs (export.fp16 writes them; export.tensorrt_build reads them)
+PRECISION_KEY = "siamese_edge.precision"
+FP32_NODES_KEY = "siamese_edge.fp16.fp32_nodes"  # nodes deliberately kept FP32 (a TensorRT 10 build can pin them)
+CLAMPED_KEY = "siamese_edge.fp16.clamped_values"
+
 
 class BundleError(ValueError):
     """A bundle that cannot be used: missing, malformed, or files that do not match the manifest."""

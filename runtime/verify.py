@@ -18,6 +18,7 @@ from typing import Any
 
 from runtime import console
 from runtime.console import CliError, cli_warnings, load_verifier, one_line
+from runtime.extras import explain_missing_extras
 
 EXIT_OK, EXIT_PARITY, EXIT_INPUT, EXIT_BACKEND = 0, 1, console.EXIT_INPUT, console.EXIT_BACKEND
 
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any], list[str]]:
     return code, out, lines
 
 
+@explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with cli_warnings():

@@ -393,7 +393,7 @@ def test_a_sidecar_from_engine_sidecar_is_reusable_by_the_builder(plan_bundle):
 def test_tensorrt_available_reports_it_missing(omniglot_bundle):
     ok, why = trtb.available(omniglot_bundle)
     assert not ok
-    assert why.startswith("TensorRT is not installed (pip install siamese-edge[gpu])") and "\n" not in why
+    assert why.startswith("TensorRT is not installed (pip install 'siamese-edge[gpu]')") and "\n" not in why
     with pytest.raises(trtb.TensorRTUnavailable, match="TensorRT is not installed"):
         trtb.TensorRTBackend(omniglot_bundle)
 

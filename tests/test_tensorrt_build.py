@@ -324,7 +324,7 @@ needs_no_trt = pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed here; t
 def test_probe_reports_that_tensorrt_is_missing():
     info = probe()
     assert info["tensorrt"] is None
-    assert info["reason"].startswith("TensorRT is not installed (pip install siamese-edge[gpu])")
+    assert info["reason"].startswith("TensorRT is not installed (pip install 'siamese-edge[gpu]')")
     assert "\n" not in info["reason"]
     assert set(info) == {"tensorrt", "gpu", "compute_capability", "reason"}
 
@@ -336,7 +336,7 @@ def test_build_engine_raises_engine_unavailable_with_one_clear_line(bundle, tmp_
         build_engine(bundle, HWC, BatchProfile(1, 8, 32), "fp16", 2.0, cache)
     msg = str(e.value)
     assert "\n" not in msg
-    assert "TensorRT is not installed (pip install siamese-edge[gpu])" in msg
+    assert "TensorRT is not installed (pip install 'siamese-edge[gpu]')" in msg
     assert not list(bundle.glob("*.plan")) and not cache.exists()  # nothing half-made
 
 
@@ -501,14 +501,15 @@ def test_fp32_pinned_layers_come_from_the_fp16_graph(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from export.fp16 import FP32_NODES_KEY
     from export.tensorrt_build import fp32_pinned_layers
+    from runtime.manifest import FP32_NODES_KEY
 
     assert fp32_pinned_layers(tmp_path) == []  # no FP16 graph: nothing to pin
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 4])
     y = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 4])
     model = helper.make_model(
-        helper.make_graph([helper.make_node("Relu", ["image"], ["embedding"], name="r")], "g", [x], [y])
+        helper.make_graph([helper.make_node("Relu", ["image"], ["embedding"], name="r")], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 17)],
     )
     helper.set_model_props(model, {FP32_NODES_KEY: "l2/sum_sq,l2/sqrt"})
     onnx.save(model, str(tmp_path / "embedding.fp16.onnx"))

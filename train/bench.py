@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from runtime.extras import explain_missing_extras
+
 DEFAULT_ARCHS = ("pyimagesearch", "keras-contrastive", "koch", "vgg16-siamese")
 
 
@@ -60,8 +62,8 @@ def bench_arch(name: str, precision: str, batch: int, repeats: int) -> dict[str,
     }
 
 
+@explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     p = argparse.ArgumentParser(prog="python -m train.bench", description=__doc__.splitlines()[0])
     p.add_argument("--archs", nargs="+", default=list(DEFAULT_ARCHS))
     p.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+
+from runtime.extras import explain_missing_extras
 
 EXAMPLES = """
 examples:
@@ -188,8 +189,8 @@ def next_command(result) -> str:
     return cmd
 
 
+@explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     check_model_args(parser, args.arch, dict(args.model_arg))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from runtime.extras import explain_missing_extras
 
 EXAMPLES = """
 examples:
@@ -91,7 +92,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.data:
         ds = datasets.open_dataset(args.data, split=args.split)
-        results["data"] = ds.describe()
+        results["data"] = datasets.describe_as_given(ds, args.data)
         if isinstance(ds, datasets.PairSet):
             xa, xb, same = datasets.load_pairs(ds, cfg.preprocessing, progress=not args.no_progress)
             scores = siamese.score(xa, xb)
@@ -106,7 +107,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 _, keep = split_items(ds.labels, ds.class_groups, o["val_fraction"], by, o["seed"])
                 x, ds = x[keep], ds.subset(keep)
                 results["heldout_from"] = str(args.heldout_from)
-                results["data"] = ds.describe()
+                results["data"] = datasets.describe_as_given(ds, args.data)
             emb = siamese.embed(x)
             sampler = PairSampler(ds.labels, ds.class_groups, same_group_negatives=1.0)
             pairs = sampler.sample(args.pairs, np.random.default_rng([args.seed, 1]))
@@ -177,8 +178,8 @@ def print_summary(results: dict[str, Any]) -> None:
         print(f"lake runs: accuracy {r['accuracy']:.4f} over {r['trials']} test items")
 
 
+@explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
         results = evaluate(args)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from runtime.extras import explain_missing_extras
 from runtime.fileio import write_json_atomic
 
 
@@ -143,8 +143,8 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
     return card
 
 
+@explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     p = argparse.ArgumentParser(prog="python -m train.publish", description=__doc__.splitlines()[0])
     p.add_argument("--run", required=True, help="a finished training run (python -m train --out RUN)")
     p.add_argument("--to", required=True, help="where to publish (e.g. models/omniglot)")

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from runtime.extras import install_command
 from runtime.manifest import EMBEDDING_OUTPUT, INPUT_NAME, Manifest, load_manifest
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _OV_TYPES = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
-INSTALL_HINT = "pip install siamese-edge[openvino]"
+INSTALL_HINT = install_command("openvino")
 DEVICE = "CPU"
 
 

@@ -40,9 +40,10 @@ from runtime.engines import (
     rebuild_command,
     select_plan,
 )
+from runtime.extras import install_command
 from runtime.manifest import EMBEDDING_OUTPUT, INPUT_NAME, BundleError, Manifest, load_manifest
 
-INSTALL_HINT = "pip install siamese-edge[gpu]"
+INSTALL_HINT = install_command("gpu")
 
 
 class TensorRTUnavailable(RuntimeError):

@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 
+from runtime.extras import explain_missing_extras
 from train.data.errors import DatasetError
 from train.data.omniglot import SPLITS, cache_dir, fetch_omniglot
 from train.data.opener import open_dataset
 
 
+@explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
