@@ -33,6 +33,7 @@ from runtime.verifier import load
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOOTH = 5
+FP32 = ("--backend", "onnxruntime", "--precision", "fp32")  # decisions compared with ONNX Runtime FP32's
 SETTLE = SMOOTH // 2 + 1  # frames a majority vote of SMOOTH needs to follow a change of segment
 
 
@@ -73,7 +74,7 @@ def count_video_frames(path: Path) -> int:
 
 def expected_decisions(bundle: Path, reference: Path, truth: ClipTruth, images: dict) -> np.ndarray:
     """Per frame: the runtime's decision for the still image the frame shows."""
-    v = load(bundle, backend="onnxruntime")
+    v = load(bundle, backend="onnxruntime", precision="fp32")
     still = {name: v.verify(str(reference), img).match for name, img in images.items()}
     out = np.zeros(truth.frames, dtype=bool)
     for s in truth.segments:
@@ -93,7 +94,7 @@ def test_digits_clip_decisions_events_and_video(digits_bundle, digits_clip, tmp_
     events_path, video = tmp_path / "events.jsonl", tmp_path / "out.mp4"
     code = main([
         "--bundle", str(digits_bundle), "--source", truth.path, "--reference", str(reference), "--center-crop",
-        "--smooth", str(SMOOTH), "--output", str(video), "--events", str(events_path), "--no-progress",
+        "--smooth", str(SMOOTH), "--output", str(video), "--events", str(events_path), "--no-progress", *FP32,
     ])
     assert code == EXIT_OK
     events = read_events(events_path)
@@ -150,7 +151,7 @@ def test_omniglot_gallery_identifies_characters_on_a_clip(tmp_path_factory, shar
         i = int(np.flatnonzero(ds.labels == c)[0])
         picks.append((ds.classes[int(c)], ds.read(i)))
     enrolled, strangers = picks[:3], picks[3:]
-    v = load(bundle, backend="onnxruntime")
+    v = load(bundle, backend="onnxruntime", precision="fp32")
     g = Gallery(v)
     for name, img in enrolled:
         g.enroll(name, img)
@@ -159,7 +160,7 @@ def test_omniglot_gallery_identifies_characters_on_a_clip(tmp_path_factory, shar
     events_path = tmp_path / "events.jsonl"
     code = main([
         "--bundle", str(bundle), "--source", truth.path, "--gallery", str(tmp_path / "gallery"), "--center-crop",
-        "--smooth", "1", "--events", str(events_path), "--no-progress",
+        "--smooth", "1", "--events", str(events_path), "--no-progress", *FP32,
     ])
     assert code == EXIT_OK
     frames = frame_events(read_events(events_path))
@@ -184,7 +185,7 @@ def test_a_folder_of_frames_is_read_in_natural_order(digits_bundle, digits_clip,
     events_path = tmp_path / "events.jsonl"
     code = main([
         "--bundle", str(digits_bundle), "--source", str(folder), "--reference", str(reference), "--center-crop",
-        "--smooth", "1", "--events", str(events_path), "--no-progress",
+        "--smooth", "1", "--events", str(events_path), "--no-progress", *FP32,
     ])
     assert code == EXIT_OK
     frames = frame_events(read_events(events_path))

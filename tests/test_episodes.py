@@ -168,7 +168,7 @@ def test_an_ensemble_trains_with_mirror_classes_and_loads_back(tmp_path):
     card = result.card
     assert card["config"]["build_kwargs"]["members"] == 2 and card["config"]["embedding_dim"] == 64
     assert card["options"]["mirror_classes"] is True
-    assert card["metrics"]["validation"]["auc"] >= 0.7  # it learns (chance is 0.5); 3 short epochs
+    assert card["metrics"]["validation"]["auc"] >= 0.65  # it learns (chance is 0.5); 3 short epochs: 0.81-0.89 here
     x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
     loaded = load_model(result.model_path)
     np.testing.assert_allclose(loaded.embed(x), result.siamese.embed(x), atol=1e-6)

@@ -37,7 +37,8 @@ def digits_model(tmp_path_factory) -> Path:
 
 
 def _parity(bundle: Path) -> dict:
-    return {r["backend"]: r for r in json.loads((bundle / "parity.json").read_text())["results"]}
+    """parity.json's rows by (backend, precision): OpenVINO has a bf16 row too where the CPU has native bf16."""
+    return {(r["backend"], r["precision"]): r for r in json.loads((bundle / "parity.json").read_text())["results"]}
 
 
 def test_trained_model_exports_a_verified_bundle(digits_model, tmp_path, capsys):
@@ -60,16 +61,16 @@ def test_trained_model_exports_a_verified_bundle(digits_model, tmp_path, capsys)
     assert ref.source.startswith("model card data") and not ref.is_random
     assert set(np.unique(ref.same)) == {0, 1}  # labelled pairs from real digits
     parity = _parity(bundle)
-    fp32 = parity["onnxruntime-cpu"]
+    fp32 = parity[("onnxruntime-cpu", "fp32")]
     assert fp32["status"] == "PASSED"
     assert fp32["metrics"]["score_max_abs"] <= 1e-5 and fp32["metrics"]["embedding_rel"] <= 1e-4
-    fp16 = parity["fp16 emulated"]
+    fp16 = parity[("fp16 emulated", "fp16")]
     assert fp16["note"] == "estimated on CPU"
     assert fp16["metrics"]["min_cosine"] >= 0.999 and fp16["metrics"]["decision_flips"] == 0
     assert 0 < fp16["metrics"]["embedding_max_abs"]  # the emulation really rounds
     if importlib.util.find_spec("openvino") is not None:  # OpenVINO is measured whenever it is installed
-        assert parity["openvino-cpu"]["status"] == "PASSED"
-        assert parity["openvino-cpu"]["metrics"]["score_max_abs"] <= 1e-5
+        assert parity[("openvino-cpu", "fp32")]["status"] == "PASSED"
+        assert parity[("openvino-cpu", "fp32")]["metrics"]["score_max_abs"] <= 1e-5
     assert "PASSED" in out and "bundle:" in out
     assert (bundle / "BUILD_ENGINE.md").is_file()
     assert not [p for p in (tmp_path / "bundles").iterdir() if p.name.startswith(".")]
@@ -86,8 +87,8 @@ def test_every_architecture_exports_with_parity(arch, tmp_path):
     m = load_manifest(bundle)
     assert (m.head_file is None) == (s.config.head == "euclidean")
     parity = _parity(bundle)
-    assert parity["onnxruntime-cpu"]["status"] == "PASSED", parity["onnxruntime-cpu"]
-    assert parity["fp16 emulated"]["metrics"]["min_cosine"] >= 0.999
+    assert parity[("onnxruntime-cpu", "fp32")]["status"] == "PASSED", parity[("onnxruntime-cpu", "fp32")]
+    assert parity[("fp16 emulated", "fp16")]["metrics"]["min_cosine"] >= 0.999
     assert Reference.load(bundle / "reference.npz").is_random  # no card, no calib images: said so
 
 
@@ -178,4 +179,4 @@ def test_simplify_keeps_parity(digits_model, tmp_path):
     assert main(["--model", str(digits_model), "--out", str(tmp_path), "--simplify"]) == EXIT_OK
     bundle = tmp_path / "demo"
     assert load_manifest(bundle).raw["onnx"]["simplified"] is True
-    assert _parity(bundle)["onnxruntime-cpu"]["status"] == "PASSED"
+    assert _parity(bundle)[("onnxruntime-cpu", "fp32")]["status"] == "PASSED"

@@ -73,14 +73,15 @@ def bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def verifier(bundle) -> Verifier:
-    """backend="auto": what it takes depends on the machine, so tests of it assert nothing precision-bound."""
-    return runtime.load(bundle)
+    """The FP32 path, named: tests that compare outputs exactly or to FP32 tolerances must not run on whatever
+    auto takes on this CPU (OpenVINO bf16 where bf16 is native)."""
+    return runtime.load(bundle, backend="onnxruntime", precision="fp32")
 
 
 @pytest.fixture(scope="module")
-def fp32_verifier(bundle) -> Verifier:
-    """The FP32 path, named, for tests held to the FP32 tolerances."""
-    return runtime.load(bundle, backend="onnxruntime", precision="fp32")
+def auto_verifier(bundle) -> Verifier:
+    """backend="auto": what it takes depends on the machine, so tests of it assert nothing precision-bound."""
+    return runtime.load(bundle)
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +101,11 @@ def pngs(tmp_path_factory) -> tuple[list[Path], np.ndarray, np.ndarray]:
 # --- loading and what it says ----------------------------------------------------------------------------------
 
 
-def test_load_auto_says_what_it_took_and_why(verifier, bundle):
+def test_load_auto_says_what_it_took_and_why(auto_verifier, bundle):
     """What auto takes depends on the machine (OpenVINO bf16 where the CPU has native bf16, ONNX Runtime FP32 on
     others); what must hold everywhere: the choice is a backend present here, it passed parity by the source it
     names, every backend tried before it says why it was not taken, and they were tried in the stated order."""
+    verifier = auto_verifier
     info = verifier.info()
     variant, precision = info["variant"], info["precision"]
     assert variant in sel.AUTO_ORDER and info["backend"] == sel.VARIANT_BACKEND[variant]
@@ -171,10 +173,9 @@ def test_explicit_onnxruntime_threads_and_providers(bundle, pngs):
 # --- parity of the runtime path with export's reference -------------------------------------------------------
 
 
-def test_reference_images_from_files_reproduce_the_keras_reference(fp32_verifier, bundle, tmp_path):
+def test_reference_images_from_files_reproduce_the_keras_reference(verifier, bundle, tmp_path):
     """Export's reference images, written to PNG and fed as files, give export's inputs, embeddings and scores
     (on ONNX Runtime FP32, named: these are the FP32 tolerances, whatever auto would take on this CPU)."""
-    verifier = fp32_verifier
     ref = ReferenceData.load(bundle / "reference.npz")
     items = [str(s) for s in np.load(bundle / "reference.npz")["items"]]
     images, _ = digits_uint8()
@@ -205,8 +206,10 @@ def test_same_and_different_digits_get_sensible_decisions(verifier, pngs):
     diff = verifier.verify([paths[i] for i in a], [paths[j] for j in diff_b])
     same_rate = np.mean([r.match for r in same])
     diff_rate = np.mean([r.match for r in diff])
-    assert same_rate >= 0.7, same_rate  # a 2-epoch model: most same-digit pairs match ...
-    assert diff_rate <= 0.3, diff_rate  # ... and most different-digit pairs do not
+    # a 2-epoch model (0.82 and 0.23 here): most same-digit pairs match, most different-digit pairs do not; the
+    # bounds leave room for another CPU's training numerics
+    assert same_rate >= 0.6, same_rate
+    assert diff_rate <= 0.4, diff_rate
     r = same[0]
     assert isinstance(r, VerifyResult) and r.kind == "distance" and r.same_when == "low"
     assert r.threshold == verifier.spec.threshold and "calibrated" in r.threshold_source
@@ -447,8 +450,8 @@ def test_stale_tensorrt_plan_warns_with_the_rebuild_command(bundle, tmp_path, mo
     monkeypatch.setitem(
         sys.modules, "runtime.backends.tensorrt_backend", _fake_module("tensorrt", bundle, available=available)
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", BackendWarning)
+    with warnings.catch_warnings():  # (only TensorRT's: whether a reduced precision passes parity is the CPU's)
+        warnings.filterwarnings("error", message=".*TensorRT.*", category=BackendWarning)
         runtime.load(bundle)  # no plan in the bundle: nothing to warn about
     b = _copy(bundle, tmp_path / "with_plan")
     (b / "embedding.trt10.8.sm87.fp16.0123456789ab.plan").write_bytes(b"plan")

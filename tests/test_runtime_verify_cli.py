@@ -78,7 +78,8 @@ def test_json_is_one_object_with_the_decision(bundle, images, capsys):
 
 
 def test_parity_prints_the_table_and_passes(bundle, images, capsys):
-    code = main(["--bundle", str(bundle), str(images["zero_a"]), str(images["zero_b"]), "--parity"])
+    fp32 = ["--backend", "onnxruntime", "--precision", "fp32"]  # the FP32 table (auto may take bf16 here)
+    code = main(["--bundle", str(bundle), str(images["zero_a"]), str(images["zero_b"]), "--parity", *fp32])
     out = capsys.readouterr().out
     assert code == EXIT_OK
     assert "min passing" in out and "score_max_abs" in out and "parity:    PASSED" in out
@@ -102,7 +103,7 @@ def test_parity_failure_exits_1(bundle, tmp_path, capsys):
         "bytes": (b / "reference.npz").stat().st_size,
     }
     (b / "manifest.json").write_text(json.dumps(manifest))
-    assert main(["--bundle", str(b), "--parity"]) == EXIT_PARITY
+    assert main(["--bundle", str(b), "--parity", "--backend", "onnxruntime", "--precision", "fp32"]) == EXIT_PARITY
     out = capsys.readouterr().out
     assert "FAILED" in out and "parity:    FAILED" in out
 
