@@ -23,7 +23,6 @@ from typing import Protocol
 import numpy as np
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 DEFAULT_FOLDER_FPS = 30.0
 NETWORK_TIMEOUT_MS = 5000  # open and read timeouts for network streams: a dead stream is noticed within 5 s
 
@@ -204,6 +203,8 @@ class FolderSource:
     """A folder of images in natural order; unreadable files are skipped and counted."""
 
     def __init__(self, spec: SourceSpec):
+        from runtime.preprocess import IMAGE_SUFFIXES  # here, like cv2: importing this module stays light
+
         self.spec = spec
         root = Path(str(spec.location))
         self.files = sorted((p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)

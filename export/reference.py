@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from runtime.fileio import atomic_path
-from runtime.preprocess import read_image
+from runtime.preprocess import IMAGE_SUFFIXES, read_image
 from train.models import Siamese
 from train.sampling import PairSampler
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
 @dataclass

@@ -251,9 +251,9 @@ def bench_images(bundle_dir: Path, manifest: Manifest, images_dir: str | None, n
     """At least ``n`` preprocessed images (NHWC float32) and where they came from; repeated when fewer exist."""
     if images_dir:
         from runtime.images import preprocess_many
+        from runtime.preprocess import IMAGE_SUFFIXES
 
-        exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-        files = sorted(p for p in Path(images_dir).rglob("*") if p.suffix.lower() in exts)[: max(n, 64)]
+        files = sorted(p for p in Path(images_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[: max(n, 64)]
         if not files:
             raise SystemExit(f"--images {images_dir}: no image files found")
         x = preprocess_many([str(p) for p in files], manifest.preprocessing)

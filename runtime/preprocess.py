@@ -26,6 +26,24 @@ INTERPOLATIONS = {
     "area": cv2.INTER_AREA,
 }
 
+# The file suffixes (lower case) of the formats OpenCV's imread decodes in a standard build: what every folder
+# scan in this project counts as an image. Ordered, so a message can show the first few (.png, .jpg, .jpeg, .bmp).
+IMAGE_SUFFIXES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".jpe",
+    ".dib",
+    ".pbm",
+    ".pgm",
+    ".ppm",
+    ".pnm",
+)
+
 
 class ImageReadError(ValueError):
     """An image file could not be read or decoded; the message names the file."""

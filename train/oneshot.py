@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from runtime.preprocess import Preprocessing, normalize_image, preprocess_batch, to_color
+from runtime.preprocess import IMAGE_SUFFIXES, Preprocessing, normalize_image, preprocess_batch, to_color
 from runtime.scoring import ScoreSpec
 
 ScoreFn = Callable[[np.ndarray, np.ndarray], Any]
@@ -44,7 +44,6 @@ EmbedFn = Callable[[np.ndarray], Any]
 
 _DRAWER_RE = re.compile(r"^\d+_(\d+)\.[A-Za-z0-9]+$")
 _RUN_RE = re.compile(r"^run\d+$")
-_IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff"}
 _PAIR_CHUNK = 4096  # (query, support) pairs scored per score_fn call: bounds memory for 4608-d VGG embeddings
 _Z95 = 1.959963984540054
 
@@ -354,7 +353,9 @@ def read_lake_runs(directory: str | Path) -> list[LakeRun]:
             raise ValueError(f"{labels_file}: empty, expected one 'test training' line per test image")
         training = run_dir / "training"
         listed = (
-            {p.resolve() for p in training.iterdir() if p.suffix.lower() in _IMAGE_EXTS} if training.is_dir() else set()
+            {p.resolve() for p in training.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+            if training.is_dir()
+            else set()
         )
         classes = sorted(listed | set(pairs.values()))
         if len(classes) < 2:

@@ -11,8 +11,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from runtime.preprocess import IMAGE_SUFFIXES
 from train.data.errors import ACCEPTED, DatasetError
-from train.data.sources import IMAGE_EXTENSIONS, is_image_name, is_junk
+from train.data.sources import is_image_name, is_junk
 
 
 @dataclass
@@ -35,7 +36,7 @@ def classify(files: Iterable[str], dirs: Iterable[str], where: str) -> Layout:
     files = [f for f in files if f and not any(is_junk(p) for p in f)]
     images = [f for f in files if is_image_name(f[-1])]
     if not images:
-        exts = ", ".join(sorted(IMAGE_EXTENSIONS))
+        exts = ", ".join(sorted(IMAGE_SUFFIXES))
         raise DatasetError(f"{where}: no image files found (extensions {exts}); {ACCEPTED}")
     by_depth: dict[int, list[str]] = defaultdict(list)
     for f in images:

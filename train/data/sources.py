@@ -14,18 +14,15 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from runtime.preprocess import ImageReadError, decode_image, normalize_image, read_image
+from runtime.preprocess import IMAGE_SUFFIXES, ImageReadError, decode_image, normalize_image, read_image
 
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pbm", ".pgm", ".ppm", ".pnm"}
-)
 # files tools leave behind that are not data; ignored without a warning
 JUNK_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
 
 
 def is_image_name(name: str) -> bool:
     """True when the file name has an image extension OpenCV decodes (case-insensitive)."""
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES
 
 
 def is_junk(part: str) -> bool:
