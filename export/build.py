@@ -96,17 +96,10 @@ def _euclidean_epsilon(siamese) -> float | None:
 
 
 def _tool_versions() -> dict[str, str]:
-    from importlib import metadata
+    from runtime.machine import versions
+    from train.model_card import versions as card_versions
 
-    from train.model_card import versions
-
-    out = versions()
-    for pkg in ("onnx", "onnxruntime", "onnxslim"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return {**card_versions(), **versions(("onnx", "onnxruntime", "onnxslim"))}  # the export tools when installed
 
 
 def manifest_fields(siamese, model_path: Path, name: str, args, ref, files_present: set[str]) -> dict[str, Any]:

@@ -46,7 +46,7 @@ import numpy as np
 
 from runtime.extras import explain_missing_extras, install_command
 from runtime.fileio import atomic_path, write_json_atomic, write_text_atomic
-from runtime.machine import cpu_name
+from runtime.machine import cpu_name, versions
 from runtime.manifest import REFERENCE_NPZ, Manifest, load_manifest
 
 BENCH_SCHEMA = 1
@@ -651,18 +651,6 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
 # --- the run ---------------------------------------------------------------------------------------------------
 
 
-def _versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {"python": platform.python_version(), "numpy": np.__version__}
-    for dist in ("onnxruntime", "onnxruntime-gpu", "onnx", "openvino", "tensorflow", "keras"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     bundle_dir = Path(args.bundle)
     manifest = load_manifest(bundle_dir)
@@ -764,7 +752,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "platform": platform.platform(),
             "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         },
-        "versions": _versions(),
+        "versions": versions(("numpy", "onnxruntime", "onnxruntime-gpu", "onnx", "openvino", "tensorflow", "keras")),
         "images": {"source": source, "count": int(len(x)), "reference_index": ref_index},
         "settings": {**settings, "threads": args.threads, "batches": list(BATCHES)},
         "peak": peaks,

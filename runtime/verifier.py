@@ -39,7 +39,7 @@ import numpy as np
 
 from runtime import select as sel
 from runtime.images import as_items, to_batch
-from runtime.machine import cpu_name
+from runtime.machine import cpu_name, package_version
 from runtime.manifest import MANIFEST_NAME, PARITY_JSON, REFERENCE_NPZ, BundleError, Manifest, load_manifest
 from runtime.parity import ParityResult, compare, tolerances_for
 from runtime.scoring import ScoreSpec
@@ -164,17 +164,14 @@ def cache_dir() -> Path:
 
 
 def _library_version(backend_name: str) -> str:
-    from importlib import metadata
-
     for dist in {
         "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
         "openvino": ("openvino",),
         "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
     }.get(backend_name, ()):
-        try:
-            return f"{dist} {metadata.version(dist)}"
-        except metadata.PackageNotFoundError:
-            continue
+        version = package_version(dist)
+        if version is not None:
+            return f"{dist} {version}"
     return "unknown"
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from runtime import machine
 from runtime.fileio import write_json_atomic, write_text_atomic
 
 CARD_NAME = "model_card.json"
@@ -41,13 +40,8 @@ def read_card(model_path: str | Path, warning: type[Warning] = UserWarning) -> d
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in TRACKED_PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    """Python's and each tracked package's version, ``"not installed"`` for one that is not."""
+    return machine.versions(TRACKED_PACKAGES, missing="not installed")
 
 
 def command_line(argv: list[str] | None = None) -> str:
