@@ -7,13 +7,11 @@ even then the old one stays until the new one is complete.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runtime.fileio import write_json_atomic
+from runtime.fileio import atomic_dir, write_json_atomic
 from runtime.manifest import MANIFEST_NAME, file_entry
 
 
@@ -27,20 +25,8 @@ def staged_bundle(target: str | Path, force: bool = False) -> Iterator[Path]:
     target = Path(target)
     if target.exists() and not force:
         raise BundleExistsError(f"{target} exists; pass --force to replace it or choose another --out/--name")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
-        target.rename(old)
-    tmp.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_manifest(bundle_dir: Path, fields: dict[str, Any]) -> dict[str, Any]:

@@ -15,15 +15,14 @@ Tensor shapes are read from the ONNX files themselves, so a config never disagre
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from export.engine_key import check_input_shape, sidecar_name
+from runtime.fileio import replace_dir, staging_dir
 from runtime.manifest import EMBEDDING_ONNX, EMBEDDING_OUTPUT, INPUT_NAME, SCORE_OUTPUT, SIAMESE_INPUTS, SIAMESE_ONNX
 
 PLATFORM_ONNX = "onnxruntime_onnx"
@@ -161,22 +160,11 @@ def _preferred(max_batch_size: int, preferred: Sequence[int] | None, profile: di
     return out
 
 
-@contextlib.contextmanager
-def _staged(repo_dir: Path) -> Iterator[Path]:
-    """A temporary folder beside ``repo_dir`` (never inside it, where a polling Triton would see it)."""
-    repo_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{repo_dir.name}.partial-", dir=repo_dir.parent))
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _install(staged: Path, repo_dir: Path, names: list[str], overwrite: bool) -> None:
     """Move the staged model folders into ``repo_dir``: the whole folder at once when it is new, else each model,
     keeping other models already in the repository untouched."""
     if not repo_dir.exists():
-        staged.rename(repo_dir)
+        replace_dir(staged, repo_dir)
         return
     if not repo_dir.is_dir():
         raise FileExistsError(f"{repo_dir}: exists and is not a folder")
@@ -186,14 +174,7 @@ def _install(staged: Path, repo_dir: Path, names: list[str], overwrite: bool) ->
             f"{repo_dir}: already has model(s) {', '.join(taken)}; pass --force (overwrite=True) to replace them"
         )
     for n in names:
-        target = repo_dir / n
-        old = None
-        if target.exists():
-            old = repo_dir.parent / f".{repo_dir.name}.{n}.old-{staged.name.rsplit('-', 1)[-1]}"
-            target.rename(old)
-        (staged / n).rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(staged / n, repo_dir / n, aside=repo_dir.parent)  # a replaced model waits outside the repository
 
 
 def write_triton_repository(
@@ -270,7 +251,7 @@ def write_triton_repository(
     elif has_siamese:
         raise FileNotFoundError(f"{sia_src}: missing (pass has_siamese=False to leave the siamese model out)")
 
-    with _staged(repo_dir) as staged:
+    with staging_dir(repo_dir) as staged:  # beside repo_dir, never inside it, where a polling Triton would see it
         for name, (platform, file_name, src, ins, outs, kind) in models.items():
             (staged / name / VERSION).mkdir(parents=True)
             shutil.copy2(src, staged / name / VERSION / file_name)

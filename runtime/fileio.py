@@ -1,4 +1,5 @@
-"""File helpers every part uses: atomic writes (nothing half-written is ever left behind) and hashes."""
+"""File helpers every part uses: atomic writes of files and folders (nothing half-written is ever left behind)
+and hashes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,43 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+@contextlib.contextmanager
+def staging_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new empty folder beside ``path`` (hidden: ``.<name>.partial-XXXX``, on the same file system, so it
+    can be renamed to ``path``); whatever of it is still there when the block ends, normally or not, is removed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(src: str | os.PathLike, target: str | os.PathLike, aside: str | os.PathLike | None = None) -> None:
+    """Rename the folder ``src`` to ``target``. An existing ``target`` is first renamed into a new hidden folder in
+    ``aside`` (default: beside ``target``; same file system) and removed after, so ``target`` holds the old or the
+    new contents, never a mix."""
+    src, target = Path(src), Path(target)
+    if not target.exists():
+        os.replace(src, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=aside if aside is not None else target.parent))
+    os.replace(target, old / target.name)
+    os.replace(src, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """The folder counterpart of ``atomic_path``: yield a staging folder beside ``path``; on success it becomes
+    ``path`` with one rename (replacing an existing ``path`` whole, see ``replace_dir``), on error it is removed and
+    ``path`` is left as it was."""
+    with staging_dir(path) as tmp:
+        yield tmp
+        replace_dir(tmp, path)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from runtime.fileio import atomic_dir
 from runtime.preprocess import IMAGE_SUFFIXES, Preprocessing, normalize_image, preprocess_batch, to_color
 from runtime.scoring import ScoreSpec
 
@@ -399,10 +397,8 @@ def write_lake_runs(
     drawers = [drawer_of(i) for i in imageset.items]
     sampler = _EpisodeSampler(imageset.labels, imageset.class_groups, drawers, n_way, 1, within_group)
     rng = np.random.default_rng(seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     record: dict[str, Any] = {"seed": seed, "n_way": n_way, "within_group": within_group, "runs": []}
-    try:
+    with atomic_dir(out) as tmp:
         for r in range(1, n_runs + 1):
             name = f"run{r:02d}"
             g, classes, support, queries = sampler.sample(rng)
@@ -430,16 +426,6 @@ def write_lake_runs(
                 }
             )
         (tmp / "runs.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
