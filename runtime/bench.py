@@ -298,13 +298,14 @@ def make_backend(name: str, bundle_dir: Path, manifest: Manifest, threads: int |
     if name == "onnxruntime-gpu":
         import onnxruntime as ort
 
-        from runtime.backends.onnxruntime_backend import GPU_PROVIDERS, OnnxRuntimeBackend
+        from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+        from runtime.select import gpu_providers
 
-        gpu = [p for p in GPU_PROVIDERS if p in ort.get_available_providers()]
-        if not gpu:
+        providers = gpu_providers(ort.get_available_providers())
+        if providers is None:
             return None, f"this onnxruntime build has no GPU provider ({install_command('gpu')})"
         try:
-            return OnnxRuntimeBackend(bundle_dir, manifest, providers=[*gpu, "CPUExecutionProvider"]), ""
+            return OnnxRuntimeBackend(bundle_dir, manifest, providers=list(providers)), ""
         except Exception as e:  # noqa: BLE001 - a provider present without a usable GPU
             return None, f"did not load: {e}"
     if name.startswith("openvino"):

@@ -55,6 +55,7 @@ SUPPORTED_PRECISIONS = {
     ORT_CPU: ("fp32", "fp16"),
 }
 
+# ONNX Runtime's execution providers: the GPU ones best first, then the CPU one every build has
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from runtime import select as sel
+from runtime.engines import ENGINE_GLOB
 from runtime.images import as_items, to_batch
 from runtime.machine import cpu_name, package_version
 from runtime.manifest import MANIFEST_NAME, PARITY_JSON, REFERENCE_NPZ, BundleError, Manifest, load_manifest
@@ -45,7 +46,6 @@ from runtime.parity import ParityResult, compare, tolerances_for
 from runtime.scoring import ScoreSpec
 
 PARITY_CACHE_SCHEMA = 1
-PLAN_GLOB = "embedding.trt*.plan"  # TensorRT plans in a bundle (runtime.engines names them)
 
 
 class BackendWarning(UserWarning):
@@ -470,7 +470,7 @@ def load(
             return False, why
         asked = cand.precisions[0] if len(cand.precisions) == 1 else None
         ok, why = sel.module_available(mod, bundle_dir=root, precision=asked)
-        if not ok and cand.variant == sel.TENSORRT and any(root.glob(PLAN_GLOB)):
+        if not ok and cand.variant == sel.TENSORRT and any(root.glob(ENGINE_GLOB)):
             # the bundle ships a plan this machine cannot use (another GPU or TensorRT): say so, with the fix
             warn(f"the bundle's TensorRT plan is not used: {why}")
         return ok, why

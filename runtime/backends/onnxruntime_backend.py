@@ -26,11 +26,11 @@ from runtime.manifest import (
     Manifest,
     load_manifest,
 )
+from runtime.select import CPU_PROVIDER, GPU_PROVIDERS
 
 # preferred order when several are present (DESIGN.md: TensorRT EP > CUDA EP > CPU)
-PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PROVIDER_ORDER = (*GPU_PROVIDERS, CPU_PROVIDER)
 TRT_EP, CUDA_EP, CPU_EP = PROVIDER_ORDER
-GPU_PROVIDERS = (TRT_EP, CUDA_EP)
 DEFAULT_BATCH_PROFILE = (1, 8, 32)  # the TensorRT EP's optimization profile when none is given (as export's)
 
 
@@ -39,7 +39,7 @@ def best_providers(available: list[str] | None = None) -> list[str]:
     import onnxruntime as ort
 
     have = set(ort.get_available_providers() if available is None else available)
-    return [p for p in PROVIDER_ORDER if p in have] or ["CPUExecutionProvider"]
+    return [p for p in PROVIDER_ORDER if p in have] or [CPU_EP]
 
 
 def default_cache_dir() -> Path:
