@@ -205,11 +205,11 @@ def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool, w
 def export_bundle(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     """Do the export; returns (exit code, summary)."""
     from export.bundle import staged_bundle, write_manifest
-    from export.engine_key import BatchProfile
     from export.onnx_export import export_embedding, export_head, export_siamese
     from export.reference import build_reference
     from export.reference_raw import write_raw_reference
     from runtime import manifest as mf
+    from runtime.engines import BatchProfile
     from runtime.fileio import write_json_atomic, write_text_atomic
     from runtime.parity import format_table
     from train.load import load_model

@@ -8,7 +8,8 @@ trtexec migration guide: ``--fp16`` exists in 10.x only; 11.x is always strongly
 
 from __future__ import annotations
 
-from export.engine_key import BatchProfile, check_input_shape, check_precision, trtexec_shape, workspace_bytes
+from export.tensorrt_build import workspace_bytes
+from runtime.engines import BatchProfile, check_input_shape, check_precision
 from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, INPUT_NAME
 
 TIMING_CACHE = "../trt_timing.cache"  # beside the bundle, shared by its rebuilds (the tool's default too)
@@ -17,6 +18,11 @@ TIMING_CACHE = "../trt_timing.cache"  # beside the bundle, shared by its rebuild
 def trtexec_plan_name(precision: str) -> str:
     """The plan trtexec writes. Not ``embedding.trt*``: without a sidecar the project's runtime must not pick it."""
     return f"embedding.{precision}.trtexec.plan"
+
+
+def trtexec_shape(name: str, shape: tuple[int, ...]) -> str:
+    """trtexec's shape spec: ``image:8x105x105x3``."""
+    return f"{name}:" + "x".join(str(int(d)) for d in shape)
 
 
 def workspace_mib(workspace_gib: float) -> int:

@@ -3,8 +3,9 @@
 A plan is specific to the TensorRT version and GPU that built it, so it is built where it runs (the Jetson
 itself, or the serving GPU): by ``python -m export.build --engine`` or, for a bundle copied to the target,
 ``python -m export.tensorrt_build --bundle DIR``. TensorRT and cuda-python are imported only inside the
-functions that need them; what decides *what* to build (strategy, key, names) is in ``export.engine_key`` and
-``runtime.engines``.
+functions that need them, so what decides *what* to build is tested on any machine: the strategy (which graph,
+which flags) is below, the cache key, file names and sidecars are in ``runtime.engines``, which the runtime uses
+to match plans at load time.
 
 Written against the TensorRT 10 and 11 Python APIs: ``Builder.create_network`` (STRONGLY_TYPED for the
 FP16 graph on 11+, where the flag is accepted and always on), ``OnnxParser.parse_from_file``,
@@ -22,36 +23,31 @@ import time
 from pathlib import Path
 from typing import Any
 
-from export.engine_key import (
+from runtime.backends.tensorrt_backend import _import_tensorrt, probe
+from runtime.engines import (
     ENGINE_GLOB,
+    MIN_TRT_MAJOR,
     PRECISIONS,
-    SIDECAR_FORMAT,  # noqa: F401  (kept importable from here)
-    STRATEGY_BUILDER_FLAG,
-    STRATEGY_FP32,
-    STRATEGY_STRONGLY_TYPED,
     BatchProfile,
-    build_plan,
     check_input_shape,
     check_precision,
     engine_cache_key,
     engine_file_name,
     engine_sidecar,
+    parse_trt_version,
     read_sidecar,
     sidecar_name,
-    workspace_bytes,
-)
-from runtime.backends.tensorrt_backend import (  # noqa: F401  (INSTALL_HINT, _cuda_device, _import_cudart: kept here)
-    INSTALL_HINT,
-    _cuda_device,
-    _import_cudart,
-    _import_tensorrt,
-    probe,
 )
 from runtime.extras import explain_missing_extras
 from runtime.fileio import atomic_path, sha256_file, write_json_atomic
-from runtime.manifest import EMBEDDING_FP16_ONNX, FP32_NODES_KEY, INPUT_NAME, MANIFEST_NAME
+from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY, INPUT_NAME, MANIFEST_NAME
 
 EXIT_OK, EXIT_BUILD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+# how a plan gets its precision (DESIGN.md, "Backends")
+STRATEGY_BUILDER_FLAG = "builder-flag"  # TensorRT 10.x: the FP32 graph + BuilderFlag.FP16 (weak typing)
+STRATEGY_STRONGLY_TYPED = "strongly-typed-fp16-onnx"  # TensorRT >= 11: FP16 lives in the graph, no FP16 flag
+STRATEGY_FP32 = "fp32"  # the FP32 graph, no reduced precision (TF32 off), any version
 
 
 class EngineUnavailable(RuntimeError):
@@ -64,6 +60,45 @@ class EngineBuildError(RuntimeError):
 
 # What is on this machine (TensorRT, cuda-python, the GPU) is probed by runtime.backends.tensorrt_backend: the
 # runtime asks the same questions when it picks a plan, so there is one probe (imported above).
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what to build
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def fp16_strategy(trt_version: str) -> str:
+    """How FP16 is obtained: TensorRT 10.x sets ``BuilderFlag.FP16`` on the FP32 graph; 11+ removed that flag
+    (networks are always strongly typed), so the FP16 graph ``embedding.fp16.onnx`` is built as it is."""
+    major = parse_trt_version(trt_version)[0]
+    if major < MIN_TRT_MAJOR:
+        raise ValueError(
+            f"TensorRT {trt_version}: this project builds with TensorRT 10 or newer (JetPack 6 ships 10.3); "
+            "install a newer TensorRT"
+        )
+    return STRATEGY_BUILDER_FLAG if major == MIN_TRT_MAJOR else STRATEGY_STRONGLY_TYPED
+
+
+def build_plan(trt_version: str, precision: str) -> tuple[str, str]:
+    """(strategy, source ONNX file name in the bundle) for this TensorRT version and precision."""
+    check_precision(precision)
+    strategy = fp16_strategy(trt_version)  # also rejects TensorRT < 10
+    if precision == "fp32":
+        return STRATEGY_FP32, EMBEDDING_ONNX
+    if strategy == STRATEGY_BUILDER_FLAG:
+        return strategy, EMBEDDING_ONNX
+    return strategy, EMBEDDING_FP16_ONNX
+
+
+def workspace_bytes(workspace_gib: float) -> int:
+    """GiB -> bytes for ``set_memory_pool_limit``; ValueError unless positive."""
+    try:
+        gib = float(workspace_gib)
+    except (TypeError, ValueError):
+        raise ValueError(f"workspace {workspace_gib!r}: expected a size in GiB, e.g. 2") from None
+    if not gib > 0:
+        raise ValueError(f"workspace {workspace_gib!r} GiB: expected a positive size")
+    return int(gib * (1 << 30))
 
 
 # ----------------------------------------------------------------------------------------------------------------

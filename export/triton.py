@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.engine_key import check_input_shape, sidecar_name
+from runtime.engines import check_input_shape, sidecar_name
 from runtime.fileio import replace_dir, staging_dir
 from runtime.manifest import EMBEDDING_ONNX, EMBEDDING_OUTPUT, INPUT_NAME, SCORE_OUTPUT, SIAMESE_INPUTS, SIAMESE_ONNX
 

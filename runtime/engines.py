@@ -3,9 +3,9 @@ whether a plan in a bundle may run on this GPU and TensorRT version.
 
 A TensorRT plan only runs on the TensorRT version and GPU architecture that built it, for the graph, precision
 and batch range it was built for. Everything that decides whether a plan may be (re)used lives here, without
-TensorRT, so it is tested on any machine and shared by both sides: ``export.tensorrt_build`` (via
-``export.engine_key``) names and keys the plans it builds, ``runtime.backends.tensorrt_backend`` picks the one
-that matches this machine and refuses the others with the command that rebuilds them.
+TensorRT, so it is tested on any machine and shared by both sides: ``export.tensorrt_build`` names and keys
+the plans it builds, ``runtime.backends.tensorrt_backend`` picks the one that matches this machine and refuses
+the others with the command that rebuilds them.
 """
 
 from __future__ import annotations

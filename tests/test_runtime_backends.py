@@ -355,28 +355,6 @@ def test_the_best_matching_plan_is_chosen(plan_bundle):
     assert _verdict(plan_bundle)[2].plan.plan == small
 
 
-def test_the_builder_and_the_runtime_share_one_definition():
-    """export.engine_key re-exports runtime.engines (one source of truth); its public names keep working."""
-    import export.engine_key as ek
-    import export.tensorrt_build as tb
-
-    for name in (
-        "BatchProfile",
-        "engine_cache_key",
-        "engine_file_name",
-        "sidecar_name",
-        "parse_engine_file_name",
-        "ENGINE_GLOB",
-        "SIDECAR_FORMAT",
-        "read_sidecar",
-        "engine_sidecar",
-        "check_input_shape",
-    ):
-        assert getattr(ek, name) is getattr(engines, name), name
-    assert tb.probe is trtb.probe and tb.read_sidecar is engines.read_sidecar
-    assert tb.SIDECAR_FORMAT == engines.SIDECAR_FORMAT and tb.INSTALL_HINT == trtb.INSTALL_HINT
-
-
 def test_a_sidecar_from_engine_sidecar_is_reusable_by_the_builder(plan_bundle):
     from export.tensorrt_build import reusable
 

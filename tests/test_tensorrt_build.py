@@ -18,22 +18,29 @@ import numpy as np
 import pytest
 
 from export.build_instructions import build_engine_markdown, trtexec_args, trtexec_plan_name
-from export.engine_key import (
-    ENGINE_GLOB,
+from export.tensorrt_build import (
+    EXIT_INPUT,
+    EXIT_UNAVAILABLE,
     STRATEGY_BUILDER_FLAG,
     STRATEGY_FP32,
     STRATEGY_STRONGLY_TYPED,
-    BatchProfile,
+    EngineUnavailable,
+    build_engine,
     build_plan,
+    fp16_strategy,
+    main,
+)
+from runtime.backends.tensorrt_backend import probe
+from runtime.engines import (
+    ENGINE_GLOB,
+    BatchProfile,
     engine_cache_key,
     engine_file_name,
-    fp16_strategy,
     gpu_tag,
     parse_engine_file_name,
     sidecar_name,
     trt_tag,
 )
-from export.tensorrt_build import EXIT_INPUT, EXIT_UNAVAILABLE, EngineUnavailable, build_engine, main, probe
 from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, INPUT_NAME, MANIFEST_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -422,7 +429,7 @@ def _run_plan(plan: bytes, x: np.ndarray, dim: int) -> np.ndarray:
     """Deserialize the plain plan and run one batch through it with cuda-python buffers."""
     import tensorrt as trt
 
-    from export.tensorrt_build import _import_cudart
+    from runtime.backends.tensorrt_backend import _import_cudart
 
     cudart = _import_cudart()
 

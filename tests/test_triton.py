@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.engine_key import BatchProfile
 from export.triton import (
     PLATFORM_ONNX,
     PLATFORM_PLAN,
@@ -22,6 +21,7 @@ from export.triton import (
     onnx_io,
     write_triton_repository,
 )
+from runtime.engines import BatchProfile
 from runtime.manifest import EMBEDDING_ONNX, EMBEDDING_OUTPUT, INPUT_NAME, SCORE_OUTPUT, SIAMESE_INPUTS, SIAMESE_ONNX
 
 mc = pytest.importorskip(
@@ -240,12 +240,13 @@ def test_plan_model_config_schema():
 
 @pytest.mark.gpu
 def test_repository_with_a_real_plan(bundle, tmp_path):
-    from export.tensorrt_build import build_engine, probe
+    from export.tensorrt_build import build_engine
+    from runtime.backends.tensorrt_backend import probe
 
     info = probe()
     if info["reason"]:
         pytest.skip(f"needs TensorRT and a CUDA GPU: {info['reason']}")
-    from export.engine_key import build_plan
+    from export.tensorrt_build import build_plan
     from runtime.manifest import EMBEDDING_FP16_ONNX
 
     precision = "fp16" if build_plan(info["tensorrt"], "fp16")[1] != EMBEDDING_FP16_ONNX else "fp32"
