@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime.backends.tensorrt_backend import _import_tensorrt, probe
+from runtime.backends.tensorrt_backend import import_tensorrt, probe
 from runtime.engines import (
     ENGINE_GLOB,
     MIN_TRT_MAJOR,
@@ -276,7 +276,7 @@ def build_engine(
     if not force and (side := reusable(plan_path, key)) is not None:
         return {**side, "reused": True}
 
-    trt = _import_tensorrt()
+    trt = import_tensorrt()
     start = time.perf_counter()
     pins = fp32_pinned_layers(bundle_dir) if strategy == STRATEGY_BUILDER_FLAG else []
     plan, cache_reused = _serialize_plan(trt, src, input_shape, profile, strategy, workspace_gib, timing_cache, pins)

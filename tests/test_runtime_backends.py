@@ -526,7 +526,7 @@ def test_onnxruntime_gpu_providers(omniglot_bundle, tmp_path, precision):
     import onnxruntime as ort
 
     gpu_eps = [p for p in ort.get_available_providers() if p in GPU_PROVIDERS]
-    if not gpu_eps or trtb._cuda_device()[2]:
+    if not gpu_eps or trtb.cuda_device()[2]:
         pytest.skip(f"needs onnxruntime-gpu and a CUDA GPU (providers: {ort.get_available_providers()})")
     backend = ortb.OnnxRuntimeBackend(
         omniglot_bundle, providers=[*gpu_eps, "CPUExecutionProvider"], precision=precision, cache_dir=tmp_path

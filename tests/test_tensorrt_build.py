@@ -429,9 +429,9 @@ def _run_plan(plan: bytes, x: np.ndarray, dim: int) -> np.ndarray:
     """Deserialize the plain plan and run one batch through it with cuda-python buffers."""
     import tensorrt as trt
 
-    from runtime.backends.tensorrt_backend import _import_cudart
+    from runtime.backends.tensorrt_backend import import_cudart
 
-    cudart = _import_cudart()
+    cudart = import_cudart()
 
     def ok(ret):
         err, *rest = ret if isinstance(ret, tuple) else (ret,)

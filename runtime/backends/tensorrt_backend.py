@@ -55,13 +55,14 @@ class TensorRTUnavailable(RuntimeError):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _import_tensorrt():
+def import_tensorrt():
+    """The ``tensorrt`` module (ImportError when it is not installed)."""
     import tensorrt as trt
 
     return trt
 
 
-def _import_cudart():
+def import_cudart():
     """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+), else the older ``cuda.cudart``."""
     try:
         from cuda.bindings import runtime as cudart
@@ -70,10 +71,10 @@ def _import_cudart():
     return cudart
 
 
-def _cuda_device(device: int = 0) -> tuple[str | None, tuple[int, int] | None, str | None]:
+def cuda_device(device: int = 0) -> tuple[str | None, tuple[int, int] | None, str | None]:
     """(name, (major, minor), None) for CUDA device ``device``, or (None, None, why not)."""
     try:
-        cudart = _import_cudart()
+        cudart = import_cudart()
     except ImportError:
         return None, None, f"cuda-python is not installed, so no CUDA GPU can be queried ({INSTALL_HINT})"
     try:
@@ -101,13 +102,13 @@ def probe(device: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {"tensorrt": None, "gpu": None, "compute_capability": None, "reason": None}
     reasons = []
     try:
-        trt = _import_tensorrt()
+        trt = import_tensorrt()
         out["tensorrt"] = str(trt.__version__)
     except ImportError:
         reasons.append(f"TensorRT is not installed ({INSTALL_HINT})")
     except Exception as e:  # a tensorrt wheel whose libraries do not load
         reasons.append(f"TensorRT cannot be loaded ({type(e).__name__}: {e})")
-    name, cc, why = _cuda_device(device)
+    name, cc, why = cuda_device(device)
     out["gpu"], out["compute_capability"] = name, cc
     if why:
         reasons.append(why)
@@ -229,8 +230,8 @@ class TensorRTBackend:
     # -- set-up ---------------------------------------------------------------------------------------------------
 
     def _load(self, sidecar_profile: BatchProfile | None) -> None:
-        trt = _import_tensorrt()
-        cudart = self._cudart = _import_cudart()
+        trt = import_tensorrt()
+        cudart = self._cudart = import_cudart()
         if self.device:
             _cuda_ok(cudart, cudart.cudaSetDevice(self.device), "cudaSetDevice")
         self._logger = trt.Logger(trt.Logger.WARNING)
