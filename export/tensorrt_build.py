@@ -44,7 +44,8 @@ from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY
 
 EXIT_OK, EXIT_BUILD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
-# how a plan gets its precision (DESIGN.md, "Backends")
+# how a plan gets its precision: the strategy is chosen per TensorRT version (fp16_strategy) and recorded in the
+# plan's sidecar
 STRATEGY_BUILDER_FLAG = "builder-flag"  # TensorRT 10.x: the FP32 graph + BuilderFlag.FP16 (weak typing)
 STRATEGY_STRONGLY_TYPED = "strongly-typed-fp16-onnx"  # TensorRT >= 11: FP16 lives in the graph, no FP16 flag
 STRATEGY_FP32 = "fp32"  # the FP32 graph, no reduced precision (TF32 off), any version

@@ -183,8 +183,9 @@ def gpu_tag(compute_capability: tuple[int, int]) -> str:
 
 
 def engine_file_name(trt_version: str, compute_capability: tuple[int, int], precision: str, key: str) -> str:
-    """``embedding.trt10.8.sm87.fp16.<key>.plan``: DESIGN's name plus the cache key, so plans built for other
-    profiles or models never take each other's place and a stale one is never picked by name alone."""
+    """``embedding.trt10.8.sm87.fp16.<key>.plan``: the TensorRT version, GPU architecture and precision the plan
+    is for, plus the cache key, so plans built for other profiles or models never take each other's place and a
+    stale one is never picked by name alone."""
     if not re.fullmatch(r"[0-9a-f]+", key or ""):
         raise ValueError(f"engine key {key!r}: expected lowercase hex (from engine_cache_key)")
     return f"{ENGINE_PREFIX}.{trt_tag(trt_version)}.{gpu_tag(compute_capability)}.{check_precision(precision)}.{key}{ENGINE_SUFFIX}"

@@ -19,7 +19,7 @@ from runtime.scoring import ScoreSpec
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
-# the bundle's file names (DESIGN.md, "The bundle")
+# the names of a bundle's files (manifest.json lists each one present with its sha256 and size)
 EMBEDDING_ONNX = "embedding.onnx"
 EMBEDDING_FP16_ONNX = "embedding.fp16.onnx"
 HEAD_ONNX = "head.onnx"

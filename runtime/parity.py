@@ -3,7 +3,7 @@
 For each backend: embedding max absolute and relative error, minimum cosine, score max error and the
 share of reference pairs whose match decision flips at the threshold; each check shows the tolerance
 asked, the minimum tolerance that would pass, and PASSED/FAILED. The tolerances here are the project's
-only statement of them (DESIGN.md, "Parity").
+only statement of them: the export's parity.json and the runtime's load-time check both come from ``compare``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """ONNX Runtime backend: embedding.onnx for images, head.onnx (or the distance) for pairs of embeddings.
 
-Providers, best first (DESIGN.md): TensorRT EP > CUDA EP > CPU. The CPU provider runs the bundle's graphs as they
-are. With onnxruntime-gpu installed, the GPU providers get their options from ``provider_config``: the TensorRT EP
-builds FP16 (``trt_fp16_enable``) from the FP32 graph with an optimization profile over the batch range, and keeps
-its engine and timing caches in a cache folder (``~/.cache/siamese-edge/ort-trt`` by default) so the build happens
-once per model, GPU and TensorRT version; the CUDA EP runs FP16 as the bundle's FP16 graph. On a GPU, inputs and
-outputs go through IO binding (the batch is copied to the device once, the output is allocated there).
+Providers, best first: TensorRT EP > CUDA EP > CPU (``runtime.select`` lists them). The CPU provider runs the
+bundle's graphs as they are. With onnxruntime-gpu installed, the GPU providers get their options from
+``provider_config``: the TensorRT EP builds FP16 (``trt_fp16_enable``) from the FP32 graph with an optimization
+profile over the batch range, and keeps its engine and timing caches in a cache folder
+(``~/.cache/siamese-edge/ort-trt`` by default) so the build happens once per model, GPU and TensorRT version; the
+CUDA EP runs FP16 as the bundle's FP16 graph. On a GPU, inputs and outputs go through IO binding (the batch is
+copied to the device once, the output is allocated there).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from runtime.manifest import (
 )
 from runtime.select import CPU_PROVIDER, GPU_PROVIDERS
 
-# preferred order when several are present (DESIGN.md: TensorRT EP > CUDA EP > CPU)
+# preferred order when several are present: TensorRT EP (it compiles the graph into a TensorRT engine), CUDA EP, CPU
 PROVIDER_ORDER = (*GPU_PROVIDERS, CPU_PROVIDER)
 TRT_EP, CUDA_EP, CPU_EP = PROVIDER_ORDER
 DEFAULT_BATCH_PROFILE = (1, 8, 32)  # the TensorRT EP's optimization profile when none is given (as export's)
