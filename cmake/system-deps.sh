@@ -48,7 +48,7 @@ ensure() {
   fi
   todo+=("${optional[@]}")
   echo "installing the C++ build dependencies: ${todo[*]}" >&2
-  if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${todo[@]}" >/dev/null; then
+  if ! $sudo env DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq --no-install-recommends "${todo[@]}" >/dev/null; then
     [ ${#required[@]} -eq 0 ] || echo "could not install ${required[*]}; install them with: sudo apt-get install -y ${required[*]} (the C++ tests skip until then)" >&2
   fi
 }
