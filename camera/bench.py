@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from camera.score import score_events
+from runtime.backends.base import backend_names, cpu_backends
 from runtime.extras import explain_missing_extras
 from runtime.fileio import write_json_atomic, write_text_atomic
 from runtime.machine import cpu_name
@@ -132,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backends",
         nargs="+",
-        default=["onnxruntime", "openvino"],
-        choices=("auto", "onnxruntime", "openvino", "tensorrt"),
+        default=list(cpu_backends()),
+        choices=backend_names(),
         help="backends to run each bundle on; absent ones are listed (default: %(default)s)",
     )
     p.add_argument("--out", default="runs/bench", help="where camera_bench.{txt,json} go (default: %(default)s)")

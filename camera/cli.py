@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import console
+from runtime.backends.base import PRECISIONS, backend_names
 from runtime.console import CliError, cli_warnings, load_verifier
 from runtime.extras import explain_missing_extras
 
@@ -105,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         "0 = never, -1 = forever)",
     )
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
-    p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "openvino", "tensorrt"))
-    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--backend", default="auto", choices=backend_names())
+    p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference (default: the backend's)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -161,14 +161,17 @@ def manifest_fields(siamese, model_path: Path, name: str, args, ref, files_prese
 
 
 def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool, with_tensorrt: bool = False) -> list:
-    """Every backend available here against the Keras reference: ONNX Runtime FP32, the FP16 CPU estimate,
-    OpenVINO when installed (bf16 too where the CPU has it natively), the TensorRT plan when one was built."""
+    """Every CPU backend of the registry present here, at each precision worth running on this machine (ONNX Runtime
+    FP32; OpenVINO FP32, and bf16 where the CPU has it natively), then the FP16 CPU estimate, then the TensorRT
+    plan when one was built, each against the Keras reference."""
     from export.fp16 import fp16_cpu_estimate
     from runtime import manifest as mf
+    from runtime.backends.base import entry, registered
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from runtime.parity import compare
+    from runtime.select import CPU_PROVIDER
 
-    manifest = mf.Manifest.from_dict({**fields, "files": {}})
+    manifest = mf.Manifest.from_dict({**fields, "files": {}})  # manifest.json is written after parity
     spec = manifest.score
     results = []
 
@@ -177,28 +180,25 @@ def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool, w
         scores = backend.score_embeddings(emb[ref.pair_a], emb[ref.pair_b])
         results.append(compare(label, precision, ref.embeddings, emb, ref.scores, scores, spec, note=note))
 
-    cpu = ["CPUExecutionProvider"]
-    check(OnnxRuntimeBackend(bundle_dir, manifest, providers=cpu), "onnxruntime-cpu", "fp32")
+    for e in registered():
+        if e.device != "cpu":
+            continue
+        for prec in e.preferred():
+            if prec is not None and e.present(None, prec, None).ok:
+                backend = e.build(bundle_dir, manifest, precision=prec)
+                check(backend, e.parity_label(backend.info()), prec)
     if with_fp16:
         estimate = fp16_cpu_estimate(bundle_dir / mf.EMBEDDING_ONNX).SerializeToString()
         check(
-            OnnxRuntimeBackend(bundle_dir, manifest, providers=cpu, embedding_model=estimate, precision="fp16"),
+            OnnxRuntimeBackend(bundle_dir, manifest, providers=[CPU_PROVIDER], embedding_model=estimate, precision="fp16"),
             "fp16 emulated",
             "fp16",
             note="estimated on CPU",
         )
-    try:
-        from runtime.backends import openvino_backend as ov
-    except ImportError:
-        ov = None
-    if ov is not None and ov.available(None, "fp32")[0]:
-        for prec in ov.precisions():
-            check(ov.OpenVINOBackend(bundle_dir, manifest, precision=prec), "openvino-cpu", prec)
     if with_tensorrt:
-        from runtime.backends.tensorrt_backend import TensorRTBackend
-
-        backend = TensorRTBackend(bundle_dir, manifest, precision="fp16")
-        check(backend, "tensorrt", "fp16", note=str(backend.info().get("device", "")))
+        trt = entry("tensorrt")
+        backend = trt.build(bundle_dir, manifest, precision="fp16")
+        check(backend, trt.parity_label(backend.info()), "fp16", note=str(backend.info().get("device", "")))
     return results
 
 

@@ -44,14 +44,15 @@ from typing import Any
 
 import numpy as np
 
-from runtime.extras import explain_missing_extras, install_command
+from runtime.backends.base import bench_rows
+from runtime.extras import explain_missing_extras
 from runtime.fileio import atomic_path, write_json_atomic, write_text_atomic
 from runtime.machine import cpu_name, versions
 from runtime.manifest import REFERENCE_NPZ, Manifest, load_manifest
 
 BENCH_SCHEMA = 1
 BATCHES = (8, 32)
-DEFAULT_BACKENDS = ("onnxruntime", "onnxruntime-gpu", "openvino-fp32", "openvino-bf16", "tensorrt")
+DEFAULT_BACKENDS = tuple(row for row, _, _ in bench_rows())  # the registry's rows: onnxruntime, openvino-bf16, ...
 TARGETS = {"pair_b1_vs_keras_predict": 20.0, "best_b32_peak_fraction": 0.5, "runtime_rss_mb": 300.0}
 FLOP_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 HEAVY_MODULES = ("tensorflow", "keras", "tf_keras")
@@ -276,62 +277,19 @@ def bench_images(bundle_dir: Path, manifest: Manifest, images_dir: str | None, n
 # --- backends --------------------------------------------------------------------------------------------------
 
 
-def _import(module: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module), ""
-    except ModuleNotFoundError as e:
-        if e.name and module.startswith(e.name):
-            return None, f"{module} is not part of this installation"
-        return None, f"needs the {e.name} package (not installed)"
-    except ImportError as e:
-        return None, f"{module} does not import: {e}"
-
-
 def make_backend(name: str, bundle_dir: Path, manifest: Manifest, threads: int | None) -> tuple[Any | None, str]:
-    """(backend, "") or (None, why it is skipped here). Optional backends are imported only here, lazily."""
-    if name == "onnxruntime":
-        from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(bundle_dir, manifest, providers=["CPUExecutionProvider"], threads=threads), ""
-    if name == "onnxruntime-gpu":
-        import onnxruntime as ort
-
-        from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-        from runtime.select import gpu_providers
-
-        providers = gpu_providers(ort.get_available_providers())
-        if providers is None:
-            return None, f"this onnxruntime build has no GPU provider ({install_command('gpu')})"
-        try:
-            return OnnxRuntimeBackend(bundle_dir, manifest, providers=list(providers)), ""
-        except Exception as e:  # noqa: BLE001 - a provider present without a usable GPU
-            return None, f"did not load: {e}"
-    if name.startswith("openvino"):
-        precision = name.partition("-")[2] or "fp32"
-        mod, why = _import("runtime.backends.openvino_backend")
-        if mod is None:
-            return None, why
-        ok, why = mod.available(None, precision)
-        if not ok:
-            return None, why
-        try:
-            return mod.OpenVINOBackend(bundle_dir, manifest, precision=precision, threads=threads), ""
-        except Exception as e:  # noqa: BLE001
-            return None, f"did not load: {e}"
-    if name == "tensorrt":
-        mod, why = _import("runtime.backends.tensorrt_backend")
-        if mod is None:
-            return None, why
-        ok, why = mod.available(bundle_dir)
-        if not ok:
-            return None, why
-        try:
-            return mod.TensorRTBackend(bundle_dir, manifest), ""
-        except Exception as e:  # noqa: BLE001
-            return None, f"did not load: {e}"
-    raise ValueError(f"backend {name!r}: expected one of {', '.join(DEFAULT_BACKENDS)}")
+    """(backend, "") or (None, why it is skipped here), for one of the registry's benchmark rows."""
+    rows = {row: (e, precision) for row, e, precision in bench_rows()}
+    if name not in rows:
+        raise ValueError(f"backend {name!r}: expected one of {', '.join(DEFAULT_BACKENDS)}")
+    e, precision = rows[name]
+    presence = e.present(bundle_dir, precision, None)
+    if not presence.ok:
+        return None, presence.why
+    try:
+        return e.build(bundle_dir, manifest, precision=precision, threads=threads), ""
+    except Exception as exc:  # noqa: BLE001 - e.g. a GPU provider present without a usable GPU
+        return None, f"did not load: {exc}"
 
 
 def bench_backend(
@@ -685,7 +643,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results.append({**row, "status": "skipped", "reason": why})
             say(f"{name}: skipped ({why})")
             continue
-        info = backend.info() if hasattr(backend, "info") else {}
+        info = backend.info()
         row.update(precision=str(info.get("precision", "fp32")), info=info)
         say(f"{name}: timing ...")
         try:

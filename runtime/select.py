@@ -1,11 +1,12 @@
 """Which backend runs a bundle: candidates in order, what parity says about each, and the choice.
 
-``backend="auto"`` walks ``AUTO_ORDER`` (fastest first: a TensorRT plan for this GPU, ONNX Runtime on a GPU
-provider, OpenVINO, ONNX Runtime on the CPU) and takes the first candidate that
+``backend="auto"`` walks the backend registry (``runtime.backends.registry()``) in its order, fastest first (a
+TensorRT plan for this GPU, ONNX Runtime on a GPU provider, OpenVINO where the CPU has native bf16, ONNX Runtime
+on the CPU), and takes the first candidate that
 
-1. is present here (its module imports and its ``available()`` says yes; for TensorRT that includes a plan
-   built for this GPU and TensorRT version: a stale plan is the TensorRT backend's refusal, surfaced as a
-   warning, and the walk goes on),
+1. is present here (its registry entry's ``present`` says yes; for TensorRT that includes a plan built for this
+   GPU and TensorRT version: a stale plan is the TensorRT backend's refusal, surfaced as a warning, and the walk
+   goes on),
 2. loads, and
 3. passes parity for the bundle: the bundle's ``parity.json`` says PASSED for that backend and precision,
    or, for a backend/precision the export did not measure, a check against ``reference.npz`` run once at
@@ -15,47 +16,17 @@ An explicit backend (``backend="onnxruntime"`` ...) is used if it loads, parity 
 it; the verifier reports what is known about its parity and ``--parity`` measures it.
 
 Everything here is pure logic over injected callables (``select``), so it is tested without GPUs; the
-verifier wires it to the real modules. Backend modules are imported lazily, by path, in ``import_backend``.
+verifier wires it to the registry's entries.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "bf16")
+from runtime.backends.base import PRECISIONS, BackendEntry, backend_names, entry, registry
 
-# variants, fastest first (issue 5: plan for this GPU > ONNX Runtime GPU > OpenVINO > ONNX Runtime CPU)
-TENSORRT, ORT_GPU, OPENVINO, ORT_CPU = "tensorrt", "onnxruntime-gpu", "openvino", "onnxruntime-cpu"
-AUTO_ORDER = (TENSORRT, ORT_GPU, OPENVINO, ORT_CPU)
-
-MODULES = {
-    "tensorrt": "runtime.backends.tensorrt_backend",
-    "onnxruntime": "runtime.backends.onnxruntime_backend",
-    "openvino": "runtime.backends.openvino_backend",
-}
-VARIANT_BACKEND = {TENSORRT: "tensorrt", ORT_GPU: "onnxruntime", OPENVINO: "openvino", ORT_CPU: "onnxruntime"}
-
-# precisions each variant can run, best (fastest) first, when the caller does not name one; None: the backend
-# picks (TensorRT: the best plan in the bundle that matches this machine, FP16 before FP32)
-DEFAULT_PRECISIONS: dict[str, tuple[str | None, ...]] = {
-    TENSORRT: (None,),
-    ORT_GPU: ("fp16", "fp32"),
-    OPENVINO: ("bf16", "fp32"),
-    ORT_CPU: ("fp32",),  # the CPU provider computes FP16 graphs in FP32: nothing to gain
-}
-SUPPORTED_PRECISIONS = {
-    TENSORRT: ("fp16", "fp32"),
-    ORT_GPU: ("fp16", "fp32"),
-    OPENVINO: ("bf16", "fp16", "fp32"),
-    ORT_CPU: ("fp32", "fp16"),
-}
-
-# ONNX Runtime's execution providers: the GPU ones best first, then the CPU one every build has
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
 
@@ -66,17 +37,17 @@ class BackendUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Candidate:
-    variant: str  # one of AUTO_ORDER
+    entry: BackendEntry  # the registry's variant
     precisions: tuple[str | None, ...]  # to try, best first; None lets the backend pick
     providers: tuple[str, ...] | None = None  # ONNX Runtime only
 
     @property
-    def backend(self) -> str:
-        return VARIANT_BACKEND[self.variant]
+    def variant(self) -> str:
+        return self.entry.variant
 
     @property
-    def module(self) -> str:
-        return MODULES[self.backend]
+    def backend(self) -> str:
+        return self.entry.backend
 
 
 @dataclass(frozen=True)
@@ -113,7 +84,7 @@ class Selection:
     verdict: Verdict
     requested: str
     attempts: list[Attempt] = field(default_factory=list)
-    order: tuple[str, ...] = AUTO_ORDER  # the order the candidates were tried in
+    order: tuple[str, ...] = ()  # the order the candidates were tried in
 
     @property
     def reason(self) -> str:
@@ -131,8 +102,9 @@ class Selection:
 
 
 def check_request(backend: str, precision: str | None) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    names = backend_names()
+    if backend not in names:
+        raise ValueError(f"backend {backend!r}: expected one of {', '.join(names)}")
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
 
@@ -146,7 +118,7 @@ def gpu_providers(available: Iterable[str]) -> tuple[str, ...] | None:
 
 
 def ort_variant(providers: Iterable[str]) -> str:
-    return ORT_GPU if any(p in GPU_PROVIDERS for p in providers) else ORT_CPU
+    return "onnxruntime-gpu" if any(p in GPU_PROVIDERS for p in providers) else "onnxruntime-cpu"
 
 
 def candidates(
@@ -155,38 +127,36 @@ def candidates(
     providers: Iterable[str] | None = None,
     module_precisions: dict[str, tuple[str | None, ...]] | None = None,
 ) -> list[Candidate]:
-    """The candidates to try, in order, each with the precisions to try in order.
+    """The candidates to try, in order (the registry's, for this precision), each with the precisions to try.
 
     ``providers`` (ONNX Runtime provider names) pins ONNX Runtime to those providers; with ``backend="auto"``
-    it means "ONNX Runtime, with these providers". ``module_precisions`` overrides a variant's default
-    precision order (a backend module that knows better, e.g. OpenVINO without bf16 hardware).
+    it means "ONNX Runtime, with these providers". ``module_precisions`` overrides a variant's preferred
+    precision order (what its entry would say on this machine, e.g. OpenVINO without bf16 hardware).
     """
     check_request(backend, precision)
+    override = module_precisions or {}
+    entries = list(registry())  # registration order breaks ties; re-ranked below with the overrides
     if providers is not None:
         providers = tuple(providers)
         if not providers:
             raise ValueError("providers: an empty list; leave it out to use the best ONNX Runtime providers present")
         if backend not in ("auto", "onnxruntime"):
             raise ValueError(f"providers are ONNX Runtime execution providers; backend={backend!r} does not take them")
-        variants: tuple[str, ...] = (ort_variant(providers),)
-    elif backend == "auto":
-        variants = AUTO_ORDER
-        # OpenVINO beats ONNX Runtime on a CPU through native bf16 (AMX / AVX512-bf16); in fp32, or where bf16
-        # is only emulated, ONNX Runtime CPU measured faster (omniglot 13 ms vs 33 ms at batch 32): try it first
-        ov_precs = (module_precisions or {}).get(OPENVINO) or ()
-        if precision not in (None, "bf16") or not ov_precs or ov_precs[0] != "bf16":
-            variants = (TENSORRT, ORT_GPU, ORT_CPU, OPENVINO)
-    elif backend == "onnxruntime":
-        variants = (ORT_GPU, ORT_CPU)
-    else:
-        variants = (backend,)
+        entries = [entry(ort_variant(providers))]
+    elif backend != "auto":
+        entries = [e for e in entries if e.backend == backend]
+
+    def preferred(e: BackendEntry) -> tuple[str | None, ...]:
+        return tuple(override.get(e.variant) or e.preferred())
+
+    entries.sort(key=lambda e: e.rank(precision, preferred(e)))
     out = []
-    for v in variants:
+    for e in entries:
         if precision is not None:
-            precs: tuple[str | None, ...] = (precision,) if precision in SUPPORTED_PRECISIONS[v] else ()
+            precs: tuple[str | None, ...] = (precision,) if precision in e.precisions else ()
         else:
-            precs = tuple((module_precisions or {}).get(v) or DEFAULT_PRECISIONS[v])
-        out.append(Candidate(v, precs, providers if v in (ORT_GPU, ORT_CPU) else None))
+            precs = preferred(e)
+        out.append(Candidate(e, precs, providers if e.backend == "onnxruntime" else None))
     return out
 
 
@@ -261,86 +231,18 @@ def select(
     raise BackendUnavailable(f"{what} run this bundle here: {lines}")
 
 
-# --- the real modules ------------------------------------------------------------------------------------------
-
-
-def import_backend(module_path: str) -> tuple[Any | None, str]:
-    """Import a backend module by path; (module, "") or (None, why not) - never raises ImportError."""
-    try:
-        return importlib.import_module(module_path), ""
-    except ModuleNotFoundError as e:
-        if e.name and (e.name == module_path or module_path.startswith(e.name + ".")):
-            return None, f"{module_path} is not part of this installation"
-        return None, f"needs the {e.name or 'missing'} package (not installed)"
-    except ImportError as e:
-        return None, f"{module_path} does not import: {e}"
-
-
 def backend_precision(backend: Any) -> str:
+    """The precision a backend took when it was left to pick (its ``info()["precision"]``)."""
     info = backend.info() if hasattr(backend, "info") else {}
     return str(info.get("precision") or getattr(backend, "precision", None) or "fp32")
 
 
-def module_available(module: Any, **context: Any) -> tuple[bool, str]:
-    """A backend module's own ``available() -> (bool, why)``; a module without one is taken as present.
-
-    ``context`` (``bundle_dir``, ``precision``) is passed to the parameters of those names that ``available``
-    declares, so a backend can say whether it can run *this bundle* (TensorRT: a plan matching this machine).
-    """
-    fn = getattr(module, "available", None)
-    if fn is None:
-        return True, ""
-    try:
-        params = inspect.signature(fn).parameters
-        kwargs = {k: v for k, v in context.items() if k in params}
-        got = fn(**kwargs)
-    except Exception as e:  # noqa: BLE001 - a probe that crashes means "not usable here"
-        return False, f"available() raised {type(e).__name__}: {e}"
-    if isinstance(got, tuple):
-        ok, why = (bool(got[0]), str(got[1]) if len(got) > 1 else "")
-    else:
-        ok, why = bool(got), ""
-    return ok, why
-
-
-def module_precisions(module: Any) -> tuple[str | None, ...] | None:
-    """A module's preferred precision order here, if it exposes ``precisions()`` (e.g. bf16 only with AMX)."""
-    fn = getattr(module, "precisions", None)
-    if not callable(fn):
-        return None
-    try:
-        got = tuple(p for p in fn() if p in PRECISIONS)
-    except Exception:  # noqa: BLE001
-        return None
-    return got or None
-
-
-def backend_class(module: Any) -> type:
-    """The backend class in a module: ``module.Backend`` if defined, else the one class named ``*Backend``."""
-    cls = getattr(module, "Backend", None)
-    if isinstance(cls, type):
-        return cls
-    found = [
-        obj
-        for name, obj in vars(module).items()
-        if inspect.isclass(obj) and name.endswith("Backend") and obj.__module__ == module.__name__
-    ]
-    if len(found) != 1:
-        raise BackendUnavailable(
-            f"{module.__name__}: expected one backend class (named *Backend), found {[c.__name__ for c in found]}"
-        )
-    return found[0]
+# --- labels ---------------------------------------------------------------------------------------------------
 
 
 def parity_label(variant: str, info: dict[str, Any]) -> str:
-    """The name a backend's parity row carries: "onnxruntime-cpu" (export's), "onnxruntime-cuda", "openvino-cpu",
-    "tensorrt"; from the backend's ``info()`` (``parity_label`` wins when a backend states it)."""
+    """The name a variant's parity rows carry ("onnxruntime-cpu", "onnxruntime-cuda", "openvino-cpu", "tensorrt"),
+    from its backend's ``info()`` (``parity_label`` wins when a backend states it); the registry entry decides."""
     if info.get("parity_label"):
         return str(info["parity_label"])
-    if variant in (ORT_CPU, ORT_GPU):
-        provider = str(info.get("provider", CPU_PROVIDER))
-        short = provider.replace("ExecutionProvider", "").lower() or "cpu"
-        return f"onnxruntime-{short}"
-    if variant == OPENVINO:
-        return f"openvino-{str(info.get('device', 'cpu')).split('.')[0].split(' ')[0].lower()}"
-    return variant
+    return entry(variant).parity_label(info)

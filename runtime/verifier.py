@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 
 from runtime import select as sel
-from runtime.engines import ENGINE_GLOB
 from runtime.images import as_items, to_batch
 from runtime.machine import cpu_name, package_version
 from runtime.manifest import MANIFEST_NAME, PARITY_JSON, REFERENCE_NPZ, BundleError, Manifest, load_manifest
@@ -230,8 +229,7 @@ class Verifier:
         self.dim = int(manifest.embedding_dim)
         entry = manifest.files.get(manifest.embedding_file, {})
         self.model_id: str = str(entry.get("sha256") or f"bundle:{manifest.name}")
-        thread_safe = getattr(self.backend, "thread_safe", getattr(self.backend, "name", "") == "onnxruntime")
-        self._lock = None if thread_safe else threading.Lock()
+        self._lock = None if self.backend.thread_safe else threading.Lock()  # the Backend contract says which
         self._info = self._make_info()
 
     # -- embeddings --
@@ -366,7 +364,7 @@ class Verifier:
 
     def _make_info(self) -> dict[str, Any]:
         s = self.selection
-        raw = dict(self.backend.info()) if hasattr(self.backend, "info") else {}
+        raw = dict(self.backend.info())
         provider = raw.get("provider")
         device = raw.get("device") or _device_from_provider(provider)
         info = {
@@ -435,59 +433,27 @@ def load(
     manifest = load_manifest(root)  # refuses a tampered bundle, naming the file
     report = _read_parity_report(root, manifest)
     manifest_sha = hashlib.sha256((root / MANIFEST_NAME).read_bytes()).hexdigest()
-    modules: dict[str, Any] = {}
-    mod_precisions: dict[str, tuple[str | None, ...]] = {}
-    ort_providers = _ort_providers()
-
-    def module(cand: sel.Candidate) -> tuple[Any | None, str]:
-        if cand.backend not in modules:
-            modules[cand.backend] = sel.import_backend(cand.module)
-        return modules[cand.backend]
-
-    for variant in (sel.TENSORRT, sel.OPENVINO):  # only modules already importable say their precision order
-        if backend in ("auto", sel.VARIANT_BACKEND[variant]) and providers is None and precision is None:
-            mod, _ = module(sel.Candidate(variant, ()))
-            if mod is not None and (p := sel.module_precisions(mod)):
-                mod_precisions[variant] = p
-
-    cands = sel.candidates(backend, precision, providers, mod_precisions)
+    cands = sel.candidates(backend, precision, providers)
 
     def warn(msg: str) -> None:
         warnings.warn(msg, BackendWarning, stacklevel=4)
 
     def probe(cand: sel.Candidate) -> tuple[bool, str]:
-        if cand.backend == "onnxruntime":
-            if ort_providers is None:
-                return False, "needs the onnxruntime package (not installed)"
-            if cand.variant == sel.ORT_GPU and cand.providers is None and sel.gpu_providers(ort_providers) is None:
-                return (
-                    False,
-                    "this onnxruntime build has no CUDA or TensorRT provider (onnxruntime-gpu is not installed)",
-                )
-            return True, ""
-        mod, why = module(cand)
-        if mod is None:
-            return False, why
         asked = cand.precisions[0] if len(cand.precisions) == 1 else None
-        ok, why = sel.module_available(mod, bundle_dir=root, precision=asked)
-        if not ok and cand.variant == sel.TENSORRT and any(root.glob(ENGINE_GLOB)):
-            # the bundle ships a plan this machine cannot use (another GPU or TensorRT): say so, with the fix
-            warn(f"the bundle's TensorRT plan is not used: {why}")
-        return ok, why
+        presence = cand.entry.present(root, asked, cand.providers)
+        if presence.warning:
+            warn(presence.warning)
+        return presence.ok, presence.why
 
     def build(cand: sel.Candidate, prec: str | None) -> Any:
-        if cand.backend == "onnxruntime":
-            return _build_ort(root, manifest, cand, prec, threads, ort_providers or [])
-        mod, why = module(cand)
-        cls = sel.backend_class(mod)
-        return cls(root, manifest, precision=prec, threads=threads)
+        return cand.entry.build(root, manifest, precision=prec, threads=threads, providers=cand.providers)
 
     ref_holder: list[ReferenceData] = []
     # the runtime chose the precision (or the backend): it must be proven; the user named both: report only
     gate = backend == "auto" or precision is None
 
     def judge(cand: sel.Candidate, prec: str, b: Any) -> sel.Verdict:
-        info = dict(b.info()) if hasattr(b, "info") else {}
+        info = dict(b.info())
         label = sel.parity_label(cand.variant, info)
         row = sel.parity_row(report, label, prec)
         if row is not None:
@@ -525,40 +491,3 @@ def _read_parity_report(root: Path, manifest: Manifest) -> dict[str, Any] | None
         return None
     except (OSError, ValueError) as e:
         raise BundleError(f"{path}: not a readable parity report ({e})") from None
-
-
-def _ort_providers() -> list[str] | None:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    return list(ort.get_available_providers())
-
-
-def _build_ort(
-    root: Path, manifest: Manifest, cand: sel.Candidate, prec: str, threads: int | None, have: list[str]
-) -> Any:
-    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-    if cand.providers is not None:
-        missing = [p for p in cand.providers if p not in have]
-        if missing:
-            raise sel.BackendUnavailable(f"onnxruntime has no {', '.join(missing)} here (it has {', '.join(have)})")
-        providers = list(cand.providers)
-    elif cand.variant == sel.ORT_GPU:
-        providers = list(sel.gpu_providers(have) or ())
-    else:
-        providers = [sel.CPU_PROVIDER]
-    if prec not in ("fp32", "fp16"):
-        raise sel.BackendUnavailable(f"onnxruntime runs fp32 and fp16, not {prec}")
-    model = None
-    if prec == "fp16" and sel.ort_variant(providers) == sel.ORT_CPU:
-        # the CPU provider runs graphs as they are: fp16 means the bundle's FP16 graph (on a GPU provider the
-        # backend itself picks: the TensorRT EP builds FP16 from the FP32 graph, the CUDA EP runs the FP16 graph)
-        fp16 = manifest.raw.get("embedding", {}).get("fp16_file")
-        if not fp16 or fp16 not in manifest.files:
-            raise sel.BackendUnavailable("the bundle has no FP16 graph (re-export without --no-fp16)")
-        model = root / fp16
-    return OnnxRuntimeBackend(
-        root, manifest, providers=providers, threads=threads, embedding_model=model, precision=prec
-    )

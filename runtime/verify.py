@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import console
+from runtime.backends.base import PRECISIONS, backend_names
 from runtime.console import CliError, cli_warnings, load_verifier, one_line
 from runtime.extras import explain_missing_extras
 
@@ -52,12 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backend",
         default="auto",
-        choices=("auto", "onnxruntime", "openvino", "tensorrt"),
+        choices=backend_names(),
         help="default auto: the fastest present that passes parity for the bundle",
     )
-    p.add_argument(
-        "--precision", choices=("fp32", "fp16", "bf16"), help="default: the fastest that passes parity on the backend"
-    )
+    p.add_argument("--precision", choices=PRECISIONS, help="default: the fastest that passes parity on the backend")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference (default: the backend's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument(

@@ -7,6 +7,7 @@ The bundle is built once per session (``trained_bundle``, shared with test_runti
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import pytest
 
 import runtime
 from runtime import select as sel
+from runtime.backends.base import BackendEntry, backend_names, entry, register, registry
 from runtime.manifest import BundleError
 from runtime.preprocess import ImageReadError
 from runtime.scoring import ScoreSpec
@@ -108,9 +110,10 @@ def test_load_auto_says_what_it_took_and_why(auto_verifier, bundle):
     verifier = auto_verifier
     info = verifier.info()
     variant, precision = info["variant"], info["precision"]
-    assert variant in sel.AUTO_ORDER and info["backend"] == sel.VARIANT_BACKEND[variant]
-    assert precision in sel.SUPPORTED_PRECISIONS[variant] and info["provider"]
-    assert info["device"] == ("cuda" if variant in (sel.TENSORRT, sel.ORT_GPU) else "cpu")
+    entries = {e.variant: e for e in registry()}
+    assert variant in entries and info["backend"] == entries[variant].backend
+    assert precision in entries[variant].precisions and info["provider"]
+    assert info["device"] == entries[variant].device
     assert info["bundle"] == "digits" and info["bundle_dir"] == str(bundle)
     assert info["parity_status"] == "PASSED"
     report = json.loads((bundle / "parity.json").read_text())
@@ -120,7 +123,7 @@ def test_load_auto_says_what_it_took_and_why(auto_verifier, bundle):
         assert info["parity"].startswith("checked at load")  # export did not: checked against reference.npz
     assert info["reason"].startswith(f"auto: {variant} {precision} is the fastest backend present")
     order = info["reason"].split("(order ", 1)[1].split(";", 1)[0].split(" > ")
-    assert set(order) == set(sel.AUTO_ORDER)
+    assert set(order) == set(entries)
     attempts = info["attempts"]
     assert attempts[-1]["variant"] == variant and attempts[-1]["outcome"] == "chosen"
     tried = list(dict.fromkeys(a["variant"] for a in attempts))
@@ -377,11 +380,13 @@ def test_unmeasured_precision_is_checked_at_load_then_cached(bundle):
     assert v.check_parity().passed
 
 
-def _fake_module(name: str, bundle: Path, *, flip: set[str] = frozenset(), precisions=None, available=None):
-    """A backend module for ``name`` that runs ONNX Runtime underneath; ``flip`` precisions negate embeddings."""
+def _stand_in(monkeypatch, name: str, *, flip: set[str] = frozenset(), precisions=None, available=None):
+    """Make the registry's ``name`` backend (its module's backend class, and optionally its ``precisions`` and
+    ``available``) a stand-in that runs ONNX Runtime underneath; ``flip`` precisions negate embeddings. The entry
+    itself is the real one: what the registry does with a present, failing or stale backend is what is tested."""
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-    mod = types.ModuleType(f"runtime.backends.{name}_backend")
+    module = importlib.import_module(f"runtime.backends.{name}_backend")
 
     class FakeBackend:
         thread_safe = True
@@ -397,24 +402,25 @@ def _fake_module(name: str, bundle: Path, *, flip: set[str] = frozenset(), preci
         def score_embeddings(self, ea, eb):
             return self._ort.score_embeddings(ea, eb)
 
+        def close(self):
+            pass
+
         def info(self):
             # the provider names the behaviour, so cached load-time parity of one stand-in never serves another
             provider = f"fake-{name}-flips-{'-'.join(sorted(flip)) or 'none'}"
             # a device export never measured (parity.json holds the real OpenVINO CPU): parity is checked at load
             return {"backend": name, "provider": provider, "precision": self.precision, "device": "GPU.0"}
 
-    FakeBackend.__module__ = mod.__name__
-    mod.FakeBackend = FakeBackend
+    cls = {"openvino": "OpenVINOBackend", "tensorrt": "TensorRTBackend"}[name]
+    monkeypatch.setattr(module, cls, FakeBackend)
     if precisions is not None:
-        mod.precisions = lambda: precisions
-    if available is not None:
-        mod.available = available
-    return mod
+        monkeypatch.setattr(module, "precisions", lambda: precisions)
+    monkeypatch.setattr(module, "available", available or (lambda bundle_dir=None, precision=None: (True, "")))
+    return FakeBackend
 
 
 def test_auto_prefers_openvino_when_it_passes_parity(bundle, monkeypatch):
-    mod = _fake_module("openvino", bundle, flip={"bf16"}, precisions=("bf16", "fp32"))
-    monkeypatch.setitem(sys.modules, "runtime.backends.openvino_backend", mod)
+    _stand_in(monkeypatch, "openvino", flip={"bf16"}, precisions=("bf16", "fp32"))
     with pytest.warns(BackendWarning, match="openvino bf16 fails parity"):
         v = runtime.load(bundle)
     info = v.info()
@@ -430,8 +436,7 @@ def test_auto_prefers_openvino_when_it_passes_parity(bundle, monkeypatch):
 
 
 def test_auto_skips_a_backend_that_fails_parity_everywhere(bundle, monkeypatch):
-    mod = _fake_module("openvino", bundle, flip={"bf16", "fp32"}, precisions=("bf16", "fp32"))
-    monkeypatch.setitem(sys.modules, "runtime.backends.openvino_backend", mod)
+    _stand_in(monkeypatch, "openvino", flip={"bf16", "fp32"}, precisions=("bf16", "fp32"))
     with pytest.warns(BackendWarning):
         v = runtime.load(bundle)
     assert v.info()["variant"] == "onnxruntime-cpu"
@@ -447,9 +452,7 @@ def test_stale_tensorrt_plan_warns_with_the_rebuild_command(bundle, tmp_path, mo
         seen["args"] = (Path(bundle_dir), precision)
         return False, why
 
-    monkeypatch.setitem(
-        sys.modules, "runtime.backends.tensorrt_backend", _fake_module("tensorrt", bundle, available=available)
-    )
+    _stand_in(monkeypatch, "tensorrt", available=available)
     with warnings.catch_warnings():  # (only TensorRT's: whether a reduced precision passes parity is the CPU's)
         warnings.filterwarnings("error", message=".*TensorRT.*", category=BackendWarning)
         runtime.load(bundle)  # no plan in the bundle: nothing to warn about
@@ -462,13 +465,12 @@ def test_stale_tensorrt_plan_warns_with_the_rebuild_command(bundle, tmp_path, mo
 
 
 def test_a_present_backend_that_fails_to_load_is_reported(bundle, monkeypatch):
-    mod = _fake_module("tensorrt", bundle, available=lambda: (True, ""))
+    fake = _stand_in(monkeypatch, "tensorrt")
 
     def broken(*args, **kwargs):
         raise RuntimeError("deserialize_cuda_engine failed")
 
-    mod.FakeBackend.__init__ = broken
-    monkeypatch.setitem(sys.modules, "runtime.backends.tensorrt_backend", mod)
+    monkeypatch.setattr(fake, "__init__", broken)
     with pytest.warns(BackendWarning, match="tensorrt is present but did not load: deserialize_cuda_engine failed"):
         v = runtime.load(bundle)
     assert v.info()["variant"] != "tensorrt"
@@ -525,8 +527,9 @@ def test_candidate_order_and_precisions():
     auto = sel.candidates(module_precisions=native)
     assert [c.variant for c in auto] == ["tensorrt", "onnxruntime-gpu", "openvino", "onnxruntime-cpu"]
     assert auto[0].precisions == (None,) and auto[-1].precisions == ("fp32",)
-    # without native bf16 (or in fp32) ONNX Runtime CPU is the faster CPU backend and comes first
-    for kw in ({}, {"module_precisions": {"openvino": ("fp32",)}}, {"module_precisions": native, "precision": "fp32"}):
+    # without native bf16 (or in fp32) ONNX Runtime CPU is the faster CPU backend and comes first (the machine's own
+    # answer is the OpenVINO entry's, so each case states the CPU it stands for)
+    for kw in ({"module_precisions": {"openvino": ("fp32",)}}, {"module_precisions": native, "precision": "fp32"}):
         assert [c.variant for c in sel.candidates(**kw)][2:] == ["onnxruntime-cpu", "openvino"]
     assert [c.variant for c in sel.candidates("onnxruntime")] == ["onnxruntime-gpu", "onnxruntime-cpu"]
     bf16 = {c.variant: c.precisions for c in sel.candidates(precision="bf16")}
@@ -615,21 +618,19 @@ def test_select_walks_the_order_with_injected_parts():
     assert s.verdict.passed is None and s.reason.startswith("asked for backend='openvino'")
 
 
-def test_module_helpers():
-    mod, why = sel.import_backend("runtime.backends.no_such_backend")
-    assert mod is None and "not part of this installation" in why
-    m = types.ModuleType("m")
-    assert sel.module_available(m) == (True, "")
-    m.available = lambda bundle_dir, precision=None: (False, f"{bundle_dir}|{precision}")
-    assert sel.module_available(m, bundle_dir="B", precision="fp16", other=1) == (False, "B|fp16")
-    m.available = lambda: 1 / 0
-    assert sel.module_available(m)[0] is False
-
-    class ThingBackend:
-        pass
-
-    ThingBackend.__module__ = "m"
-    m.ThingBackend = ThingBackend
-    assert sel.backend_class(m) is ThingBackend
-    m.Backend = int
-    assert sel.backend_class(m) is int
+def test_the_registry_is_the_one_table():
+    """Every variant says its backend, device, precisions, presence here and parity label; the CLIs' choices and the
+    candidates come from it."""
+    entries = registry()
+    assert {e.variant for e in entries} == {"tensorrt", "onnxruntime-gpu", "openvino", "onnxruntime-cpu"}
+    assert backend_names() == ("auto", "onnxruntime", "openvino", "tensorrt")
+    assert all(isinstance(e, BackendEntry) and set(e.precisions) <= set(sel.PRECISIONS) for e in entries)
+    cpu = entry("onnxruntime-cpu")
+    assert cpu.present(None, "fp32", None).ok and cpu.parity_label({"provider": "CPUExecutionProvider"}) == "onnxruntime-cpu"
+    assert not entry("tensorrt").present(None, None, None).ok  # no GPU on this kind of machine: and it says why
+    assert entry("tensorrt").present(None, None, None).why
+    assert str(entries).count("\n") == len(entries) - 1 and "onnxruntime-cpu" in str(entries)
+    with pytest.raises(ValueError, match="expected one of"):
+        entry("cuda")
+    with pytest.raises(ValueError, match="already registered"):
+        register(BackendEntry(**{**cpu.__dict__, "bench": ()}))

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from runtime.backends.base import registered
 from runtime.fileio import sha256_file
-from runtime.select import AUTO_ORDER
 from runtime.verify import EXIT_BACKEND, EXIT_INPUT, EXIT_OK, EXIT_PARITY, main
 from tests.test_runtime_verifier import digits_uint8, trained_bundle
 
@@ -71,7 +71,7 @@ def test_json_is_one_object_with_the_decision(bundle, images, capsys):
     assert d["a"] == str(images["zero_a"]) and d["b"] == str(images["one"])
     assert {"score", "match", "kind", "same_when", "threshold", "threshold_source", "meaning"} <= set(d)
     assert d["kind"] == "distance" and d["match"] == (d["score"] <= d["threshold"])
-    assert d["backend"]["variant"] in AUTO_ORDER and d["backend"]["reason"].startswith(
+    assert d["backend"]["variant"] in {e.variant for e in registered()} and d["backend"]["reason"].startswith(
         f"auto: {d['backend']['variant']}"
     )
     assert "parity" not in d

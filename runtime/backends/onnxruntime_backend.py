@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.backends.base import BackendEntry, Presence, register
 from runtime.heads import euclidean_distance
 from runtime.manifest import (
     EMBEDDING_FP16_ONNX,
@@ -27,7 +28,7 @@ from runtime.manifest import (
     Manifest,
     load_manifest,
 )
-from runtime.select import CPU_PROVIDER, GPU_PROVIDERS
+from runtime.select import CPU_PROVIDER, GPU_PROVIDERS, gpu_providers
 
 # preferred order when several are present: TensorRT EP (it compiles the graph into a TensorRT engine), CUDA EP, CPU
 PROVIDER_ORDER = (*GPU_PROVIDERS, CPU_PROVIDER)
@@ -179,6 +180,7 @@ class OnnxRuntimeBackend:
     """
 
     name = "onnxruntime"
+    thread_safe = True  # ONNX Runtime sessions may run concurrently
 
     def __init__(
         self,
@@ -247,6 +249,9 @@ class OnnxRuntimeBackend:
         """(N, dim) x 2 -> (N,) scores in the manifest's score units."""
         return self._head(ea, eb)
 
+    def close(self) -> None:
+        """Sessions are freed with the backend; nothing to release early."""
+
     def info(self) -> dict[str, Any]:
         provider = self._embed.get_providers()[0]
         return {
@@ -256,3 +261,97 @@ class OnnxRuntimeBackend:
             "bundle": self.manifest.name,
             "device": f"cuda:{self.device_id}" if provider in GPU_PROVIDERS else "cpu",
         }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# registry entries: ONNX Runtime on a GPU provider (onnxruntime-gpu), and on the CPU
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def available_providers() -> list[str] | None:
+    """This onnxruntime build's execution providers; None when onnxruntime is not installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    return list(ort.get_available_providers())
+
+
+def _present(gpu: bool):
+    def present(bundle_dir, precision, providers) -> Presence:
+        have = available_providers()
+        if have is None:
+            return Presence(False, "needs the onnxruntime package (not installed)")
+        if gpu and providers is None and gpu_providers(have) is None:
+            return Presence(
+                False, "this onnxruntime build has no CUDA or TensorRT provider (onnxruntime-gpu is not installed)"
+            )
+        return Presence(True)
+
+    return present
+
+
+def _build(gpu: bool):
+    def build(bundle_dir, manifest, precision="fp32", threads=None, providers=None) -> OnnxRuntimeBackend:
+        have = available_providers() or []
+        if providers is not None:
+            missing = [p for p in providers if p not in have]
+            if missing:
+                raise RuntimeError(f"onnxruntime has no {', '.join(missing)} here (it has {', '.join(have)})")
+            chosen = list(providers)
+        elif gpu:
+            chosen = list(gpu_providers(have) or ())
+        else:
+            chosen = [CPU_PROVIDER]
+        precision = precision or "fp32"
+        if precision not in ("fp32", "fp16"):
+            raise RuntimeError(f"onnxruntime runs fp32 and fp16, not {precision}")
+        model = None
+        if precision == "fp16" and not uses_gpu(chosen):
+            # the CPU provider runs graphs as they are: fp16 means the bundle's FP16 graph (on a GPU provider the
+            # backend itself picks: the TensorRT EP builds FP16 from the FP32 graph, the CUDA EP runs the FP16 graph)
+            fp16 = manifest.raw.get("embedding", {}).get("fp16_file")
+            if not fp16 or fp16 not in manifest.files:
+                raise RuntimeError("the bundle has no FP16 graph (re-export without --no-fp16)")
+            model = Path(bundle_dir) / fp16
+        return OnnxRuntimeBackend(
+            bundle_dir, manifest, providers=chosen, threads=threads, embedding_model=model, precision=precision
+        )
+
+    return build
+
+
+def parity_label(info: dict[str, Any]) -> str:
+    """ "onnxruntime-cpu" (export's row), "onnxruntime-cuda", "onnxruntime-tensorrt": named by the leading provider."""
+    provider = str(info.get("provider", CPU_PROVIDER))
+    return f"onnxruntime-{provider.replace('ExecutionProvider', '').lower() or 'cpu'}"
+
+
+register(
+    BackendEntry(
+        variant="onnxruntime-cpu",
+        backend="onnxruntime",
+        device="cpu",
+        precisions=("fp32", "fp16"),
+        preferred=lambda: ("fp32",),  # the CPU provider computes FP16 graphs in FP32: nothing to gain
+        present=_present(gpu=False),
+        build=_build(gpu=False),
+        parity_label=parity_label,
+        rank=lambda precision, preferred: 3,
+        bench=(("onnxruntime", "fp32"),),
+    )
+)
+register(
+    BackendEntry(
+        variant="onnxruntime-gpu",
+        backend="onnxruntime",
+        device="cuda",
+        precisions=("fp16", "fp32"),
+        preferred=lambda: ("fp16", "fp32"),
+        present=_present(gpu=True),
+        build=_build(gpu=True),
+        parity_label=parity_label,
+        rank=lambda precision, preferred: 1,
+        bench=(("onnxruntime-gpu", None),),
+    )
+)

@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from runtime.backends.base import BackendEntry, Presence, register
 from runtime.engines import (
+    ENGINE_GLOB,
     MIN_TRT_MAJOR,
     BatchProfile,
     Machine,
@@ -372,3 +374,40 @@ class TensorRTBackend:
             self.close()
         except Exception:
             pass
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# registry entry
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _present(bundle_dir, precision, providers) -> Presence:
+    if bundle_dir is None:  # no bundle to match a plan against: is TensorRT on a GPU here at all?
+        why = probe()["reason"]
+        return Presence(why is None, why or "")
+    ok, why = available(bundle_dir, precision)
+    warning = None
+    if not ok and any(Path(bundle_dir).glob(ENGINE_GLOB)):
+        # the bundle ships a plan this machine cannot use (another GPU or TensorRT): say so, with the fix
+        warning = f"the bundle's TensorRT plan is not used: {why}"
+    return Presence(ok, "" if ok else why, warning)
+
+
+def _build(bundle_dir, manifest, precision=None, threads=None, providers=None) -> TensorRTBackend:
+    return TensorRTBackend(bundle_dir, manifest, precision=precision, threads=threads)
+
+
+register(
+    BackendEntry(
+        variant="tensorrt",
+        backend="tensorrt",
+        device="cuda",
+        precisions=("fp16", "fp32"),
+        preferred=lambda: (None,),  # the best plan in the bundle that matches this machine, FP16 before FP32
+        present=_present,
+        build=_build,
+        parity_label=lambda info: "tensorrt",
+        rank=lambda precision, preferred: 0,
+        bench=(("tensorrt", None),),
+    )
+)
