@@ -12,12 +12,68 @@ import argparse
 import importlib.util
 import sys
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from runtime.extras import explain_missing_extras
 
 EXIT_OK, EXIT_PARITY, EXIT_INPUT, EXIT_ENGINE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What ``build_bundle`` does besides the model; ``python -m export.build``'s options, with the same defaults.
+
+    out/name: the bundle goes to ``<out>/<name>/`` (name: from the model file); arch: when the file does not say;
+    opset; batch: MIN:OPT:MAX for engines and Triton; calib_images: a folder of real images for the reference
+    (else the model card's data, else random inputs), reference_images of them; fp16 / opencv: also write the FP16
+    and the OpenCV DNN graphs; engine (require_engine, workspace GiB, timing_cache): a TensorRT plan where TensorRT
+    and a GPU exist; triton: also write a Triton model repository there; simplify: onnxslim the graphs; force:
+    replace an existing bundle; allow_unsafe_lambda: load unrecognised Lambda layers; seed; quiet: print nothing.
+    """
+
+    out: str | Path = "bundles"
+    name: str | None = None
+    arch: str | None = None
+    opset: int = 17
+    batch: str = "1:8:32"
+    calib_images: str | Path | None = None
+    reference_images: int = 64
+    fp16: bool = True
+    opencv: bool = True
+    engine: bool = False
+    require_engine: bool = False
+    workspace: float = 2.0
+    timing_cache: str | Path | None = None
+    triton: str | Path | None = None
+    simplify: bool = False
+    force: bool = False
+    allow_unsafe_lambda: bool = False
+    seed: int = 0
+    quiet: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ExportOptions:
+        """The command line's parsed options (every field but ``quiet`` is an option of the same name)."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``build_bundle`` wrote: the bundle folder, its files, each backend's parity, the engine's outcome."""
+
+    bundle: Path
+    files: tuple[str, ...]
+    parity: tuple[Any, ...]  # runtime.parity.ParityResult, one per backend and precision measured
+    engine: str  # "built: <plan>", "not built: <why>" or "" (not asked for)
+    reference: str  # where the reference images came from
+    triton: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        """FP32 parity passed on every FP32 backend (reduced precisions are reported, not gating)."""
+        return not any(not r.passed and r.precision == "fp32" for r in self.parity)
 
 EXAMPLES = """
 examples:
@@ -102,7 +158,9 @@ def _tool_versions() -> dict[str, str]:
     return {**card_versions(), **versions(("onnx", "onnxruntime", "onnxslim"))}  # the export tools when installed
 
 
-def manifest_fields(siamese, model_path: Path, name: str, args, ref, files_present: set[str]) -> dict[str, Any]:
+def manifest_fields(
+    siamese, model_path: Path, name: str, opts: ExportOptions, ref, files_present: set[str]
+) -> dict[str, Any]:
     from runtime import manifest as mf
 
     cfg = siamese.config
@@ -149,7 +207,7 @@ def manifest_fields(siamese, model_path: Path, name: str, args, ref, files_prese
             "label_same": cfg.label_same,
             "label_convention": f"label {cfg.label_same} = same, {1 - cfg.label_same} = different",
         },
-        "onnx": {"opset": args.opset, "batch": args.batch, "simplified": bool(args.simplify)},
+        "onnx": {"opset": opts.opset, "batch": opts.batch, "simplified": bool(opts.simplify)},
         "reference": {
             "file": mf.REFERENCE_NPZ,
             "source": ref.source,
@@ -202,8 +260,19 @@ def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool, w
     return results
 
 
-def export_bundle(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
-    """Do the export; returns (exit code, summary)."""
+def build_bundle(model: str | Path, options: ExportOptions | None = None) -> ExportResult:
+    """Export ``model`` (.keras, Keras 2 .h5, weights-only .h5, SavedModel) to a verified bundle.
+
+        from export.build import ExportOptions, build_bundle
+        result = build_bundle("runs/demo/model.keras", ExportOptions(out="bundles", fp16=True))
+        assert result.passed, result.parity
+
+    The bundle is staged and published with one rename: nothing half-written is left. Raises FileNotFoundError
+    or ValueError for bad input (naming it), FileExistsError when the bundle exists without ``force``,
+    EngineRequired when ``require_engine`` and no plan could be built. FP32 parity failing is not an exception:
+    the bundle is written and ``result.passed`` is False.
+    """
+    opts = options or ExportOptions()
     from export.bundle import staged_bundle, write_manifest
     from export.onnx_export import export_embedding, export_head, export_siamese
     from export.reference import build_reference
@@ -215,14 +284,15 @@ def export_bundle(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from train.load import load_model
     from train.model_card import read_card
 
-    model_path = Path(args.model)
+    say = (lambda *a, **k: None) if opts.quiet else print
+    model_path = Path(model)
     if not model_path.exists():
         raise FileNotFoundError(f"--model {model_path}: no such file or folder")
-    profile = BatchProfile.parse(args.batch)
-    siamese = load_model(model_path, arch=args.arch, allow_unsafe=args.allow_unsafe_lambda)
+    profile = BatchProfile.parse(opts.batch)
+    siamese = load_model(model_path, arch=opts.arch, allow_unsafe=opts.allow_unsafe_lambda)
     card = read_card(model_path)
-    name = args.name or default_name(model_path)
-    target = Path(args.out) / name
+    name = opts.name or default_name(model_path)
+    target = Path(opts.out) / name
     cfg = siamese.config
     meta = {
         "siamese_edge.schema_version": str(mf.SCHEMA_VERSION),
@@ -234,93 +304,90 @@ def export_bundle(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         f"{cfg.preprocessing.width},{cfg.preprocessing.channels}]",
     }
     engine_line = ""
-    summary: dict[str, Any] = {"bundle": str(target)}
-    with staged_bundle(target, force=args.force) as tmp:
-        print(f"exporting {model_path} ({cfg.arch}) -> {target}/", flush=True)
-        export_embedding(siamese, tmp / mf.EMBEDDING_ONNX, args.opset, meta, source=model_path)
-        export_head(siamese, tmp / mf.HEAD_ONNX, args.opset, meta, source=model_path)
-        export_siamese(siamese, tmp / mf.SIAMESE_ONNX, args.opset, meta, source=model_path)
-        if args.simplify:
+    triton = None
+    with staged_bundle(target, force=opts.force) as tmp:
+        say(f"exporting {model_path} ({cfg.arch}) -> {target}/", flush=True)
+        export_embedding(siamese, tmp / mf.EMBEDDING_ONNX, opts.opset, meta, source=model_path)
+        export_head(siamese, tmp / mf.HEAD_ONNX, opts.opset, meta, source=model_path)
+        export_siamese(siamese, tmp / mf.SIAMESE_ONNX, opts.opset, meta, source=model_path)
+        if opts.simplify:
             _simplify(tmp)
-        if args.fp16:
+        if opts.fp16:
             from export.fp16 import convert_to_fp16
 
             convert_to_fp16(tmp / mf.EMBEDDING_ONNX, tmp / mf.EMBEDDING_FP16_ONNX)
-        ref = build_reference(siamese, args.calib_images, card, n_images=args.reference_images, seed=args.seed)
+        ref = build_reference(siamese, opts.calib_images, card, n_images=opts.reference_images, seed=opts.seed)
         ref.save(tmp / mf.REFERENCE_NPZ)
         raw_reference = write_raw_reference(ref, tmp)
-        opencv = _opencv_variants(siamese, tmp, ref, meta) if args.opencv else None
+        opencv = _opencv_variants(siamese, tmp, ref, meta, say) if opts.opencv else None
         present = {p.name for p in tmp.iterdir()}
-        fields = manifest_fields(siamese, model_path, name, args, ref, present)
+        fields = manifest_fields(siamese, model_path, name, opts, ref, present)
         fields["reference"]["raw"] = raw_reference
         fields["opencv"] = opencv
         engines = []
-        if args.engine:
-            engine_line, sidecar = _try_engine(tmp, cfg.preprocessing.input_shape, profile, args)
+        if opts.engine:
+            engine_line, sidecar = _try_engine(tmp, cfg.preprocessing.input_shape, profile, opts)
             if sidecar:
                 engines.append(sidecar)
-            elif args.require_engine:
+            elif opts.require_engine:
                 raise EngineRequired(engine_line)
-        results = run_parity(tmp, fields, ref, with_fp16=args.fp16, with_tensorrt=bool(engines))
-        fp32_failed = any(not r.passed and r.precision == "fp32" for r in results)
+        results = run_parity(tmp, fields, ref, with_fp16=opts.fp16, with_tensorrt=bool(engines))
+        fp32_failed = not ExportResult(target, (), tuple(results), "", "").passed
         if not engines:
             from export.build_instructions import build_engine_markdown
 
             reason = engine_line or "no engine was asked for (--engine)"
             write_text_atomic(
                 tmp / "BUILD_ENGINE.md",
-                build_engine_markdown(name, cfg.preprocessing.input_shape, profile, "fp16", args.workspace, reason),
+                build_engine_markdown(name, cfg.preprocessing.input_shape, profile, "fp16", opts.workspace, reason),
             )
         fields["engines"] = engines
         parity = {
             "reference": ref.source,
-            "estimated_on_cpu": args.fp16,
+            "estimated_on_cpu": opts.fp16,
             "results": [r.to_dict() for r in results],
             "status": "FAILED" if fp32_failed else "PASSED",
         }
         write_json_atomic(tmp / mf.PARITY_JSON, parity)
         fields["parity"] = {r.backend: ("PASSED" if r.passed else "FAILED") for r in results}
         manifest = write_manifest(tmp, fields)
-    summary.update({"files": sorted(manifest["files"]), "parity": fields["parity"], "reference": ref.source})
-
-    print(format_table(results))
+    say(format_table(results))
     if ref.is_random:
-        print("note: no real images were available: the reference uses random inputs (pass --calib-images DIR)")
-    if args.triton:
+        say("note: no real images were available: the reference uses random inputs (pass --calib-images DIR)")
+    if opts.triton:
         from export.triton import write_triton_repository
 
         repo = write_triton_repository(
             target,
-            Path(args.triton),
+            Path(opts.triton),
             name,
             cfg.preprocessing.input_shape,
             cfg.embedding_dim,
             max_batch_size=profile.max,
             preferred_batch_sizes=sorted({profile.opt, profile.max}),
             plan_file=(target / engines[0]["file"]) if engines else None,
-            overwrite=args.force,
+            overwrite=opts.force,
         )
-        summary["triton"] = str(repo)
-        print(f"triton:   {repo}/")
-    print(f"bundle:   {target}/  ({', '.join(sorted(manifest['files']))})")
-    print(
-        f"engine:   {engine_line or ('built: ' + engines[0]['file'] if engines else 'not asked for; see BUILD_ENGINE.md')}"
-    )
+        triton = Path(repo)
+        say(f"triton:   {repo}/")
+    say(f"bundle:   {target}/  ({', '.join(sorted(manifest['files']))})")
+    say(f"engine:   {engine_line or ('built: ' + engines[0]['file'] if engines else 'not asked for; see BUILD_ENGINE.md')}")
     for line in next_commands(target):
-        print(line)
-    return (EXIT_PARITY if fp32_failed else EXIT_OK), summary
+        say(line)
+    files = tuple(sorted(manifest["files"]))
+    return ExportResult(target, files, tuple(results), engine_line, ref.source, triton)
 
 
 class EngineRequired(RuntimeError):
-    pass
+    """``require_engine`` was asked for and no TensorRT plan could be built (the message says why)."""
 
 
-def _try_engine(bundle_dir: Path, input_shape, profile, args) -> tuple[str, dict | None]:
+def _try_engine(bundle_dir: Path, input_shape, profile, opts: ExportOptions) -> tuple[str, dict | None]:
     from export.tensorrt_build import EngineBuildError, EngineUnavailable, build_engine
 
-    cache = Path(args.timing_cache) if args.timing_cache else Path(args.out) / "trt_timing.cache"
+    cache = Path(opts.timing_cache) if opts.timing_cache else Path(opts.out) / "trt_timing.cache"
     try:
-        sidecar = build_engine(bundle_dir, input_shape, profile, "fp16", args.workspace, cache, force=args.force)
+        sidecar = build_engine(bundle_dir, input_shape, profile, "fp16", opts.workspace, cache, force=opts.force)
     except EngineUnavailable as e:
         return f"not built: {e}", None
     except (EngineBuildError, FileNotFoundError) as e:
@@ -328,7 +395,7 @@ def _try_engine(bundle_dir: Path, input_shape, profile, args) -> tuple[str, dict
     return f"built: {sidecar.get('file')}", sidecar
 
 
-def _opencv_variants(siamese, bundle_dir: Path, ref, meta: dict) -> dict[str, Any]:
+def _opencv_variants(siamese, bundle_dir: Path, ref, meta: dict, say=print) -> dict[str, Any]:
     """The OpenCV DNN graphs (export.opencv_variant). A model they cannot be made for still exports: the manifest
     records why, and the C++ runtime's OpenCV backend refuses the bundle with that reason."""
     import onnx
@@ -339,7 +406,7 @@ def _opencv_variants(siamese, bundle_dir: Path, ref, meta: dict) -> dict[str, An
     try:
         return write_opencv_variants(siamese, bundle_dir, ref, meta)
     except (ExportError, OpenCVVariantError, ValueError, onnx.checker.ValidationError) as e:
-        print(f"note: no OpenCV DNN variant: {e}", flush=True)
+        say(f"note: no OpenCV DNN variant: {e}", flush=True)
         return {"embedding_file": None, "head_file": None, "error": str(e)}
 
 
@@ -374,14 +441,14 @@ def _json(d: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        code, _ = export_bundle(args)
+        result = build_bundle(args.model, ExportOptions.from_args(args))
     except EngineRequired as e:
         print(f"error: --require-engine: {e}; nothing was written", file=sys.stderr)
         return EXIT_ENGINE
     except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
-    return code
+    return EXIT_OK if result.passed else EXIT_PARITY
 
 
 if __name__ == "__main__":

@@ -76,6 +76,25 @@ def test_trained_model_exports_a_verified_bundle(digits_model, tmp_path, capsys)
     assert not [p for p in (tmp_path / "bundles").iterdir() if p.name.startswith(".")]
 
 
+def test_the_export_api_is_what_the_command_line_runs(digits_model, tmp_path, capsys):
+    """build_bundle(model, ExportOptions) -> ExportResult: the programmatic export, the CLI's options as fields."""
+    from export.build import ExportOptions, ExportResult, build_bundle, build_parser
+
+    result = build_bundle(digits_model, ExportOptions(out=tmp_path, name="api", opencv=False, quiet=True))
+    assert capsys.readouterr().out == ""  # quiet: a library call prints nothing
+    assert isinstance(result, ExportResult) and result.passed and result.bundle == tmp_path / "api"
+    assert set(result.files) == set(load_manifest(result.bundle).files)  # the manifest checks every hash
+    assert {(r.backend, r.precision) for r in result.parity} >= {("onnxruntime-cpu", "fp32"), ("fp16 emulated", "fp16")}
+    assert result.engine == "" and result.triton is None and result.reference.startswith("model card data")
+    with pytest.raises(FileExistsError):  # an existing bundle needs force
+        build_bundle(digits_model, ExportOptions(out=tmp_path, name="api", quiet=True))
+    args = build_parser().parse_args(["--model", "m.keras", "--name", "x", "--no-fp16", "--batch", "1:4:8"])
+    opts = ExportOptions.from_args(args)
+    assert (opts.name, opts.fp16, opts.batch, opts.out, opts.quiet) == ("x", False, "1:4:8", "bundles", False)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        build_bundle(tmp_path / "missing.keras", ExportOptions(out=tmp_path, quiet=True))
+
+
 @pytest.mark.parametrize("arch", sorted(ARCH_KWARGS))
 def test_every_architecture_exports_with_parity(arch, tmp_path):
     s = create_model(arch, **ARCH_KWARGS[arch])
