@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from runtime.extras import explain_missing_extras
 from runtime.fileio import atomic_path, write_json_atomic, write_text_atomic
 from runtime.machine import cpu_name, versions
 from runtime.manifest import REFERENCE_NPZ, Manifest, load_manifest
+from runtime.timing import latency_stats, throughput_stats, time_calls
 
 BENCH_SCHEMA = 1
 BATCHES = (8, 32)
@@ -145,47 +146,7 @@ def count_flops(model: str | os.PathLike | Any, batch: int = 1) -> dict[str, Any
     }
 
 
-# --- timing helpers --------------------------------------------------------------------------------------------
-
-
-def time_calls(fn: Callable[[int], Any], repeats: int, warmup: int = 2, budget_s: float | None = None) -> np.ndarray:
-    """Seconds per call of ``fn(i)``, after ``warmup`` untimed calls; stops early when ``budget_s`` is spent
-    (but always times at least 3 calls, or ``repeats`` if fewer)."""
-    for i in range(max(0, warmup)):
-        fn(i)
-    times = []
-    start = time.perf_counter()
-    for i in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - t0)
-        if budget_s is not None and time.perf_counter() - start > budget_s and len(times) >= min(3, repeats):
-            break
-    return np.asarray(times, dtype=np.float64)
-
-
-def latency_stats(seconds: np.ndarray) -> dict[str, float]:
-    ms = np.asarray(seconds, np.float64) * 1e3
-    return {
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p90_ms": float(np.percentile(ms, 90)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "mean_ms": float(ms.mean()),
-        "min_ms": float(ms.min()),
-        "n": int(len(ms)),
-    }
-
-
-def throughput_stats(seconds: np.ndarray, batch: int) -> dict[str, float]:
-    """Images/s from the median batch time (robust to a busy machine), with the batch time percentiles."""
-    ms = np.asarray(seconds, np.float64) * 1e3
-    p50 = float(np.percentile(ms, 50))
-    return {
-        "images_per_s": float(batch / (p50 / 1e3)),
-        "batch_p50_ms": p50,
-        "batch_min_ms": float(ms.min()),
-        "n": int(len(ms)),
-    }
+# --- peaks --------------------------------------------------------------------------------------------------
 
 
 def measure_peak(n: int = 2048, repeats: int = 5) -> dict[str, Any]:
@@ -333,6 +294,7 @@ def run_keras(model: str, x: np.ndarray, ref_index: int, settings: dict[str, Any
             "images": str(images),
             "ref_index": ref_index,
             "result": str(Path(tmp) / "r.json"),
+            "batches": list(BATCHES),
             **settings,
         }
         (Path(tmp) / "spec.json").write_text(json.dumps(spec))

@@ -2,7 +2,8 @@
 
 ``python -m train.keras_baseline SPEC.json`` loads the source model (the project's layers are registered by
 importing ``train.models``), times ``model.predict`` and a direct call on the images the runtime was timed on,
-and writes the results JSON named in the spec.
+and writes the results JSON named in the spec. The spec names the batch sizes; the timing is ``runtime.timing``'s,
+as on the runtime's side.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import train.models  # noqa: F401  (registers the project's layers and losses for loading .keras files)
-from runtime.bench import BATCHES, latency_stats, throughput_stats, time_calls
+from runtime.timing import latency_stats, throughput_stats, time_calls
 
 
 def keras_worker(spec_path: str) -> int:
@@ -56,7 +57,7 @@ def keras_worker(spec_path: str) -> int:
             row: dict[str, Any] = {"name": f"keras-{mode}", "backend": "keras", "mode": mode, "precision": "fp32"}
             row["latency_b1"] = latency_stats(time_calls(pair, reps, warm, budget))
             row["throughput"] = {}
-            for b in BATCHES:
+            for b in spec["batches"]:
                 xb = np.ascontiguousarray(x[:b])
                 if emb is not None:  # images through the embedding network, as the runtime's throughput
                     if mode == "predict":
