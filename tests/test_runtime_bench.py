@@ -13,6 +13,13 @@ import numpy as np
 import pytest
 
 from runtime import bench
+from runtime.bench.cli import parse_backends
+from runtime.bench.flops import count_flops
+from runtime.bench.peaks import measure_peak
+from runtime.bench.process import measure_runtime_process, runtime_probe_code
+from runtime.bench.report import TARGETS, summarize
+from runtime.bench.rows import DEFAULT_BACKENDS
+from runtime.timing import latency_stats, throughput_stats, time_calls
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,21 +62,21 @@ def test_count_flops_matches_a_hand_count(tmp_path):
     conv = 4 * 8 * 8 * (3 * 3 * 3)  # output elements x (C_in x kH x kW) multiply-accumulates
     gemm = 256 * 10
     mm = 10 * 5
-    got = bench.count_flops(path)
+    got = count_flops(path)
     assert got["by_op"] == {"Conv": 2 * conv, "Gemm": 2 * gemm, "MatMul": 2 * mm}
     assert got["flops"] == 2 * (conv + gemm + mm) == 19044 and got["macs"] == conv + gemm + mm
     assert got["nodes"] == 3 and got["unknown"] == []
-    assert bench.count_flops(path, batch=4)["flops"] == 4 * 19044
+    assert count_flops(path, batch=4)["flops"] == 4 * 19044
 
 
 def test_timing_helpers():
     calls = []
-    t = bench.time_calls(calls.append, repeats=5, warmup=2)
+    t = time_calls(calls.append, repeats=5, warmup=2)
     assert len(t) == 5 and calls == [0, 1, 0, 1, 2, 3, 4]
-    s = bench.latency_stats(np.array([0.001, 0.002, 0.003, 0.004]))
+    s = latency_stats(np.array([0.001, 0.002, 0.003, 0.004]))
     assert s["p50_ms"] == pytest.approx(2.5) and s["n"] == 4 and s["min_ms"] == pytest.approx(1.0)
-    assert bench.throughput_stats(np.array([0.5, 0.5, 1.0]), 8)["images_per_s"] == pytest.approx(16.0)
-    peak = bench.measure_peak(n=256, repeats=2)
+    assert throughput_stats(np.array([0.5, 0.5, 1.0]), 8)["images_per_s"] == pytest.approx(16.0)
+    peak = measure_peak(n=256, repeats=2)
     assert peak["gflops"] > 0 and "numpy float32 matmul 256x256" in peak["method"]
 
 
@@ -87,7 +94,7 @@ def test_summary_ratios_and_targets():
         row("keras-call", "keras", 50.0),
         {"name": "tensorrt", "backend": "tensorrt", "status": "skipped", "reason": "no GPU"},
     ]
-    s = bench.summarize(rows, {"rss_mb_after_pair": 120.0, "hwm_mb": 130.0})
+    s = summarize(rows, {"rss_mb_after_pair": 120.0, "hwm_mb": 130.0})
     assert s["best_b1_backend"] == "openvino-fp32" and s["pair_b1_vs_keras_predict"] == pytest.approx(25.0)
     assert s["pair_b1_vs_keras_call"] == pytest.approx(6.25)
     assert s["best_b32_backend"] == "onnxruntime" and s["best_b32_peak_fraction"] == pytest.approx(0.6)
@@ -96,28 +103,28 @@ def test_summary_ratios_and_targets():
         "best_b32_peak_fraction": True,
         "runtime_rss_mb": True,
     }
-    s = bench.summarize(rows[:2], {"error": "failed"})
+    s = summarize(rows[:2], {"error": "failed"})
     assert s["targets"]["pair_b1_vs_keras_predict"]["met"] is None and s["targets"]["runtime_rss_mb"]["met"] is None
 
 
 def test_backend_names():
-    assert bench.parse_backends(None) == list(bench.DEFAULT_BACKENDS)
-    assert bench.parse_backends(["onnxruntime,openvino", "onnxruntime"]) == ["onnxruntime", "openvino-fp32"]
+    assert parse_backends(None) == list(DEFAULT_BACKENDS)
+    assert parse_backends(["onnxruntime,openvino", "onnxruntime"]) == ["onnxruntime", "openvino-fp32"]
     with pytest.raises(SystemExit):
-        bench.parse_backends(["cuda"])
+        parse_backends(["cuda"])
 
 
 def test_runtime_only_process_never_imports_tensorflow(tmp_path_factory):
     from quick_models import omniglot_bundle
 
     bundle = omniglot_bundle(tmp_path_factory)
-    p = bench.measure_runtime_process(bundle)
+    p = measure_runtime_process(bundle)
     assert "error" not in p, p
     assert p["heavy_modules"] == [] and p["tensorflow_imported"] is False
     assert 0 < p["rss_mb_start"] < p["rss_mb_loaded"] <= p["hwm_mb"] and p["rss_mb_after_pair"] < 300
     assert p["import_runtime_s"] > 0 and p["load_bundle_s"] > 0
     # the probe can see a heavy module when one sneaks in (a stand-in, not a real TensorFlow import)
-    code = "import sys, types; sys.modules['keras'] = types.ModuleType('keras')\n" + bench.runtime_probe_code()
+    code = "import sys, types; sys.modules['keras'] = types.ModuleType('keras')\n" + runtime_probe_code()
     proc = subprocess.run(
         [sys.executable, "-c", code, str(bundle)], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
@@ -169,7 +176,7 @@ def test_quick_run_writes_table_json_and_chart(tmp_path_factory, tmp_path, capsy
     assert ort["gflops_b32"] > 0 and ort["peak_fraction_b32"] > 0
     assert rows["tensorrt"]["status"] == "skipped" and rows["tensorrt"]["reason"]  # no GPU here: said why
     assert r["runtime_process"]["heavy_modules"] == []
-    assert set(r["summary"]["targets"]) == set(bench.TARGETS)
+    assert set(r["summary"]["targets"]) == set(TARGETS)
     if keras_wanted and importlib.util.find_spec("tensorflow") is not None:
         assert r["keras"]["error"] is None, r["keras"]
         assert rows["keras-predict"]["status"] == "ok" and rows["keras-call"]["status"] == "ok"
