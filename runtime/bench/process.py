@@ -1,5 +1,6 @@
 """The runtime-only process: a fresh interpreter that imports only ``runtime`` and ONNX Runtime, loads the bundle
-and verifies a pair; its import and load times, resident memory, and whether TensorFlow or Keras got imported."""
+and verifies a pair; its import and load times, resident memory, and whether TensorFlow or Keras got imported.
+What runs there is ``probe.py``."""
 
 from __future__ import annotations
 
@@ -11,67 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-HEAVY_MODULES = ("tensorflow", "keras", "tf_keras")
+PROBE = Path(__file__).with_name("probe.py")
 
 
-def read_proc_status() -> dict[str, float]:
-    """VmRSS and VmHWM of this process in MB (Linux /proc/self/status); {} elsewhere."""
-    out: dict[str, float] = {}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(rest.split()[0]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        pass
-    return out
-
-
-_RUNTIME_PROBE = r"""
-import json, sys, time
-t0 = time.perf_counter()
-import numpy as np
-t_numpy = time.perf_counter() - t0
-def status():
-    out = {}
-    for line in open("/proc/self/status"):
-        k, _, v = line.partition(":")
-        if k in ("VmRSS", "VmHWM"):
-            out[k] = int(v.split()[0]) / 1024.0
-    return out
-base = status()
-t0 = time.perf_counter()
-import runtime
-t_runtime = time.perf_counter() - t0
-t0 = time.perf_counter()
-import onnxruntime
-from runtime.manifest import load_manifest
-from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-t_backend = time.perf_counter() - t0
-after_import = status()
-t0 = time.perf_counter()
-m = load_manifest(sys.argv[1])
-b = OnnxRuntimeBackend(sys.argv[1], m, providers=["CPUExecutionProvider"], threads=THREADS)
-t_load = time.perf_counter() - t0
-loaded = status()
-x = np.zeros((1, *m.preprocessing.input_shape), np.float32)
-t0 = time.perf_counter()
-ref = b.embed(x)
-s = b.score_embeddings(b.embed(x), ref)
-t_first = time.perf_counter() - t0
-after = status()
-heavy = sorted(k for k in sys.modules if k.split(".")[0] in HEAVY)
-print(json.dumps({
-    "import_numpy_s": t_numpy, "import_runtime_s": t_runtime, "import_backend_s": t_backend, "load_bundle_s": t_load,
-    "first_pair_s": t_first, "rss_mb_start": base.get("VmRSS"), "rss_mb_after_import": after_import.get("VmRSS"),
-    "rss_mb_loaded": loaded.get("VmRSS"), "rss_mb_after_pair": after.get("VmRSS"), "hwm_mb": after.get("VmHWM"),
-    "heavy_modules": heavy, "modules": len(sys.modules), "backend": "onnxruntime (CPUExecutionProvider)",
-}))
-"""
-
-
-def runtime_probe_code(threads: int | None = None) -> str:
-    return _RUNTIME_PROBE.replace("THREADS", repr(threads)).replace("HEAVY", repr(HEAVY_MODULES))
+def runtime_probe_code() -> str:
+    """``python -c`` code that runs the probe file (``probe.py``) as a script; its arguments: BUNDLE [THREADS]."""
+    return f"import runpy; runpy.run_path({str(PROBE)!r}, run_name='__main__')"
 
 
 def measure_runtime_process(bundle_dir: Path, threads: int | None = None, timeout: float = 300) -> dict[str, Any]:
@@ -82,7 +28,7 @@ def measure_runtime_process(bundle_dir: Path, threads: int | None = None, timeou
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", runtime_probe_code(threads), str(bundle_dir)],
+        [sys.executable, "-c", runtime_probe_code(), str(bundle_dir), *([str(threads)] if threads is not None else [])],
         capture_output=True,
         text=True,
         timeout=timeout,
