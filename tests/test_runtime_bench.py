@@ -105,6 +105,9 @@ def test_summary_ratios_and_targets():
     }
     s = summarize(rows[:2], {"error": "failed"})
     assert s["targets"]["pair_b1_vs_keras_predict"]["met"] is None and s["targets"]["runtime_rss_mb"]["met"] is None
+    # a missed target is a plain False (what --check tests with `is False`), also when the value is a numpy float
+    low = [{**rows[0], "peak_fraction_b32": np.float64(0.1)}]
+    assert summarize(low, {"rss_mb_after_pair": 900.0})["targets"]["best_b32_peak_fraction"]["met"] is False
 
 
 def test_backend_names():

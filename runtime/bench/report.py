@@ -61,7 +61,9 @@ def summarize(results: list[dict[str, Any]], runtime_proc: dict[str, Any] | None
     targets = {}
     for key, goal in TARGETS.items():
         v = out.get(key)
-        met = None if v is None else (v < goal if key == "runtime_rss_mb" else v >= goal)
+        met = (
+            None if v is None else bool(v < goal if key == "runtime_rss_mb" else v >= goal)
+        )  # not a numpy bool: `is False` checks it
         targets[key] = {"value": v, "goal": (f"< {goal:g}" if key == "runtime_rss_mb" else f">= {goal:g}"), "met": met}
     out["targets"] = targets
     return out
