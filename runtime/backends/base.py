@@ -126,9 +126,9 @@ class Registry(tuple):
 
 
 def registry(precision: str | None = None) -> Registry:
-    """Every registered variant, in the order auto tries them for ``precision`` (ties: registration order)."""
+    """Every registered variant, in the order auto tries them for ``precision`` (ties: the order of ``registered()``)."""
     discover()
-    entries = list(ENTRIES.values())
+    entries = list(registered())
     return Registry(sorted(entries, key=lambda e: (e.rank(precision, e.preferred()), entries.index(e))))
 
 
@@ -141,7 +141,7 @@ def entry(variant: str) -> BackendEntry:
 
 
 def backend_names() -> tuple[str, ...]:
-    """The names ``backend=`` and every ``--backend`` option take: "auto", then each backend (registration order:
+    """The names ``backend=`` and every ``--backend`` option take: "auto", then each backend (in ``registered()`` order:
     no backend is probed, so a command line's ``--help`` stays instant)."""
     return ("auto", *dict.fromkeys(e.backend for e in registered()))
 
@@ -152,12 +152,13 @@ def cpu_backends() -> tuple[str, ...]:
 
 
 def registered() -> tuple[BackendEntry, ...]:
-    """Every registered variant in registration order (backend modules by name): stable across machines, for
-    reports whose rows should not move with what this machine has."""
+    """Every registered variant, by backend module name, then in the order its module registers them: stable
+    whatever was imported first, for reports whose rows should not move with what this machine has."""
     discover()
-    return tuple(ENTRIES.values())
+    order = list(ENTRIES)  # within a module, the order it registers its variants in
+    return tuple(sorted(ENTRIES.values(), key=lambda e: (e.build.__module__, order.index(e.variant))))
 
 
 def bench_rows() -> tuple[tuple[str, BackendEntry, str | None], ...]:
-    """The benchmark's rows, (name, entry, precision), in registration order."""
+    """The benchmark's rows, (name, entry, precision), in ``registered()`` order."""
     return tuple((name, e, prec) for e in registered() for name, prec in e.bench)
