@@ -233,10 +233,12 @@ def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool, w
     spec = manifest.score
     results = []
 
-    def check(backend, label: str, precision: str, note: str = ""):
+    def check(backend, label: str, precision: str, note: str = "", estimate: bool = False):
         emb = backend.embed(ref.inputs)
         scores = backend.score_embeddings(emb[ref.pair_a], emb[ref.pair_b])
-        results.append(compare(label, precision, ref.embeddings, emb, ref.scores, scores, spec, note=note))
+        results.append(
+            compare(label, precision, ref.embeddings, emb, ref.scores, scores, spec, note=note, estimate=estimate)
+        )
 
     for e in registered():
         if e.device != "cpu":
@@ -252,6 +254,7 @@ def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool, w
             "fp16 emulated",
             "fp16",
             note="estimated on CPU",
+            estimate=True,
         )
     if with_tensorrt:
         trt = entry("tensorrt")
@@ -273,14 +276,14 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
     the bundle is written and ``result.passed`` is False.
     """
     opts = options or ExportOptions()
-    from export.bundle import staged_bundle, write_manifest
+    from export.bundle import staged_bundle
     from export.onnx_export import export_embedding, export_head, export_siamese
     from export.reference import build_reference
     from export.reference_raw import write_raw_reference
     from runtime import manifest as mf
     from runtime.engines import BatchProfile
-    from runtime.fileio import write_json_atomic, write_text_atomic
-    from runtime.parity import format_table
+    from runtime.fileio import write_text_atomic
+    from runtime.parity import format_table, write_report
     from train.load import load_model
     from train.model_card import read_card
 
@@ -332,7 +335,6 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
             elif opts.require_engine:
                 raise EngineRequired(engine_line)
         results = run_parity(tmp, fields, ref, with_fp16=opts.fp16, with_tensorrt=bool(engines))
-        fp32_failed = not ExportResult(target, (), tuple(results), "", "").passed
         if not engines:
             from export.build_instructions import build_engine_markdown
 
@@ -342,15 +344,9 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
                 build_engine_markdown(name, cfg.preprocessing.input_shape, profile, "fp16", opts.workspace, reason),
             )
         fields["engines"] = engines
-        parity = {
-            "reference": ref.source,
-            "estimated_on_cpu": opts.fp16,
-            "results": [r.to_dict() for r in results],
-            "status": "FAILED" if fp32_failed else "PASSED",
-        }
-        write_json_atomic(tmp / mf.PARITY_JSON, parity)
+        write_report(tmp / mf.PARITY_JSON, results, ref.source)
         fields["parity"] = {r.backend: ("PASSED" if r.passed else "FAILED") for r in results}
-        manifest = write_manifest(tmp, fields)
+        manifest = mf.write_manifest(tmp, fields)
     say(format_table(results))
     if ref.is_random:
         say("note: no real images were available: the reference uses random inputs (pass --calib-images DIR)")

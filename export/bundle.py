@@ -9,10 +9,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from runtime.fileio import atomic_dir, write_json_atomic
-from runtime.manifest import MANIFEST_NAME, file_entry
+from runtime.fileio import atomic_dir
 
 
 class BundleExistsError(FileExistsError):
@@ -27,15 +25,3 @@ def staged_bundle(target: str | Path, force: bool = False) -> Iterator[Path]:
         raise BundleExistsError(f"{target} exists; pass --force to replace it or choose another --out/--name")
     with atomic_dir(target) as tmp:
         yield tmp
-
-
-def write_manifest(bundle_dir: Path, fields: dict[str, Any]) -> dict[str, Any]:
-    """Write manifest.json with the sha256 and size of every other file in the bundle (recursively)."""
-    files = {
-        str(p.relative_to(bundle_dir).as_posix()): file_entry(p)
-        for p in sorted(bundle_dir.rglob("*"))
-        if p.is_file() and p.name != MANIFEST_NAME
-    }
-    manifest = {**fields, "files": files}
-    write_json_atomic(bundle_dir / MANIFEST_NAME, manifest)
-    return manifest

@@ -1,4 +1,5 @@
-"""The Keras reference a bundle is checked against: real images, their embeddings and pair scores.
+"""Computing the Keras reference a bundle is checked against: real images, their embeddings and pair scores
+(``runtime.reference.Reference`` is the file, read and written there).
 
 Images come from ``--calib-images``, else from the data named in the model card, else (and the report
 says so) random inputs in the preprocessed value range.
@@ -6,60 +7,14 @@ says so) random inputs in the preprocessed value range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from runtime.fileio import atomic_path
 from runtime.preprocess import IMAGE_SUFFIXES, read_image
+from runtime.reference import Reference
 from train.models import Siamese
 from train.sampling import PairSampler
-
-
-@dataclass
-class Reference:
-    inputs: np.ndarray  # preprocessed float32 NHWC
-    embeddings: np.ndarray  # (N, dim) float32
-    pair_a: np.ndarray  # int indices into inputs
-    pair_b: np.ndarray
-    scores: np.ndarray  # (P,) float32, Keras
-    same: np.ndarray  # (P,) int8: 1 same, 0 different, -1 unknown
-    items: list[str]
-    source: str  # "calib-images: DIR" | "model card data: ..." | "random inputs (no real images available)"
-
-    @property
-    def is_random(self) -> bool:
-        return self.source.startswith("random")
-
-    def save(self, path: str | Path) -> Path:
-        with atomic_path(path, suffix=".npz") as tmp:
-            np.savez_compressed(
-                tmp,
-                inputs=self.inputs,
-                embeddings=self.embeddings,
-                pair_a=self.pair_a,
-                pair_b=self.pair_b,
-                scores=self.scores,
-                same=self.same,
-                items=np.array(self.items, dtype=np.str_),
-                source=np.array(self.source),
-            )
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Reference:
-        with np.load(path, allow_pickle=False) as z:
-            return cls(
-                inputs=z["inputs"],
-                embeddings=z["embeddings"],
-                pair_a=z["pair_a"],
-                pair_b=z["pair_b"],
-                scores=z["scores"],
-                same=z["same"],
-                items=[str(s) for s in z["items"]],
-                source=str(z["source"]),
-            )
 
 
 def _images_in(folder: Path) -> list[Path]:

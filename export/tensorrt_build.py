@@ -40,7 +40,7 @@ from runtime.engines import (
 )
 from runtime.extras import explain_missing_extras
 from runtime.fileio import atomic_path, sha256_file, write_json_atomic
-from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY, INPUT_NAME, MANIFEST_NAME
+from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY, INPUT_NAME
 
 EXIT_OK, EXIT_BUILD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -307,21 +307,12 @@ def build_engine(
 
 
 def register_engine(bundle_dir: Path, sidecar: dict[str, Any]) -> None:
-    """Record a plan built after export in ``manifest.json``: its entry under ``engines`` and the sha256 of the
-    plan and sidecar under ``files``, so the runtime's hash check covers them like every other file."""
-    from runtime.manifest import file_entry
+    """Record a plan built after export in the bundle's manifest (runtime.manifest.add_engine, the one writer):
+    its entry under ``engines`` and the sha256 of the plan and its sidecar under ``files``."""
+    from runtime.manifest import add_engine
 
-    bundle_dir = Path(bundle_dir)
-    path = bundle_dir / MANIFEST_NAME
-    manifest = json.loads(path.read_text(encoding="utf-8"))
     entry = {k: v for k, v in sidecar.items() if k != "reused"}
-    engines = [e for e in manifest.get("engines", []) if e.get("file") != entry["file"]]
-    manifest["engines"] = [*engines, entry]
-    files = dict(manifest.get("files", {}))
-    for name in (entry["file"], sidecar_name(entry["file"])):
-        files[name] = file_entry(bundle_dir / name)
-    manifest["files"] = files
-    write_json_atomic(path, manifest)
+    add_engine(bundle_dir, entry, [entry["file"], sidecar_name(entry["file"])])
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The bundle manifest: the single source of truth for a deployed model's preprocessing and scoring.
 
-``export.build`` writes it; the Python runtime, the C++ runtime and the camera read it. The manifest lists
+``export.build`` writes it (``write_manifest``), ``export.tensorrt_build`` adds plans to it (``add_engine``); the
+Python runtime, the C++ runtime and the camera read it (``load_manifest``). Nothing else writes manifest.json. The manifest lists
 the sha256 of every other file in the bundle, and ``load_manifest`` refuses a bundle whose files do not
 match, naming the file, so a stale or corrupted model is never silently used.
 """
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.fileio import read_json, sha256_file
+from runtime.fileio import read_json, sha256_file, write_json_atomic
 from runtime.heads import DEFAULT_EPSILON
 from runtime.preprocess import Preprocessing
 from runtime.scoring import ScoreSpec
@@ -138,6 +139,38 @@ def verify_files(bundle_dir: str | Path, files: dict[str, dict[str, Any]]) -> No
                 f"{p}: sha256 {actual[:12]}... does not match the manifest ({str(entry.get('sha256'))[:12]}...); "
                 "the file was changed or truncated after export: re-export the bundle"
             )
+
+
+def write_manifest(bundle_dir: str | Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """Write ``manifest.json`` from ``fields`` with the sha256 and size of every other file in the bundle
+    (recursively): the one writer of the format (the exporter calls it on its staging folder)."""
+    root = Path(bundle_dir)
+    files = {
+        str(p.relative_to(root).as_posix()): file_entry(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_NAME
+    }
+    manifest = {**fields, "files": files}
+    write_json_atomic(root / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def add_engine(bundle_dir: str | Path, engine: dict[str, Any], files: list[str]) -> Manifest:
+    """Record a TensorRT plan built after export: ``engine`` under ``engines`` (replacing one for the same file)
+    and the sha256 of ``files`` (the plan and its sidecar, inside the bundle) under ``files``, so the hash check
+    covers them like every other file. The manifest is re-read (and its hashes checked) first."""
+    root = Path(bundle_dir)
+    m = load_manifest(root)
+    raw = dict(m.raw)
+    raw["engines"] = [e for e in raw.get("engines", []) if e.get("file") != engine["file"]] + [dict(engine)]
+    listed = dict(m.files)
+    for name in files:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise BundleError(f"{name}: an engine file must lie inside the bundle {root}")
+        listed[name] = file_entry(root / name)
+    raw["files"] = listed
+    write_json_atomic(root / MANIFEST_NAME, raw)
+    return Manifest.from_dict(raw, where=str(root / MANIFEST_NAME))
 
 
 def load_manifest(bundle_dir: str | Path, verify: bool = True) -> Manifest:

@@ -9,6 +9,7 @@ only statement of them: the export's parity.json and the runtime's load-time che
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ class ParityResult:
     checks: list[Check]
     note: str = ""
     samples: dict[str, int] = field(default_factory=dict)
+    estimate: bool = False  # not a measurement of a real backend (the FP16 emulation on a CPU)
 
     @property
     def passed(self) -> bool:
@@ -68,6 +70,7 @@ class ParityResult:
             "precision": self.precision,
             "status": "PASSED" if self.passed else "FAILED",
             "note": self.note,
+            "estimate": self.estimate,
             "metrics": self.metrics,
             "checks": [asdict(c) for c in self.checks],
             "samples": self.samples,
@@ -94,6 +97,7 @@ def compare(
     spec: ScoreSpec,
     tolerances: Tolerances | None = None,
     note: str = "",
+    estimate: bool = False,
 ) -> ParityResult:
     """Compare a backend's embeddings and pair scores with the reference; see the module docstring."""
     tol = tolerances or tolerances_for(precision)
@@ -128,8 +132,46 @@ def compare(
     if tol.max_flip_rate is not None:
         checks.append(Check("flip_rate", tol.max_flip_rate, flip_rate, flip_rate <= tol.max_flip_rate))
     return ParityResult(
-        backend, precision, metrics, checks, note, samples={"images": int(len(re_)), "pairs": int(rs.size)}
+        backend, precision, metrics, checks, note, {"images": int(len(re_)), "pairs": int(rs.size)}, estimate
     )
+
+
+# --- parity.json: written by the exporter, read by the runtime ------------------------------------------------
+
+
+def write_report(path: str | Path, results: list[ParityResult], reference: str) -> dict[str, Any]:
+    """Write a bundle's ``parity.json``: every row, and PASSED unless an FP32 row failed (reduced precisions and
+    estimates are reported, not gating)."""
+    from runtime.fileio import write_json_atomic
+
+    report = {
+        "reference": reference,
+        "estimated_on_cpu": any(r.estimate for r in results),
+        "results": [r.to_dict() for r in results],
+        "status": "FAILED" if any(not r.passed and r.precision == "fp32" for r in results) else "PASSED",
+    }
+    write_json_atomic(path, report)
+    return report
+
+
+def read_report(path: str | Path) -> dict[str, Any] | None:
+    """A bundle's ``parity.json`` (None when it has none); BundleError naming it when it is not readable."""
+    import json
+
+    from runtime.manifest import BundleError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise BundleError(f"{path}: not a readable parity report ({e})") from None
+
+
+def is_estimate(row: dict[str, Any]) -> bool:
+    """Whether a parity.json row is an estimate, not a measurement of a real backend (bundles written before the
+    ``estimate`` field say so only in the note, "estimated on CPU")."""
+    return bool(row.get("estimate", "estimat" in str(row.get("note", ""))))
 
 
 def format_table(results: list[ParityResult]) -> str:

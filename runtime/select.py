@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.backends.base import PRECISIONS, BackendEntry, backend_names, entry, registry
+from runtime.parity import is_estimate
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -167,7 +168,7 @@ def parity_row(report: dict[str, Any] | None, label: str, precision: str) -> dic
     a measurement of any real backend and never match.
     """
     for row in (report or {}).get("results", []):
-        if row.get("backend") == label and row.get("precision") == precision and "estimat" not in row.get("note", ""):
+        if row.get("backend") == label and row.get("precision") == precision and not is_estimate(row):
             return row
     return None
 

@@ -42,6 +42,7 @@ from runtime.images import as_items, to_batch
 from runtime.machine import cpu_name, package_version
 from runtime.manifest import MANIFEST_NAME, PARITY_JSON, REFERENCE_NPZ, BundleError, Manifest, load_manifest
 from runtime.parity import ParityResult, compare, tolerances_for
+from runtime.reference import Reference
 from runtime.scoring import ScoreSpec
 
 PARITY_CACHE_SCHEMA = 1
@@ -126,29 +127,8 @@ def _rebuild_embedding(base: Any, model: str | None, bundle: str | None) -> Embe
 # --- the bundle's reference and the parity check ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReferenceData:
-    """``reference.npz`` as the runtime needs it (export.reference writes it; the runtime never imports export)."""
-
-    inputs: np.ndarray
-    embeddings: np.ndarray
-    pair_a: np.ndarray
-    pair_b: np.ndarray
-    scores: np.ndarray
-
-    @classmethod
-    def load(cls, path: str | Path) -> ReferenceData:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return cls(z["inputs"], z["embeddings"], z["pair_a"], z["pair_b"], z["scores"])
-        except FileNotFoundError:
-            raise BundleError(f"{path}: missing; the parity check needs the bundle's reference") from None
-        except (KeyError, ValueError, OSError) as e:
-            raise BundleError(f"{path}: not a reference written by export.build ({e})") from None
-
-
 def measure_parity(
-    backend: Any, label: str, precision: str, ref: ReferenceData, spec: ScoreSpec, note: str = ""
+    backend: Any, label: str, precision: str, ref: Reference, spec: ScoreSpec, note: str = ""
 ) -> ParityResult:
     """Run the reference inputs through ``backend`` and compare with the Keras reference (runtime.parity)."""
     emb = np.asarray(backend.embed(ref.inputs), np.float32)
@@ -358,7 +338,7 @@ class Verifier:
 
     def check_parity(self, note: str = "") -> ParityResult:
         """Re-run the bundle's reference.npz on this backend and compare with Keras (no cache)."""
-        ref = ReferenceData.load(self.bundle_dir / REFERENCE_NPZ)
+        ref = Reference.load(self.bundle_dir / REFERENCE_NPZ)
         info = self._info
         return self._call(measure_parity, self.backend, info["parity_label"], info["precision"], ref, self.spec, note)
 
@@ -448,7 +428,7 @@ def load(
     def build(cand: sel.Candidate, prec: str | None) -> Any:
         return cand.entry.build(root, manifest, precision=prec, threads=threads, providers=cand.providers)
 
-    ref_holder: list[ReferenceData] = []
+    ref_holder: list[Reference] = []
     # the runtime chose the precision (or the backend): it must be proven; the user named both: report only
     gate = backend == "auto" or precision is None
 
@@ -466,7 +446,7 @@ def load(
             return sel.Verdict(None, "not checked", f"parity.json has no {label} {prec} row; run with --parity")
         if not ref_holder:
             try:
-                ref_holder.append(ReferenceData.load(root / REFERENCE_NPZ))
+                ref_holder.append(Reference.load(root / REFERENCE_NPZ))
             except BundleError as e:  # nothing to check against: unknown, so auto moves on
                 return sel.Verdict(None, "not checked", str(e))
         result = measure_parity(b, label, prec, ref_holder[0], manifest.score, note="checked at load")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from export.build import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, main
-from export.reference import Reference
 from runtime.manifest import load_manifest
+from runtime.reference import Reference
 from tests.legacy_files import vgg_file_weights, vgg_layer_names, write_keras215_weights
 from tests.quick_models import train_quick_digits
 from train.models import create_model

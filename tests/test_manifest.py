@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from export.bundle import BundleExistsError, staged_bundle, write_manifest
+from export.bundle import BundleExistsError, staged_bundle
 from runtime.heads import euclidean_distance
-from runtime.manifest import SCHEMA_VERSION, BundleError, load_manifest
+from runtime.manifest import SCHEMA_VERSION, BundleError, load_manifest, write_manifest
 from runtime.preprocess import Preprocessing
 from runtime.scoring import ScoreSpec
 

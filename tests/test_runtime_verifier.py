@@ -27,8 +27,9 @@ from runtime import select as sel
 from runtime.backends.base import BackendEntry, backend_names, entry, register, registry
 from runtime.manifest import BundleError
 from runtime.preprocess import ImageReadError
+from runtime.reference import Reference
 from runtime.scoring import ScoreSpec
-from runtime.verifier import BackendWarning, Embedding, ReferenceData, Verifier, VerifyResult
+from runtime.verifier import BackendWarning, Embedding, Verifier, VerifyResult
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("tensorflow", "keras", "tf_keras")
@@ -179,7 +180,7 @@ def test_explicit_onnxruntime_threads_and_providers(bundle, pngs):
 def test_reference_images_from_files_reproduce_the_keras_reference(verifier, bundle, tmp_path):
     """Export's reference images, written to PNG and fed as files, give export's inputs, embeddings and scores
     (on ONNX Runtime FP32, named: these are the FP32 tolerances, whatever auto would take on this CPU)."""
-    ref = ReferenceData.load(bundle / "reference.npz")
+    ref = Reference.load(bundle / "reference.npz")
     items = [str(s) for s in np.load(bundle / "reference.npz")["items"]]
     images, _ = digits_uint8()
     paths = []
@@ -554,8 +555,10 @@ def test_parity_rows_ignore_cpu_estimates():
             {"backend": "fp16 emulated", "precision": "fp16", "status": "PASSED", "note": "estimated on CPU"},
             {"backend": "tensorrt", "precision": "fp16", "status": "PASSED", "note": "estimated on CPU"},
             {"backend": "openvino-cpu", "precision": "bf16", "status": "FAILED", "note": ""},
+            {"backend": "openvino-cpu", "precision": "fp16", "status": "PASSED", "note": "", "estimate": True},
         ]
     }
+    assert sel.parity_row(report, "openvino-cpu", "fp16") is None  # the flag, whatever the note says
     assert sel.parity_row(report, "onnxruntime-cpu", "fp32")["status"] == "PASSED"
     assert sel.parity_row(report, "onnxruntime-cpu", "fp16") is None
     assert sel.parity_row(report, "tensorrt", "fp16") is None  # an estimate is not a measurement

@@ -86,8 +86,7 @@ def write_embedding_onnx(path: Path, hwc=HWC, dim=DIM, seed=0) -> Path:
 
 
 def make_bundle(root: Path, name: str = "tiny", hwc=HWC) -> Path:
-    from export.bundle import write_manifest
-    from runtime.manifest import SCHEMA_VERSION
+    from runtime.manifest import SCHEMA_VERSION, write_manifest
     from runtime.preprocess import Preprocessing
 
     bundle = root / name

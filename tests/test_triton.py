@@ -303,9 +303,8 @@ def test_nvinfer_config_refuses_per_channel_std():
 
 @pytest.mark.skipif(importlib.util.find_spec("export.bundle") is None, reason="export.bundle not present")
 def test_nvinfer_config_written_from_a_manifest(bundle):
-    from export.bundle import write_manifest
     from export.deepstream import write_nvinfer_config
-    from runtime.manifest import SCHEMA_VERSION
+    from runtime.manifest import SCHEMA_VERSION, write_manifest
     from runtime.preprocess import Preprocessing
 
     pre = Preprocessing(height=8, width=8, color="gray", resize="letterbox")
