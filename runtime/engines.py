@@ -262,7 +262,7 @@ def rebuild_command(bundle_dir: str | Path, precision: str = "fp16", profile: Ba
 
 
 @dataclass(frozen=True)
-class Machine:
+class PlanTarget:
     """What a plan must match: the TensorRT version installed and the GPU's compute capability."""
 
     trt_version: str
@@ -316,7 +316,7 @@ def find_plans(bundle_dir: str | Path) -> list[Path]:
 
 def check_plan(
     plan_path: str | Path,
-    machine: Machine,
+    machine: PlanTarget,
     input_shape: tuple[int, int, int],
     precision: str | None = None,
     verify_bytes: bool = True,
@@ -401,7 +401,7 @@ def check_plan(
 
 
 @dataclass
-class Selection:
+class PlanSelection:
     """The plan to run (or None) and the verdict on every plan in the bundle."""
 
     plan: PlanCheck | None
@@ -415,11 +415,11 @@ class Selection:
 
 def select_plan(
     bundle_dir: str | Path,
-    machine: Machine,
+    machine: PlanTarget,
     input_shape: tuple[int, int, int],
     precision: str | None = None,
     verify_bytes: bool = True,
-) -> Selection:
+) -> PlanSelection:
     """The best matching plan in ``bundle_dir``: the asked precision (else FP16 before FP32), then the largest
     batch range. Plans for other GPUs or TensorRT versions are checked and reported, never chosen."""
     if precision is not None:
@@ -428,7 +428,7 @@ def select_plan(
     good = [c for c in checked if c.ok]
     order = {"fp16": 0, "fp32": 1}
     good.sort(key=lambda c: (order.get(c.precision or "", 9), -(c.profile.max if c.profile else 0), c.plan.name))
-    return Selection(good[0] if good else None, checked)
+    return PlanSelection(good[0] if good else None, checked)
 
 
 # ----------------------------------------------------------------------------------------------------------------

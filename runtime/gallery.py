@@ -84,7 +84,7 @@ class GalleryError(ValueError):
 
 
 @dataclass(frozen=True)
-class Candidate:
+class IdentityScore:
     """One identity's score for a query. ``match``: whether this score alone passes the threshold."""
 
     identity: str
@@ -106,7 +106,7 @@ class Identification:
 
     identity: str | None
     score: float | None
-    candidates: tuple[Candidate, ...]
+    candidates: tuple[IdentityScore, ...]
     kind: str
     same_when: str
     threshold: float
@@ -526,7 +526,7 @@ class Gallery:
 
     def _identification(self, snap: _Snapshot, ranked: list[tuple[int, float]]) -> Identification:
         spec = self.spec
-        cands = tuple(Candidate(snap.names[i], s, bool(spec.is_match(s)), int(snap.counts[i])) for i, s in ranked)
+        cands = tuple(IdentityScore(snap.names[i], s, bool(spec.is_match(s)), int(snap.counts[i])) for i, s in ranked)
         best = cands[0] if cands else None
         return Identification(
             identity=best.identity if best is not None and best.match else None,

@@ -143,11 +143,9 @@ def cache_dir() -> Path:
 
 
 def _library_version(backend_name: str) -> str:
-    for dist in {
-        "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
-        "openvino": ("openvino",),
-        "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
-    }.get(backend_name, ()):
+    from runtime.backends.base import registered
+
+    for dist in next((e.distributions for e in registered() if e.backend == backend_name), ()):
         version = package_version(dist)
         if version is not None:
             return f"{dist} {version}"

@@ -67,7 +67,8 @@ class BackendEntry:
     the caller names none, fastest first (None: the backend picks, e.g. the best TensorRT plan);
     present(bundle_dir, precision, providers) -> Presence; build(bundle_dir, manifest, precision=, threads=,
     providers=) -> Backend; parity_label(info) -> the name its parity rows carry; rank(precision, preferred) ->
-    its place in auto's order (lower is tried first: faster); bench: the benchmark's rows, (name, precision).
+    its place in auto's order (lower is tried first: faster); bench: the benchmark's rows, (name, precision);
+    distributions: the packages whose version a cached parity result depends on.
     """
 
     variant: str
@@ -80,6 +81,7 @@ class BackendEntry:
     parity_label: Callable[[dict[str, Any]], str]
     rank: Callable[[str | None, tuple[str | None, ...]], int]
     bench: tuple[tuple[str, str | None], ...] = field(default=())
+    distributions: tuple[str, ...] = field(default=())  # the pip packages that may provide its library
 
     def describe(self, bundle_dir: Path | None = None) -> str:
         """One line: variant, device, precisions, present here or why not."""

@@ -339,6 +339,7 @@ register(
         parity_label=parity_label,
         rank=lambda precision, preferred: 3,
         bench=(("onnxruntime", "fp32"),),
+        distributions=("onnxruntime", "onnxruntime-gpu"),
     )
 )
 register(
@@ -353,5 +354,6 @@ register(
         parity_label=parity_label,
         rank=lambda precision, preferred: 1,
         bench=(("onnxruntime-gpu", None),),
+        distributions=("onnxruntime-gpu", "onnxruntime"),
     )
 )

@@ -278,5 +278,6 @@ register(
         parity_label=parity_label,
         rank=_rank,
         bench=(("openvino-fp32", "fp32"), ("openvino-bf16", "bf16")),
+        distributions=("openvino",),
     )
 )

@@ -35,8 +35,8 @@ from runtime.engines import (
     ENGINE_GLOB,
     MIN_TRT_MAJOR,
     BatchProfile,
-    Machine,
-    Selection,
+    PlanSelection,
+    PlanTarget,
     parse_trt_version,
     plan_chunks,
     rebuild_command,
@@ -128,7 +128,7 @@ def plan_verdict(
     machine_info: dict[str, Any],
     input_shape: tuple[int, int, int],
     precision: str | None = None,
-) -> tuple[bool, str, Selection | None]:
+) -> tuple[bool, str, PlanSelection | None]:
     """(usable, one line saying why, the selection) for a bundle on a machine described like ``probe()``'s result.
 
     Not usable: TensorRT or the GPU missing (the probe's reason), TensorRT older than 10, no plan in the bundle, or
@@ -143,7 +143,7 @@ def plan_verdict(
             f"TensorRT {trt_version} is older than {MIN_TRT_MAJOR} (this runtime uses the TensorRT 10+ API)",
             None,
         )
-    machine = Machine(trt_version, tuple(machine_info["compute_capability"]), machine_info.get("gpu"))
+    machine = PlanTarget(trt_version, tuple(machine_info["compute_capability"]), machine_info.get("gpu"))
     selection = select_plan(bundle_dir, machine, input_shape, precision)
     if selection.plan is not None:
         return True, f"{selection.plan.plan.name} matches {machine.describe()}", selection
@@ -409,5 +409,6 @@ register(
         parity_label=lambda info: "tensorrt",
         rank=lambda precision, preferred: 0,
         bench=(("tensorrt", None),),
+        distributions=("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
     )
 )
