@@ -86,6 +86,25 @@ class Manifest:
         return self.raw.get("embedding", {}).get("file", EMBEDDING_ONNX)
 
     @property
+    def fp16_file(self) -> str | None:
+        """The FP16 embedding graph, when the bundle has one (exported with --fp16)."""
+        return self.raw.get("embedding", {}).get("fp16_file") or None
+
+    @property
+    def parity_file(self) -> str:
+        return self.raw.get("parity_file") or PARITY_JSON
+
+    @property
+    def arch(self) -> str | None:
+        """The architecture the bundle was exported from (``source.arch``)."""
+        return self.raw.get("source", {}).get("arch")
+
+    @property
+    def engines(self) -> list[dict[str, Any]]:
+        """The TensorRT plans recorded in the bundle (their sidecar entries)."""
+        return list(self.raw.get("engines") or [])
+
+    @property
     def label_same(self) -> int | None:
         return self.raw.get("training", {}).get("label_same")
 

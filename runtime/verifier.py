@@ -40,8 +40,8 @@ import numpy as np
 from runtime import select as sel
 from runtime.images import as_items, to_batch
 from runtime.machine import cpu_name, package_version
-from runtime.manifest import MANIFEST_NAME, PARITY_JSON, REFERENCE_NPZ, BundleError, Manifest, load_manifest
-from runtime.parity import ParityResult, compare, tolerances_for
+from runtime.manifest import MANIFEST_NAME, REFERENCE_NPZ, BundleError, Manifest, load_manifest
+from runtime.parity import ParityResult, compare, read_report, tolerances_for
 from runtime.reference import Reference
 from runtime.scoring import ScoreSpec
 
@@ -409,7 +409,7 @@ def load(
         raise ValueError(f"threads {threads!r}: expected a positive integer")
     root = Path(bundle_dir)
     manifest = load_manifest(root)  # refuses a tampered bundle, naming the file
-    report = _read_parity_report(root, manifest)
+    report = read_report(root / manifest.parity_file)
     manifest_sha = hashlib.sha256((root / MANIFEST_NAME).read_bytes()).hexdigest()
     cands = sel.candidates(backend, precision, providers)
 
@@ -459,13 +459,3 @@ def load(
             f"({selection.verdict.describe()})"
         )
     return Verifier(root, manifest, selection, threads)
-
-
-def _read_parity_report(root: Path, manifest: Manifest) -> dict[str, Any] | None:
-    path = root / manifest.raw.get("parity_file", PARITY_JSON)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise BundleError(f"{path}: not a readable parity report ({e})") from None

@@ -45,6 +45,24 @@ def test_round_trip_and_hashes_cover_every_file(bundle):
     assert m.score.same_when == "low" and m.preprocessing.color == "gray"
 
 
+def test_typed_fields_have_one_default_for_every_reader(bundle):
+    m = load_manifest(bundle)
+    assert m.fp16_file is None and m.parity_file == "parity.json" and m.arch is None and m.engines == []
+
+
+def test_an_engine_is_added_through_the_manifest_module(bundle):
+    from runtime.manifest import add_engine
+
+    (bundle / "e.plan").write_bytes(b"plan")
+    (bundle / "e.plan.json").write_text("{}")
+    m = add_engine(bundle, {"file": "e.plan", "precision": "fp16"}, ["e.plan", "e.plan.json"])
+    assert m.engines == [{"file": "e.plan", "precision": "fp16"}] and {"e.plan", "e.plan.json"} <= set(m.files)
+    m = add_engine(bundle, {"file": "e.plan", "precision": "fp32"}, ["e.plan"])  # the same file: replaced
+    assert load_manifest(bundle).engines == [{"file": "e.plan", "precision": "fp32"}]
+    with pytest.raises(BundleError, match="inside the bundle"):
+        add_engine(bundle, {"file": "x"}, ["../outside.plan"])
+
+
 def test_a_changed_file_is_refused_by_name(bundle):
     (bundle / "embedding.onnx").write_bytes(b"graph bytes, edited")
     with pytest.raises(BundleError, match=r"embedding\.onnx.*does not match"):

@@ -130,7 +130,7 @@ def embedding_file_for(manifest: Manifest, providers, precision: str, bundle_dir
     """Which embedding graph a session runs: the FP16 graph for fp16 when the CUDA EP leads (it does not reduce
     precision on its own), else the manifest's FP32 graph (the TensorRT EP makes FP16 from it; the CPU provider
     runs the FP32 graph)."""
-    fp16_file = manifest.raw.get("embedding", {}).get("fp16_file", EMBEDDING_FP16_ONNX)
+    fp16_file = manifest.fp16_file or EMBEDDING_FP16_ONNX  # the file name it has when it exists
     if precision == "fp16" and providers and _provider_name(providers[0]) == CUDA_EP:
         if bundle_dir is not None and not (Path(bundle_dir) / fp16_file).is_file():
             raise FileNotFoundError(f"{Path(bundle_dir) / fp16_file}: missing; re-export the bundle with --fp16")
@@ -310,7 +310,7 @@ def _build(gpu: bool):
         if precision == "fp16" and not uses_gpu(chosen):
             # the CPU provider runs graphs as they are: fp16 means the bundle's FP16 graph (on a GPU provider the
             # backend itself picks: the TensorRT EP builds FP16 from the FP32 graph, the CUDA EP runs the FP16 graph)
-            fp16 = manifest.raw.get("embedding", {}).get("fp16_file")
+            fp16 = manifest.fp16_file
             if not fp16 or fp16 not in manifest.files:
                 raise RuntimeError("the bundle has no FP16 graph (re-export without --no-fp16)")
             model = Path(bundle_dir) / fp16

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bundle": {
             "name": manifest.name,
             "dir": str(bundle_dir),
-            "arch": manifest.raw.get("source", {}).get("arch"),
+            "arch": manifest.arch,
             "input_shape": list(manifest.preprocessing.input_shape),
             "embedding_dim": manifest.embedding_dim,
             "head": manifest.head_kind,
