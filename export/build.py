@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -161,61 +160,29 @@ def _tool_versions() -> dict[str, str]:
 def manifest_fields(
     siamese, model_path: Path, name: str, opts: ExportOptions, ref, files_present: set[str]
 ) -> dict[str, Any]:
+    """The Keras model's facts, handed to runtime.manifest.manifest_fields (which owns the layout)."""
     from runtime import manifest as mf
 
     cfg = siamese.config
-    pre = cfg.preprocessing
-    eps = _euclidean_epsilon(siamese)
-    return {
-        "schema_version": mf.SCHEMA_VERSION,
-        "name": name,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": {
-            "file": model_path.name,
-            "sha256": _source_sha256(model_path),
-            "arch": cfg.arch,
-        },
-        "tools": _tool_versions(),
-        "input": {
-            "name": mf.INPUT_NAME,
-            "height": pre.height,
-            "width": pre.width,
-            "channels": pre.channels,
-            "layout": "NHWC",
-            "dtype": "float32",
-        },
-        "preprocessing": pre.to_dict(),
-        "embedding": {
-            "file": mf.EMBEDDING_ONNX,
-            "output": mf.EMBEDDING_OUTPUT,
-            "dim": cfg.embedding_dim,
-            "l2_normalized": cfg.l2_normalized,
-            "fp16_file": mf.EMBEDDING_FP16_ONNX if mf.EMBEDDING_FP16_ONNX in files_present else None,
-        },
-        "head": {
-            "kind": cfg.head,
-            "file": mf.HEAD_ONNX if cfg.head == "learned" else None,
-            "inputs": list(mf.HEAD_INPUTS),
-            "output": mf.SCORE_OUTPUT,
-            **({"epsilon": eps} if cfg.head == "euclidean" and eps is not None else {}),
-        },
-        "siamese": {"file": mf.SIAMESE_ONNX, "inputs": list(mf.SIAMESE_INPUTS), "output": mf.SCORE_OUTPUT},
-        "score": cfg.score.to_dict(),
-        "training": {
-            "loss": cfg.loss,
-            "margin": cfg.margin,
-            "label_same": cfg.label_same,
-            "label_convention": f"label {cfg.label_same} = same, {1 - cfg.label_same} = different",
-        },
-        "onnx": {"opset": opts.opset, "batch": opts.batch, "simplified": bool(opts.simplify)},
-        "reference": {
-            "file": mf.REFERENCE_NPZ,
-            "source": ref.source,
-            "images": int(len(ref.inputs)),
-            "pairs": int(len(ref.scores)),
-        },
-        "parity_file": mf.PARITY_JSON,
-    }
+    return mf.manifest_fields(
+        name=name,
+        source={"file": model_path.name, "sha256": _source_sha256(model_path), "arch": cfg.arch},
+        tools=_tool_versions(),
+        preprocessing=cfg.preprocessing,
+        score=cfg.score,
+        embedding_dim=cfg.embedding_dim,
+        l2_normalized=cfg.l2_normalized,
+        has_fp16=mf.EMBEDDING_FP16_ONNX in files_present,
+        head_kind=cfg.head,
+        head_epsilon=_euclidean_epsilon(siamese),
+        loss=cfg.loss,
+        margin=cfg.margin,
+        label_same=cfg.label_same,
+        onnx={"opset": opts.opset, "batch": opts.batch, "simplified": bool(opts.simplify)},
+        reference_source=ref.source,
+        reference_images=len(ref.inputs),
+        reference_pairs=len(ref.scores),
+    )
 
 
 def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool, with_tensorrt: bool = False) -> list:

@@ -8,6 +8,7 @@ match, naming the file, so a stale or corrupted model is never silently used.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,79 @@ def verify_files(bundle_dir: str | Path, files: dict[str, dict[str, Any]]) -> No
                 f"{p}: sha256 {actual[:12]}... does not match the manifest ({str(entry.get('sha256'))[:12]}...); "
                 "the file was changed or truncated after export: re-export the bundle"
             )
+
+
+def manifest_fields(
+    *,
+    name: str,
+    source: dict[str, Any],
+    tools: dict[str, str],
+    preprocessing: Preprocessing,
+    score: ScoreSpec,
+    embedding_dim: int,
+    l2_normalized: bool,
+    has_fp16: bool,
+    head_kind: str,
+    head_epsilon: float | None,
+    loss: str | None,
+    margin: float | None,
+    label_same: int,
+    onnx: dict[str, Any],
+    reference_source: str,
+    reference_images: int,
+    reference_pairs: int,
+) -> dict[str, Any]:
+    """The manifest's fields (all but ``files``, which ``write_manifest`` adds): the one statement of its layout
+    on the writing side, next to ``Manifest.from_dict`` on the reading side. ``source``: file, sha256, arch;
+    ``onnx``: opset, batch, simplified."""
+    if head_kind not in HEAD_KINDS:
+        raise ValueError(f"head kind {head_kind!r}: expected one of {HEAD_KINDS}")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": dict(source),
+        "tools": dict(tools),
+        "input": {
+            "name": INPUT_NAME,
+            "height": preprocessing.height,
+            "width": preprocessing.width,
+            "channels": preprocessing.channels,
+            "layout": "NHWC",
+            "dtype": "float32",
+        },
+        "preprocessing": preprocessing.to_dict(),
+        "embedding": {
+            "file": EMBEDDING_ONNX,
+            "output": EMBEDDING_OUTPUT,
+            "dim": int(embedding_dim),
+            "l2_normalized": bool(l2_normalized),
+            "fp16_file": EMBEDDING_FP16_ONNX if has_fp16 else None,
+        },
+        "head": {
+            "kind": head_kind,
+            "file": HEAD_ONNX if head_kind == "learned" else None,
+            "inputs": list(HEAD_INPUTS),
+            "output": SCORE_OUTPUT,
+            **({"epsilon": head_epsilon} if head_kind == "euclidean" and head_epsilon is not None else {}),
+        },
+        "siamese": {"file": SIAMESE_ONNX, "inputs": list(SIAMESE_INPUTS), "output": SCORE_OUTPUT},
+        "score": score.to_dict(),
+        "training": {
+            "loss": loss,
+            "margin": margin,
+            "label_same": label_same,
+            "label_convention": f"label {label_same} = same, {1 - label_same} = different",
+        },
+        "onnx": dict(onnx),
+        "reference": {
+            "file": REFERENCE_NPZ,
+            "source": reference_source,
+            "images": int(reference_images),
+            "pairs": int(reference_pairs),
+        },
+        "parity_file": PARITY_JSON,
+    }
 
 
 def write_manifest(bundle_dir: str | Path, fields: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,24 @@ def test_round_trip_and_hashes_cover_every_file(bundle):
     assert m.score.same_when == "low" and m.preprocessing.color == "gray"
 
 
+def test_the_written_layout_is_what_the_reader_reads():
+    from runtime.manifest import Manifest, manifest_fields
+
+    kw = dict(
+        name="w", source={"file": "m.keras", "sha256": "0" * 64, "arch": "koch"}, tools={"onnx": "1"},
+        preprocessing=Preprocessing(28, 28, color="gray"), score=ScoreSpec("distance", "low", 0.5), embedding_dim=8,
+        l2_normalized=True, has_fp16=True, head_kind="euclidean", head_epsilon=1e-7, loss="contrastive", margin=1.0,
+        label_same=0, onnx={"opset": 17, "batch": "1:8:32", "simplified": False}, reference_source="calib-images: d",
+        reference_images=4, reference_pairs=6,
+    )
+    m = Manifest.from_dict({**manifest_fields(**kw), "files": {}})
+    assert (m.name, m.embedding_dim, m.head_kind, m.head_epsilon, m.arch) == ("w", 8, "euclidean", 1e-7, "koch")
+    assert m.fp16_file == "embedding.fp16.onnx" and m.head_file is None and m.label_same == 0
+    assert m.score == ScoreSpec("distance", "low", 0.5) and m.preprocessing == Preprocessing(28, 28, color="gray")
+    with pytest.raises(ValueError, match="head kind"):
+        manifest_fields(**{**kw, "head_kind": "cosine"})
+
+
 def test_typed_fields_have_one_default_for_every_reader(bundle):
     m = load_manifest(bundle)
     assert m.fp16_file is None and m.parity_file == "parity.json" and m.arch is None and m.engines == []
