@@ -1,7 +1,7 @@
 """``python -m camera.bench --bundle DIR [--min-fps F] ...``: end-to-end camera speed on a 640x480, 30 fps clip.
 
 For each bundle, the whole ``python -m camera`` path (decode, crop, preprocess, embed, score, smooth, event
-lines) runs headless over the same generated clip (``camera.clipmaker``, digits by default) twice:
+lines) runs headless over the same test clip (``--clip``, made by ``python -m train.clipmaker``) twice:
 
 * **file**: every frame, as fast as the machine goes: the frames per second this backend sustains end to end,
   with latency p50/p99 (read to decision);
@@ -32,16 +32,17 @@ from runtime.machine import cpu_name
 BENCH_SCHEMA = 1
 
 
-def make_bench_clip(out: Path, seconds: float, data: str, seed: int) -> tuple[Path, Path, Path]:
-    """(clip, reference image, truth json): generated once and reused when already there."""
-    from camera.clipmaker import main as clipmaker
-
-    clip = out / f"bench_clip_{data}_{seconds:g}s.mp4"
+def bench_clip_files(clip: str | Path) -> tuple[Path, Path, Path]:
+    """(clip, reference image, truth json) of a clip ``python -m train.clipmaker`` wrote; ValueError naming what
+    is missing and the command that makes it."""
+    clip = Path(clip)
     ref, truth = clip.with_suffix(".reference.png"), clip.with_suffix(".truth.json")
-    if not (clip.is_file() and ref.is_file() and truth.is_file()):
-        args = ["--data", data, "--out", str(clip), "--seconds", str(seconds), "--seed", str(seed)]
-        if clipmaker(args) != 0:
-            raise SystemExit(f"camera.bench: could not make the test clip from --data {data}")
+    missing = [str(p) for p in (clip, ref, truth) if not p.is_file()]
+    if missing:
+        raise ValueError(
+            f"--clip {clip}: {', '.join(missing)} not found; make the clip with: "
+            f"python -m train.clipmaker --data digits --out {clip} --seconds 10"
+        )
     return clip, ref, truth
 
 
@@ -127,9 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="target FPS for the bundle at the same position (repeat; bundles after the last have none)",
     )
-    p.add_argument("--data", default="digits", help="images for the clip (default: %(default)s)")
-    p.add_argument("--seconds", type=float, default=10.0, help="clip length (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--clip",
+        required=True,
+        metavar="CLIP.mp4",
+        help="a test clip from python -m train.clipmaker (its .reference.png and .truth.json beside it)",
+    )
     p.add_argument(
         "--backends",
         nargs="+",
@@ -145,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
-    from camera.clipmaker import ClipTruth
+    from camera.clip import ClipTruth
     from runtime.console import EXIT_BACKEND, CliError
 
     args = build_parser().parse_args(argv)
@@ -154,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error(f"{len(targets)} --min-fps for {len(args.bundle)} --bundle: at most one per bundle")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    clip, ref, truth = make_bench_clip(out, args.seconds, args.data, args.seed)
+    try:
+        clip, ref, truth = bench_clip_files(args.clip)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     t = ClipTruth.load(truth)
     results: list[dict[str, Any]] = []
     absent: dict[str, str] = {}
@@ -173,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": BENCH_SCHEMA,
         "command": " ".join([Path(sys.executable).name, "-m", "camera.bench", *(argv or sys.argv[1:])]),
         "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "load_avg": list(os.getloadavg())},
-        "clip": {"path": str(clip), "frames": t.frames, "fps": t.fps, "size": list(t.size), "data": args.data},
+        "clip": {"path": str(clip), "frames": t.frames, "fps": t.fps, "size": list(t.size)},
         "results": results,
         "absent": absent,
     }

@@ -1,6 +1,6 @@
 """``python -m camera.score --truth CLIP.truth.json --events EVENTS.jsonl``: how right a camera run was on a test clip.
 
-Reads the truth ``camera.clipmaker`` wrote and the events ``python -m camera --events`` wrote, and reports the
+Reads the truth ``train.clipmaker`` wrote and the events ``python -m camera --events`` wrote, and reports the
 share of processed frames decided right: on the reference segments (matched) and on the others (rejected),
 for the smoothed decision (``match``) and the single-frame one (``raw_match``). Exit 0, or 2 for a bad file.
 """
@@ -19,12 +19,12 @@ from runtime.extras import explain_missing_extras
 
 def score_events(truth_path: str | Path, events_path: str | Path) -> dict[str, float | int | None]:
     """Shares of processed frames decided right, per kind of segment and decision."""
-    from camera.clipmaker import ClipTruth
+    from camera.clip import ClipTruth
 
     try:
         truth = ClipTruth.load(truth_path).truth()
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{truth_path}: not a clip truth file from camera.clipmaker ({e})") from None
+        raise ValueError(f"{truth_path}: not a clip truth file from train.clipmaker ({e})") from None
     try:
         events = [json.loads(line) for line in Path(events_path).read_text(encoding="utf-8").splitlines()]
         frames = [e for e in events if e.get("event") == "frame" and e["frame"] < len(truth)]
@@ -44,7 +44,7 @@ def score_events(truth_path: str | Path, events_path: str | Path) -> dict[str, f
 @explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m camera.score", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    p.add_argument("--truth", required=True, help="the clip's truth file (camera.clipmaker writes CLIP.truth.json)")
+    p.add_argument("--truth", required=True, help="the clip's truth file (train.clipmaker writes CLIP.truth.json)")
     p.add_argument("--events", required=True, help="the events file of the camera run (python -m camera --events)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)

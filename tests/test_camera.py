@@ -26,10 +26,11 @@ from mjpeg_server import MjpegServer
 from quick_models import omniglot_bundle, quick_digits_bundle
 
 from camera.cli import EXIT_INPUT, EXIT_LOST, EXIT_OK, main
-from camera.clipmaker import ClipTruth, make_clip, render, sample_clip_images, write_reference
+from camera.clip import ClipTruth, make_clip, render, write_reference
 from camera.sources import opencv_has_gui
 from runtime.gallery import Gallery
 from runtime.verifier import load
+from train.clipmaker import sample_clip_images
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOOTH = 5

@@ -125,7 +125,7 @@ def test_regions():
 
 
 def test_score_reads_a_run_against_the_clip_truth(tmp_path):
-    from camera.clipmaker import ClipTruth, Segment
+    from camera.clip import ClipTruth, Segment
     from camera.score import main, score_events
 
     truth = ClipTruth("c.mp4", 30.0, (640, 480), 4, [Segment(0, 2, False, "a"), Segment(2, 4, True, "b")], "b")

@@ -36,10 +36,24 @@ def _heavy_modules_after_import(module: str, setup: str = "") -> list[str]:
 
 @pytest.mark.parametrize(
     "module",
-    ["runtime", "runtime.preprocess", "runtime.scoring", "runtime.fileio", "camera.cli", "camera.pipeline", "camera.sources", "camera.bench"],
+    ["runtime", "runtime.preprocess", "runtime.scoring", "runtime.fileio", "camera.cli", "camera.pipeline", "camera.sources", "camera.bench", "camera.clip"],
 )
 def test_runtime_import_does_not_load_tensorflow_or_keras(module: str) -> None:
     assert _heavy_modules_after_import(module) == []
+
+
+def test_camera_imports_only_the_runtime() -> None:
+    """camera/ ships with the runtime: no module of it imports train/ or export/, at the top or inside a function."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "camera").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("train", "export")]
+    assert offenders == []
 
 
 def test_the_probe_sees_a_heavy_module() -> None:
