@@ -71,8 +71,10 @@ class ExportResult:
 
     @property
     def passed(self) -> bool:
-        """FP32 parity passed on every FP32 backend (reduced precisions are reported, not gating)."""
-        return not any(not r.passed and r.precision == "fp32" for r in self.parity)
+        """FP32 parity passed on every FP32 backend (runtime.parity.fp32_passed)."""
+        from runtime.parity import fp32_passed
+
+        return fp32_passed(self.parity)
 
 EXAMPLES = """
 examples:

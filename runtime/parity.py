@@ -139,16 +139,20 @@ def compare(
 # --- parity.json: written by the exporter, read by the runtime ------------------------------------------------
 
 
+def fp32_passed(results: list[ParityResult] | tuple[ParityResult, ...]) -> bool:
+    """A bundle passes parity when every FP32 row does (reduced precisions and estimates are reported, not gating)."""
+    return not any(not r.passed and r.precision == "fp32" for r in results)
+
+
 def write_report(path: str | Path, results: list[ParityResult], reference: str) -> dict[str, Any]:
-    """Write a bundle's ``parity.json``: every row, and PASSED unless an FP32 row failed (reduced precisions and
-    estimates are reported, not gating)."""
+    """Write a bundle's ``parity.json``: every row, and PASSED when ``fp32_passed``."""
     from runtime.fileio import write_json_atomic
 
     report = {
         "reference": reference,
         "estimated_on_cpu": any(r.estimate for r in results),
         "results": [r.to_dict() for r in results],
-        "status": "FAILED" if any(not r.passed and r.precision == "fp32" for r in results) else "PASSED",
+        "status": "PASSED" if fp32_passed(results) else "FAILED",
     }
     write_json_atomic(path, report)
     return report

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.backends.base import PRECISIONS, BackendEntry, backend_names, entry, registry
+from runtime.backends.base import PRECISIONS, BackendEntry, backend_names, entry, registered
 from runtime.parity import is_estimate
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -136,7 +136,7 @@ def candidates(
     """
     check_request(backend, precision)
     override = module_precisions or {}
-    entries = list(registry())  # registration order breaks ties; re-ranked below with the overrides
+    entries = list(registered())  # its order breaks ties in auto's order below
     if providers is not None:
         providers = tuple(providers)
         if not providers:
@@ -147,16 +147,15 @@ def candidates(
     elif backend != "auto":
         entries = [e for e in entries if e.backend == backend]
 
-    def preferred(e: BackendEntry) -> tuple[str | None, ...]:
-        return tuple(override.get(e.variant) or e.preferred())
-
-    entries.sort(key=lambda e: e.rank(precision, preferred(e)))
+    # asked once per entry: OpenVINO's answer opens its runtime to read the CPU's capabilities
+    preferred = {e.variant: tuple(override.get(e.variant) or e.preferred()) for e in entries}
+    entries.sort(key=lambda e: e.rank(precision, preferred[e.variant]))
     out = []
     for e in entries:
         if precision is not None:
             precs: tuple[str | None, ...] = (precision,) if precision in e.precisions else ()
         else:
-            precs = preferred(e)
+            precs = preferred[e.variant]
         out.append(Candidate(e, precs, providers if e.backend == "onnxruntime" else None))
     return out
 

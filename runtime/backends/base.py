@@ -54,10 +54,6 @@ class Presence:
     warning: str | None = None
 
 
-def _same_rank(rank: int) -> Callable[[str | None, tuple[str | None, ...]], int]:
-    return lambda precision, preferred: rank
-
-
 @dataclass(frozen=True)
 class BackendEntry:
     """One variant of a backend: everything the runtime, the benchmark, the exporter and the CLIs need to know.
