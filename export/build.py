@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ class ExportResult:
         from runtime.parity import fp32_passed
 
         return fp32_passed(self.parity)
+
 
 EXAMPLES = """
 examples:
@@ -159,46 +160,44 @@ def _tool_versions() -> dict[str, str]:
     return {**card_versions(), **versions(("onnx", "onnxruntime", "onnxslim"))}  # the export tools when installed
 
 
-def manifest_fields(
-    siamese, model_path: Path, name: str, opts: ExportOptions, ref, files_present: set[str]
-) -> dict[str, Any]:
-    """The Keras model's facts, handed to runtime.manifest.manifest_fields (which owns the layout)."""
-    from runtime import manifest as mf
+def new_bundle_manifest(siamese, model_path: Path, name: str, opts: ExportOptions, ref, files_present: set[str]):
+    """The Keras model's facts as the bundle's typed manifest (runtime.bundle.manifest owns the sections; the
+    ``files`` list, the reference's raw copy, the OpenCV graphs and the engines are added as they are written)."""
+    from runtime.bundle import layout
+    from runtime.bundle import manifest as mf
 
     cfg = siamese.config
-    return mf.manifest_fields(
+    return mf.new_manifest(
         name=name,
-        source={"file": model_path.name, "sha256": _source_sha256(model_path), "arch": cfg.arch},
-        tools=_tool_versions(),
         preprocessing=cfg.preprocessing,
         score=cfg.score,
-        embedding_dim=cfg.embedding_dim,
-        l2_normalized=cfg.l2_normalized,
-        has_fp16=mf.EMBEDDING_FP16_ONNX in files_present,
-        head_kind=cfg.head,
-        head_epsilon=_euclidean_epsilon(siamese),
-        loss=cfg.loss,
-        margin=cfg.margin,
-        label_same=cfg.label_same,
-        onnx={"opset": opts.opset, "batch": opts.batch, "simplified": bool(opts.simplify)},
-        reference_source=ref.source,
-        reference_images=len(ref.inputs),
-        reference_pairs=len(ref.scores),
+        embedding=mf.Embedding(
+            cfg.embedding_dim,
+            l2_normalized=cfg.l2_normalized,
+            fp16_file=layout.EMBEDDING_FP16_ONNX if layout.EMBEDDING_FP16_ONNX in files_present else None,
+        ),
+        head=mf.Head.of(cfg.head, _euclidean_epsilon(siamese)),
+        siamese=mf.Siamese(),
+        source=mf.Source(model_path.name, _source_sha256(model_path), cfg.arch),
+        tools=_tool_versions(),
+        training=mf.Training(cfg.loss, cfg.margin, cfg.label_same),
+        onnx=mf.OnnxExport(opts.opset, opts.batch, bool(opts.simplify)),
+        reference=mf.ReferenceInfo(source=ref.source, images=len(ref.inputs), pairs=len(ref.scores)),
+        parity_file=layout.PARITY_JSON,
     )
 
 
-def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool, with_tensorrt: bool = False) -> list:
+def run_parity(bundle_dir: Path, manifest, ref, with_fp16: bool, with_tensorrt: bool = False) -> list:
     """Every CPU backend of the registry present here, at each precision worth running on this machine (ONNX Runtime
     FP32; OpenVINO FP32, and bf16 where the CPU has it natively), then the FP16 CPU estimate, then the TensorRT
     plan when one was built, each against the Keras reference."""
     from export.fp16 import fp16_cpu_estimate
-    from runtime import manifest as mf
     from runtime.backends.base import entry, registered
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from runtime.bundle.layout import EMBEDDING_ONNX
     from runtime.parity import compare
     from runtime.select import CPU_PROVIDER
 
-    manifest = mf.Manifest.from_dict({**fields, "files": {}})  # manifest.json is written after parity
     spec = manifest.score
     results = []
 
@@ -217,9 +216,11 @@ def run_parity(bundle_dir: Path, fields: dict[str, Any], ref, with_fp16: bool, w
                 backend = e.build(bundle_dir, manifest, precision=prec)
                 check(backend, e.parity_label(backend.info()), prec)
     if with_fp16:
-        estimate = fp16_cpu_estimate(bundle_dir / mf.EMBEDDING_ONNX).SerializeToString()
+        estimate = fp16_cpu_estimate(bundle_dir / EMBEDDING_ONNX).SerializeToString()
         check(
-            OnnxRuntimeBackend(bundle_dir, manifest, providers=[CPU_PROVIDER], embedding_model=estimate, precision="fp16"),
+            OnnxRuntimeBackend(
+                bundle_dir, manifest, providers=[CPU_PROVIDER], embedding_model=estimate, precision="fp16"
+            ),
             "fp16 emulated",
             "fp16",
             note="estimated on CPU",
@@ -248,11 +249,13 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
     from export.bundle import staged_bundle
     from export.onnx_export import export_embedding, export_head, export_siamese
     from export.reference import build_reference
-    from export.reference_raw import write_raw_reference
-    from runtime import manifest as mf
+    from runtime.bundle import layout as mf
+    from runtime.bundle.manifest import write_manifest
+    from runtime.bundle.parity_report import write_report
+    from runtime.bundle.reference import write_raw
     from runtime.engines import BatchProfile
     from runtime.fileio import write_text_atomic
-    from runtime.parity import format_table, write_report
+    from runtime.parity import format_table
     from train.load import load_model
     from train.model_card import read_card
 
@@ -290,12 +293,10 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
             convert_to_fp16(tmp / mf.EMBEDDING_ONNX, tmp / mf.EMBEDDING_FP16_ONNX)
         ref = build_reference(siamese, opts.calib_images, card, n_images=opts.reference_images, seed=opts.seed)
         ref.save(tmp / mf.REFERENCE_NPZ)
-        raw_reference = write_raw_reference(ref, tmp)
+        raw_reference = write_raw(ref, tmp)
         opencv = _opencv_variants(siamese, tmp, ref, meta, say) if opts.opencv else None
-        present = {p.name for p in tmp.iterdir()}
-        fields = manifest_fields(siamese, model_path, name, opts, ref, present)
-        fields["reference"]["raw"] = raw_reference
-        fields["opencv"] = opencv
+        manifest = new_bundle_manifest(siamese, model_path, name, opts, ref, {p.name for p in tmp.iterdir()})
+        manifest = replace(manifest, reference=replace(manifest.reference, raw=raw_reference), opencv=opencv)
         engines = []
         if opts.engine:
             engine_line, sidecar = _try_engine(tmp, cfg.preprocessing.input_shape, profile, opts)
@@ -303,19 +304,18 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
                 engines.append(sidecar)
             elif opts.require_engine:
                 raise EngineRequired(engine_line)
-        results = run_parity(tmp, fields, ref, with_fp16=opts.fp16, with_tensorrt=bool(engines))
+        results = run_parity(tmp, manifest, ref, with_fp16=opts.fp16, with_tensorrt=bool(engines))
         if not engines:
             from export.build_instructions import build_engine_markdown
 
             reason = engine_line or "no engine was asked for (--engine)"
             write_text_atomic(
-                tmp / "BUILD_ENGINE.md",
+                tmp / mf.BUILD_ENGINE_MD,
                 build_engine_markdown(name, cfg.preprocessing.input_shape, profile, "fp16", opts.workspace, reason),
             )
-        fields["engines"] = engines
         write_report(tmp / mf.PARITY_JSON, results, ref.source)
-        fields["parity"] = {r.backend: ("PASSED" if r.passed else "FAILED") for r in results}
-        manifest = mf.write_manifest(tmp, fields)
+        summary = {r.backend: ("PASSED" if r.passed else "FAILED") for r in results}
+        manifest = write_manifest(tmp, replace(manifest, engines=engines, parity=summary))
     say(format_table(results))
     if ref.is_random:
         say("note: no real images were available: the reference uses random inputs (pass --calib-images DIR)")
@@ -335,11 +335,13 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
         )
         triton = Path(repo)
         say(f"triton:   {repo}/")
-    say(f"bundle:   {target}/  ({', '.join(sorted(manifest['files']))})")
-    say(f"engine:   {engine_line or ('built: ' + engines[0]['file'] if engines else 'not asked for; see BUILD_ENGINE.md')}")
+    say(f"bundle:   {target}/  ({', '.join(sorted(manifest.files))})")
+    say(
+        f"engine:   {engine_line or ('built: ' + engines[0]['file'] if engines else 'not asked for; see BUILD_ENGINE.md')}"
+    )
     for line in next_commands(target):
         say(line)
-    files = tuple(sorted(manifest["files"]))
+    files = tuple(sorted(manifest.files))
     return ExportResult(target, files, tuple(results), engine_line, ref.source, triton)
 
 
@@ -360,19 +362,20 @@ def _try_engine(bundle_dir: Path, input_shape, profile, opts: ExportOptions) -> 
     return f"built: {sidecar.get('file')}", sidecar
 
 
-def _opencv_variants(siamese, bundle_dir: Path, ref, meta: dict, say=print) -> dict[str, Any]:
+def _opencv_variants(siamese, bundle_dir: Path, ref, meta: dict, say=print):
     """The OpenCV DNN graphs (export.opencv_variant). A model they cannot be made for still exports: the manifest
     records why, and the C++ runtime's OpenCV backend refuses the bundle with that reason."""
     import onnx
 
     from export.onnx_errors import ExportError
     from export.opencv_variant import OpenCVVariantError, write_opencv_variants
+    from runtime.bundle.manifest import OpenCVGraphs
 
     try:
         return write_opencv_variants(siamese, bundle_dir, ref, meta)
     except (ExportError, OpenCVVariantError, ValueError, onnx.checker.ValidationError) as e:
         say(f"note: no OpenCV DNN variant: {e}", flush=True)
-        return {"embedding_file": None, "head_file": None, "error": str(e)}
+        return OpenCVGraphs(error=str(e))
 
 
 def _simplify(bundle_dir: Path) -> None:

@@ -9,8 +9,8 @@ trtexec migration guide: ``--fp16`` exists in 10.x only; 11.x is always strongly
 from __future__ import annotations
 
 from export.tensorrt_build import workspace_bytes
+from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, INPUT_NAME
 from runtime.engines import BatchProfile, check_input_shape, check_precision
-from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, INPUT_NAME
 
 TIMING_CACHE = "../trt_timing.cache"  # beside the bundle, shared by its rebuilds (the tool's default too)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runtime.bundle.layout import EMBEDDING_ONNX, EMBEDDING_OUTPUT
+from runtime.bundle.manifest import load_manifest
 from runtime.fileio import write_text_atomic
-from runtime.manifest import EMBEDDING_ONNX, EMBEDDING_OUTPUT, load_manifest
 from runtime.preprocess import Preprocessing
 
 CONFIG_NAME = "deepstream_nvinfer_embedding.txt"

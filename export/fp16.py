@@ -22,8 +22,8 @@ from onnx import helper, numpy_helper
 
 from export.fp16_graph import FLOAT, FLOAT16, accepts_fp16, elem_types, has_subgraphs, opset_of, round_to_fp16
 from export.fp16_plan import fp32_nodes
+from runtime.bundle.layout import CLAMPED_KEY, FP32_NODES_KEY, PRECISION_KEY
 from runtime.fileio import atomic_path
-from runtime.manifest import CLAMPED_KEY, FP32_NODES_KEY, PRECISION_KEY
 
 __all__ = ["convert_to_fp16", "fp16_cpu_estimate", "to_fp16"]
 

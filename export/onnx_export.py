@@ -2,7 +2,7 @@
 
 Each graph goes through tf2onnx from a ``tf.function`` with an explicit input signature (batch ``None``):
 Keras 3 models are not what ``tf2onnx.convert.from_keras`` expects, and the signature is what fixes the
-ONNX tensor names and makes the batch dimension dynamic. Tensor names come from runtime.manifest so the
+ONNX tensor names and makes the batch dimension dynamic. Tensor names come from runtime.bundle.layout so the
 runtime and the exporter cannot disagree. Before a graph is written it must pass the IO checks below, agree
 with Keras in ONNX Runtime (export.onnx_verify) and pass onnx.checker; ``source`` (the model file) only
 makes error messages name it.
@@ -28,8 +28,8 @@ from export.onnx_errors import (
     where,
 )
 from export.onnx_verify import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, disagreement, sample_inputs
+from runtime.bundle.layout import EMBEDDING_OUTPUT, HEAD_INPUTS, INPUT_NAME, SCORE_OUTPUT, SIAMESE_INPUTS
 from runtime.fileio import atomic_path
-from runtime.manifest import EMBEDDING_OUTPUT, HEAD_INPUTS, INPUT_NAME, SCORE_OUTPUT, SIAMESE_INPUTS
 
 __all__ = ["BATCH_DIM", "ExportError", "export_embedding", "export_head", "export_siamese"]
 

@@ -11,13 +11,13 @@ the reference inputs; the C++ runtime runs it one image (or pair) at a time and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from runtime import manifest as mf
+from runtime.bundle import layout as mf
+from runtime.bundle.manifest import OpenCVGraphs
 
 OPENCV_OPSET = 11  # the newest opset whose ReduceSum (axes as an attribute) OpenCV 4.6 imports
 OPENCV_BATCH = 1
@@ -152,7 +152,7 @@ def write_variant(
     return target
 
 
-def write_opencv_variants(siamese, bundle_dir: Path, ref, meta: dict) -> dict[str, Any]:
+def write_opencv_variants(siamese, bundle_dir: Path, ref, meta: dict) -> OpenCVGraphs:
     """embedding.opencv.onnx (+ head.opencv.onnx for a learned head); returns the manifest's ``opencv`` entry."""
     from export.onnx_export import export_embedding, export_head
 
@@ -178,10 +178,10 @@ def write_opencv_variants(siamese, bundle_dir: Path, ref, meta: dict) -> dict[st
             {mf.HEAD_INPUTS[0]: ea, mf.HEAD_INPUTS[1]: eb},
             meta,
         )
-    return {
-        "embedding_file": emb,
-        "head_file": head,
-        "batch": OPENCV_BATCH,
-        "opset": OPENCV_OPSET,
-        "note": "opset 11, batch fixed to 1, shapes folded, Max(x, c) as Relu(x - c) + c: for OpenCV's DNN importer (>= 4.6)",
-    }
+    return OpenCVGraphs(
+        emb,
+        head,
+        batch=OPENCV_BATCH,
+        opset=OPENCV_OPSET,
+        note="opset 11, batch fixed to 1, shapes folded, Max(x, c) as Relu(x - c) + c: for OpenCV's DNN importer (>= 4.6)",
+    )

@@ -1,5 +1,5 @@
 """Computing the Keras reference a bundle is checked against: real images, their embeddings and pair scores
-(``runtime.reference.Reference`` is the file, read and written there).
+(``runtime.bundle.reference.Reference`` is the file, read and written there).
 
 Images come from ``--calib-images``, else from the data named in the model card, else (and the report
 says so) random inputs in the preprocessed value range.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.bundle.reference import Reference
 from runtime.preprocess import IMAGE_SUFFIXES, read_image
-from runtime.reference import Reference
 from train.models import Siamese
 from train.sampling import PairSampler
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.backends.tensorrt_backend import import_tensorrt, probe
+from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY, INPUT_NAME
 from runtime.engines import (
     ENGINE_GLOB,
     MIN_TRT_MAJOR,
@@ -40,7 +41,6 @@ from runtime.engines import (
 )
 from runtime.extras import explain_missing_extras
 from runtime.fileio import atomic_path, sha256_file, write_json_atomic
-from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY, INPUT_NAME
 
 EXIT_OK, EXIT_BUILD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -307,12 +307,12 @@ def build_engine(
 
 
 def register_engine(bundle_dir: Path, sidecar: dict[str, Any]) -> None:
-    """Record a plan built after export in the bundle's manifest (runtime.manifest.add_engine, the one writer):
-    its entry under ``engines`` and the sha256 of the plan and its sidecar under ``files``."""
-    from runtime.manifest import add_engine
+    """Record a plan built after export in the bundle's manifest (``runtime.bundle.Bundle.add_engine``, the one
+    writer): its entry under ``engines`` and the sha256 of the plan and its sidecar under ``files``."""
+    from runtime.bundle import Bundle
 
     entry = {k: v for k, v in sidecar.items() if k != "reused"}
-    add_engine(bundle_dir, entry, [entry["file"], sidecar_name(entry["file"])])
+    Bundle.open(bundle_dir).add_engine(entry, [entry["file"], sidecar_name(entry["file"])])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -360,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.bundle:
         print("error: --bundle DIR is required (or --probe)", file=sys.stderr)
         return EXIT_INPUT
-    from runtime.manifest import BundleError, load_manifest
+    from runtime.bundle.layout import BundleError
+    from runtime.bundle.manifest import load_manifest
 
     bundle = Path(args.bundle)
     try:

@@ -21,9 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.bundle.layout import (
+    EMBEDDING_ONNX,
+    EMBEDDING_OUTPUT,
+    INPUT_NAME,
+    SCORE_OUTPUT,
+    SIAMESE_INPUTS,
+    SIAMESE_ONNX,
+)
 from runtime.engines import check_input_shape, sidecar_name
 from runtime.fileio import replace_dir, staging_dir
-from runtime.manifest import EMBEDDING_ONNX, EMBEDDING_OUTPUT, INPUT_NAME, SCORE_OUTPUT, SIAMESE_INPUTS, SIAMESE_ONNX
 
 PLATFORM_ONNX = "onnxruntime_onnx"
 PLATFORM_PLAN = "tensorrt_plan"

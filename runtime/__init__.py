@@ -21,12 +21,12 @@ _LAZY = {
     "VerifyResult": "runtime.verifier",
     "Embedding": "runtime.verifier",
     "BackendWarning": "runtime.verifier",
-    "BundleError": "runtime.manifest",
+    "BundleError": "runtime.bundle.layout",
     "BackendUnavailable": "runtime.select",
 }
 
 if TYPE_CHECKING:
-    from runtime.manifest import BundleError
+    from runtime.bundle.layout import BundleError
     from runtime.select import BackendUnavailable
     from runtime.verifier import BackendWarning, Embedding, Verifier, VerifyResult, load
 

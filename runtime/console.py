@@ -56,7 +56,7 @@ class CliError(Exception):
 
 def load_verifier(bundle: str, backend: str = "auto", precision: str | None = None, threads: int | None = None):
     """``runtime.load`` for a command line: a bad bundle is exit 2, a backend that cannot run here exit 3."""
-    from runtime.manifest import BundleError
+    from runtime.bundle.layout import BundleError
     from runtime.select import BackendUnavailable
     from runtime.verifier import load
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.bundle.layout import EMBEDDING_OUTPUT, INPUT_NAME
 from runtime.fileio import sha256_file
-from runtime.manifest import EMBEDDING_OUTPUT, INPUT_NAME
 
 PRECISIONS = ("fp16", "fp32")
 

@@ -63,9 +63,9 @@ from typing import Any
 
 import numpy as np
 
+from runtime.bundle.manifest import Manifest
 from runtime.fileio import atomic_path, read_json, sha256_file, write_json_atomic
 from runtime.images import as_items, to_batch
-from runtime.manifest import Manifest
 from runtime.scoring import ScoreSpec
 
 GALLERY_FORMAT = "siamese-edge-gallery"
@@ -150,12 +150,6 @@ class Identification:
 # --- the engine: a backend or a verifier -----------------------------------------------------------------------
 
 
-def embedding_sha256(manifest: Manifest) -> str | None:
-    """The sha256 of the bundle's embedding graph, as its manifest lists it (None when not listed)."""
-    entry = manifest.files.get(manifest.embedding_file) or {}
-    return entry.get("sha256")
-
-
 class _Engine:
     """Adapts a backend (``embed`` on preprocessed batches) or a verifier (``embed_preprocessed``) and a manifest."""
 
@@ -163,7 +157,7 @@ class _Engine:
         manifest = manifest if manifest is not None else getattr(engine, "manifest", None)
         if not isinstance(manifest, Manifest):
             raise TypeError(
-                f"{type(engine).__name__} has no manifest: pass manifest=runtime.manifest.load_manifest(bundle_dir)"
+                f"{type(engine).__name__} has no manifest: pass manifest=runtime.bundle.manifest.load_manifest(bundle_dir)"
             )
         embed = getattr(engine, "embed_preprocessed", None) or getattr(engine, "embed", None)
         if not callable(embed) or not callable(getattr(engine, "score_embeddings", None)):
@@ -243,7 +237,7 @@ class Gallery:
         self.manifest = m
         self.dim = self._engine.dim
         self.bundle = m.name
-        self.model_id = embedding_sha256(m)
+        self.model_id = m.embedding_sha256
         self.head_kind = m.head_kind
         self.l2_normalized = bool(m.l2_normalized)
         if aggregate is None:

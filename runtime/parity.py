@@ -9,7 +9,6 @@ only statement of them: the export's parity.json and the runtime's load-time che
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,10 +58,29 @@ class ParityResult:
     note: str = ""
     samples: dict[str, int] = field(default_factory=dict)
     estimate: bool = False  # not a measurement of a real backend (the FP16 emulation on a CPU)
+    recorded_status: str | None = None  # a row read from parity.json without its checks keeps its status
 
     @property
     def passed(self) -> bool:
+        if not self.checks and self.recorded_status is not None:
+            return self.recorded_status == "PASSED"
         return all(c.passed for c in self.checks)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ParityResult:
+        """A row as ``to_dict`` wrote it (rows written before the ``estimate`` field say so only in their note)."""
+        checks = [Check(**c) for c in d.get("checks", [])]
+        estimate = bool(d.get("estimate", "estimat" in str(d.get("note", ""))))
+        return cls(
+            str(d["backend"]),
+            str(d["precision"]),
+            dict(d.get("metrics", {})),
+            checks,
+            str(d.get("note", "")),
+            dict(d.get("samples", {})),
+            estimate,
+            d.get("status"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,46 +154,9 @@ def compare(
     )
 
 
-# --- parity.json: written by the exporter, read by the runtime ------------------------------------------------
-
-
 def fp32_passed(results: list[ParityResult] | tuple[ParityResult, ...]) -> bool:
     """A bundle passes parity when every FP32 row does (reduced precisions and estimates are reported, not gating)."""
     return not any(not r.passed and r.precision == "fp32" for r in results)
-
-
-def write_report(path: str | Path, results: list[ParityResult], reference: str) -> dict[str, Any]:
-    """Write a bundle's ``parity.json``: every row, and PASSED when ``fp32_passed``."""
-    from runtime.fileio import write_json_atomic
-
-    report = {
-        "reference": reference,
-        "estimated_on_cpu": any(r.estimate for r in results),
-        "results": [r.to_dict() for r in results],
-        "status": "PASSED" if fp32_passed(results) else "FAILED",
-    }
-    write_json_atomic(path, report)
-    return report
-
-
-def read_report(path: str | Path) -> dict[str, Any] | None:
-    """A bundle's ``parity.json`` (None when it has none); BundleError naming it when it is not readable."""
-    import json
-
-    from runtime.manifest import BundleError
-
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise BundleError(f"{path}: not a readable parity report ({e})") from None
-
-
-def is_estimate(row: dict[str, Any]) -> bool:
-    """Whether a parity.json row is an estimate, not a measurement of a real backend (bundles written before the
-    ``estimate`` field say so only in the note, "estimated on CPU")."""
-    return bool(row.get("estimate", "estimat" in str(row.get("note", ""))))
 
 
 def format_table(results: list[ParityResult]) -> str:

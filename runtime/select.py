@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.backends.base import PRECISIONS, BackendEntry, backend_names, entry, registered
-from runtime.parity import is_estimate
+from runtime.parity import ParityResult
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -160,22 +160,11 @@ def candidates(
     return out
 
 
-def parity_row(report: dict[str, Any] | None, label: str, precision: str) -> dict[str, Any] | None:
-    """The ``parity.json`` row measured on ``label`` (e.g. "onnxruntime-cpu") at ``precision``, or None.
-
-    Rows that are estimates (the FP16 CPU emulation: note "estimated on CPU", label "fp16 emulated") are not
-    a measurement of any real backend and never match.
-    """
-    for row in (report or {}).get("results", []):
-        if row.get("backend") == label and row.get("precision") == precision and not is_estimate(row):
-            return row
-    return None
-
-
-def verdict_from_row(row: dict[str, Any]) -> Verdict:
-    m = row.get("metrics", {})
+def verdict_from_row(row: ParityResult) -> Verdict:
+    """The verdict of a ``parity.json`` row (``runtime.bundle.parity_report.ParityReport.row``)."""
+    m = row.metrics
     detail = ", ".join(f"{k} {m[k]:.3g}" for k in ("score_max_abs", "min_cosine") if k in m)
-    return Verdict(row.get("status") == "PASSED", "parity.json", detail)
+    return Verdict(row.passed, "parity.json", detail)
 
 
 def select(

@@ -38,11 +38,13 @@ from typing import Any
 import numpy as np
 
 from runtime import select as sel
+from runtime.bundle.layout import MANIFEST_NAME, REFERENCE_NPZ, BundleError
+from runtime.bundle.manifest import Manifest, load_manifest
+from runtime.bundle.parity_report import read_report
+from runtime.bundle.reference import Reference
 from runtime.images import as_items, to_batch
 from runtime.machine import cpu_name, package_version
-from runtime.manifest import MANIFEST_NAME, REFERENCE_NPZ, BundleError, Manifest, load_manifest
-from runtime.parity import ParityResult, compare, read_report, tolerances_for
-from runtime.reference import Reference
+from runtime.parity import ParityResult, compare, tolerances_for
 from runtime.scoring import ScoreSpec
 
 PARITY_CACHE_SCHEMA = 1
@@ -205,8 +207,7 @@ class Verifier:
         self.spec: ScoreSpec = manifest.score
         self.preprocessing = manifest.preprocessing
         self.dim = int(manifest.embedding_dim)
-        entry = manifest.files.get(manifest.embedding_file, {})
-        self.model_id: str = str(entry.get("sha256") or f"bundle:{manifest.name}")
+        self.model_id: str = manifest.embedding_sha256 or f"bundle:{manifest.name}"
         self._lock = None if self.backend.thread_safe else threading.Lock()  # the Backend contract says which
         self._info = self._make_info()
 
@@ -433,7 +434,7 @@ def load(
     def judge(cand: sel.Candidate, prec: str, b: Any) -> sel.Verdict:
         info = dict(b.info())
         label = sel.parity_label(cand.variant, info)
-        row = sel.parity_row(report, label, prec)
+        row = report.row(label, prec) if report is not None else None
         if row is not None:
             return sel.verdict_from_row(row)
         key = parity_cache_key(manifest_sha, label, prec, info)

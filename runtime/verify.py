@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> tuple[int, dict[str, Any], list[str]]:
     """Do the work; (exit code, JSON-able result, text lines)."""
-    from runtime.manifest import BundleError
+    from runtime.bundle.layout import BundleError
     from runtime.parity import format_table
     from runtime.preprocess import ImageReadError
 

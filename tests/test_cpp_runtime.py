@@ -92,19 +92,20 @@ def test_optional_backend_parity(ctest, backend):
 
 def test_raw_reference_equals_npz(ctest):
     """The raw files the C++ parity reads hold exactly reference.npz's arrays (dtype, shape, values)."""
-    from export.reference_raw import read_raw_reference
-    from runtime.manifest import REFERENCE_NPZ, load_manifest
+    from runtime.bundle.layout import REFERENCE_NPZ
+    from runtime.bundle.manifest import load_manifest
+    from runtime.bundle.reference import read_raw
 
     bundle = BUILD / "test-data" / "bundles" / "digits"
     manifest = load_manifest(bundle)
-    raw = read_raw_reference(bundle, manifest.raw["reference"]["raw"])
+    raw = read_raw(bundle, manifest.reference.raw)
     with np.load(bundle / REFERENCE_NPZ) as z:
         for name, array in raw.items():
             assert array.dtype == z[name].dtype.newbyteorder("<") and np.array_equal(array, z[name]), name
 
 
 def test_manifest_names_the_opencv_graphs(ctest):
-    from runtime.manifest import EMBEDDING_OPENCV_ONNX, HEAD_OPENCV_ONNX
+    from runtime.bundle.layout import EMBEDDING_OPENCV_ONNX, HEAD_OPENCV_ONNX
 
     for name, head in (("digits", HEAD_OPENCV_ONNX), ("omniglot", None)):
         m = json.loads((BUILD / "test-data" / "bundles" / name / "manifest.json").read_text())

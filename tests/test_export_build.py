@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from export.build import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, main
-from runtime.manifest import load_manifest
-from runtime.reference import Reference
+from runtime.bundle.manifest import load_manifest
+from runtime.bundle.reference import Reference
 from tests.legacy_files import vgg_file_weights, vgg_layer_names, write_keras215_weights
 from tests.quick_models import train_quick_digits
 from train.models import create_model
@@ -139,8 +139,8 @@ def test_bubbliiiing_weights_file_just_works(tmp_path):
     )
     assert out.returncode == EXIT_OK, out.stderr[-2000:]
     m = load_manifest(tmp_path / "b" / "omniglot_vgg")
-    assert m.raw["source"]["arch"] == "vgg16-siamese" and m.head_kind == "learned"
-    assert m.raw["reference"]["source"].startswith("calib-images")
+    assert m.source.arch == "vgg16-siamese" and m.head_kind == "learned"
+    assert m.reference.source.startswith("calib-images")
     assert "bundle:" in out.stdout
 
 
@@ -156,10 +156,10 @@ def test_exit_codes_and_messages(digits_model, tmp_path, capsys):
     assert main(["--model", str(digits_model), "--out", str(out)]) == EXIT_OK
     assert main(["--model", str(digits_model), "--out", str(out)]) == EXIT_INPUT
     assert "--force" in capsys.readouterr().err
-    before = load_manifest(out / "demo").raw["created"]
+    before = load_manifest(out / "demo").created
     assert main(["--model", str(digits_model), "--out", str(out), "--force", "--batch", "4:2:8"]) == EXIT_INPUT
     assert "MIN:OPT:MAX" in capsys.readouterr().err
-    assert load_manifest(out / "demo").raw["created"] == before  # the old bundle is untouched
+    assert load_manifest(out / "demo").created == before  # the old bundle is untouched
 
 
 def test_engine_without_tensorrt(digits_model, tmp_path, capsys):
@@ -197,5 +197,5 @@ def test_help_explains():
 def test_simplify_keeps_parity(digits_model, tmp_path):
     assert main(["--model", str(digits_model), "--out", str(tmp_path), "--simplify"]) == EXIT_OK
     bundle = tmp_path / "demo"
-    assert load_manifest(bundle).raw["onnx"]["simplified"] is True
+    assert load_manifest(bundle).onnx.simplified is True
     assert _parity(bundle)[("onnxruntime-cpu", "fp32")]["status"] == "PASSED"

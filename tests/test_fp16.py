@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from export.fp16 import convert_to_fp16, fp16_cpu_estimate, to_fp16
 from export.fp16_check import fp32_initializers, strict_typing_issues
 from export.fp16_graph import FP16_MAX, FP16_TINY, elem_types, producers, round_to_fp16
-from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, EMBEDDING_OUTPUT, FP32_NODES_KEY, INPUT_NAME
+from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, EMBEDDING_OUTPUT, FP32_NODES_KEY, INPUT_NAME
 from runtime.parity import FP16_TOLERANCES
 from tests.test_onnx_export import CASES, export_case
 

@@ -20,9 +20,9 @@ import pytest
 from quick_models import omniglot_bundle
 
 from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.gallery import UNKNOWN, Gallery, GalleryError, identification_rate
 from runtime.images import to_batch
-from runtime.manifest import Manifest, load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALUATION_ZIP = ROOT.parent / "shared" / "data" / "omniglot" / "images_evaluation.zip"
@@ -127,7 +127,7 @@ def test_save_load_round_trip_identical_and_atomic(enrolled, backend, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["people.json", "people.npz"]  # no temp files left
     meta = json.loads(js.read_text())
     assert meta["bundle"]["name"] == "omniglot" and meta["bundle"]["dim"] == backend.manifest.embedding_dim
-    assert meta["bundle"]["embedding_sha256"] == backend.manifest.files["embedding.onnx"]["sha256"]
+    assert meta["bundle"]["embedding_sha256"] == backend.manifest.files["embedding.onnx"].sha256
     g2 = Gallery.load(tmp_path / "people.json", backend)
     assert g2.identities == g.identities and g2.counts() == g.counts()
     some = queries[:8] + strangers[:4]

@@ -19,7 +19,7 @@ import tensorflow as tf
 from onnx import numpy_helper
 
 from export.onnx_export import BATCH_DIM, ExportError, export_embedding, export_head, export_siamese
-from runtime.manifest import (
+from runtime.bundle.layout import (
     EMBEDDING_ONNX,
     EMBEDDING_OUTPUT,
     HEAD_INPUTS,

@@ -22,8 +22,9 @@ import quick_models
 from runtime import engines
 from runtime.backends import onnxruntime_backend as ortb
 from runtime.backends import tensorrt_backend as trtb
+from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, REFERENCE_NPZ
+from runtime.bundle.manifest import load_manifest
 from runtime.engines import BatchProfile, Chunk, plan_chunks
-from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, REFERENCE_NPZ, load_manifest
 from runtime.parity import FP16_TOLERANCES, FP32_TOLERANCES, compare
 from runtime.select import GPU_PROVIDERS
 

@@ -31,6 +31,7 @@ from export.tensorrt_build import (
     main,
 )
 from runtime.backends.tensorrt_backend import probe
+from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, INPUT_NAME, MANIFEST_NAME
 from runtime.engines import (
     ENGINE_GLOB,
     BatchProfile,
@@ -41,7 +42,6 @@ from runtime.engines import (
     sidecar_name,
     trt_tag,
 )
-from runtime.manifest import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, INPUT_NAME, MANIFEST_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 HWC = (8, 8, 3)
@@ -86,24 +86,24 @@ def write_embedding_onnx(path: Path, hwc=HWC, dim=DIM, seed=0) -> Path:
 
 
 def make_bundle(root: Path, name: str = "tiny", hwc=HWC) -> Path:
-    from runtime.manifest import SCHEMA_VERSION, write_manifest
+    from runtime.bundle.layout import SCHEMA_VERSION
+    from runtime.bundle.manifest import Manifest, write_manifest
     from runtime.preprocess import Preprocessing
 
     bundle = root / name
     bundle.mkdir(parents=True)
     write_embedding_onnx(bundle / EMBEDDING_ONNX, hwc)
     pre = Preprocessing(height=hwc[0], width=hwc[1], color="rgb" if hwc[2] == 3 else "gray")
-    write_manifest(
-        bundle,
-        {
-            "schema_version": SCHEMA_VERSION,
-            "name": name,
-            "preprocessing": pre.to_dict(),
-            "embedding": {"file": EMBEDDING_ONNX, "dim": DIM, "l2_normalized": False},
-            "head": {"kind": "euclidean", "file": None},
-            "score": {"kind": "distance", "same_when": "low", "threshold": 0.5},
-        },
-    )
+    fields = {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "preprocessing": pre.to_dict(),
+        "embedding": {"file": EMBEDDING_ONNX, "dim": DIM, "l2_normalized": False},
+        "head": {"kind": "euclidean", "file": None},
+        "score": {"kind": "distance", "same_when": "low", "threshold": 0.5},
+        "files": {},
+    }
+    write_manifest(bundle, Manifest.from_dict(fields))
     return bundle
 
 
@@ -491,14 +491,14 @@ def test_real_build_reuse_and_run(gpu_ready, bundle, tmp_path):
 
 @gpu
 def test_cli_builds_and_records_the_plan_in_the_manifest(gpu_ready, bundle):
-    from runtime.manifest import load_manifest
+    from runtime.bundle.manifest import load_manifest
 
     info = probe()
     if build_plan(info["tensorrt"], "fp16")[1] == EMBEDDING_FP16_ONNX:
         pytest.skip("TensorRT 11 builds from embedding.fp16.onnx, which only export.build writes (test_export_build)")
     assert main(["--bundle", str(bundle), "--batch", "1:2:4", "--workspace", "0.25"]) == 0
     manifest = load_manifest(bundle)  # verifies the sha256 of the plan and sidecar too
-    (engine,) = manifest.raw["engines"]
+    (engine,) = manifest.engines
     assert engine["file"] in manifest.files and sidecar_name(engine["file"]) in manifest.files
 
 
@@ -508,7 +508,7 @@ def test_fp32_pinned_layers_come_from_the_fp16_graph(tmp_path):
     from onnx import TensorProto, helper
 
     from export.tensorrt_build import fp32_pinned_layers
-    from runtime.manifest import FP32_NODES_KEY
+    from runtime.bundle.layout import FP32_NODES_KEY
 
     assert fp32_pinned_layers(tmp_path) == []  # no FP16 graph: nothing to pin
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 4])

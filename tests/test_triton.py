@@ -21,8 +21,15 @@ from export.triton import (
     onnx_io,
     write_triton_repository,
 )
+from runtime.bundle.layout import (
+    EMBEDDING_ONNX,
+    EMBEDDING_OUTPUT,
+    INPUT_NAME,
+    SCORE_OUTPUT,
+    SIAMESE_INPUTS,
+    SIAMESE_ONNX,
+)
 from runtime.engines import BatchProfile
-from runtime.manifest import EMBEDDING_ONNX, EMBEDDING_OUTPUT, INPUT_NAME, SCORE_OUTPUT, SIAMESE_INPUTS, SIAMESE_ONNX
 
 mc = pytest.importorskip(
     "tritonclient.grpc.model_config_pb2",
@@ -247,7 +254,7 @@ def test_repository_with_a_real_plan(bundle, tmp_path):
     if info["reason"]:
         pytest.skip(f"needs TensorRT and a CUDA GPU: {info['reason']}")
     from export.tensorrt_build import build_plan
-    from runtime.manifest import EMBEDDING_FP16_ONNX
+    from runtime.bundle.layout import EMBEDDING_FP16_ONNX
 
     precision = "fp16" if build_plan(info["tensorrt"], "fp16")[1] != EMBEDDING_FP16_ONNX else "fp32"
     side = build_engine(bundle, HWC, BatchProfile(1, 4, 8), precision, 0.25, tmp_path / "cache")
@@ -304,21 +311,21 @@ def test_nvinfer_config_refuses_per_channel_std():
 @pytest.mark.skipif(importlib.util.find_spec("export.bundle") is None, reason="export.bundle not present")
 def test_nvinfer_config_written_from_a_manifest(bundle):
     from export.deepstream import write_nvinfer_config
-    from runtime.manifest import SCHEMA_VERSION, write_manifest
+    from runtime.bundle.layout import SCHEMA_VERSION
+    from runtime.bundle.manifest import Manifest, write_manifest
     from runtime.preprocess import Preprocessing
 
     pre = Preprocessing(height=8, width=8, color="gray", resize="letterbox")
-    write_manifest(
-        bundle,
-        {
-            "schema_version": SCHEMA_VERSION,
-            "name": NAME,
-            "preprocessing": pre.to_dict(),
-            "embedding": {"dim": DIM},
-            "head": {"kind": "euclidean"},
-            "score": {"kind": "distance", "same_when": "low", "threshold": 0.5},
-        },
-    )
+    fields = {
+        "schema_version": SCHEMA_VERSION,
+        "name": NAME,
+        "preprocessing": pre.to_dict(),
+        "embedding": {"dim": DIM},
+        "head": {"kind": "euclidean"},
+        "score": {"kind": "distance", "same_when": "low", "threshold": 0.5},
+        "files": {},
+    }
+    write_manifest(bundle, Manifest.from_dict(fields))
     prop = _nvinfer(write_nvinfer_config(bundle).read_text())
     assert prop["model-color-format"] == "2" and prop["maintain-aspect-ratio"] == "1"
     assert abs(float(prop["net-scale-factor"]) - 1 / 255) < 1e-9 and prop["offsets"] == "0"

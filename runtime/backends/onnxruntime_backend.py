@@ -18,16 +18,9 @@ from typing import Any
 import numpy as np
 
 from runtime.backends.base import BackendEntry, Presence, register
+from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_OUTPUT, HEAD_INPUTS, INPUT_NAME, SCORE_OUTPUT
+from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.heads import euclidean_distance
-from runtime.manifest import (
-    EMBEDDING_FP16_ONNX,
-    EMBEDDING_OUTPUT,
-    HEAD_INPUTS,
-    INPUT_NAME,
-    SCORE_OUTPUT,
-    Manifest,
-    load_manifest,
-)
 from runtime.select import CPU_PROVIDER, GPU_PROVIDERS, gpu_providers
 
 # preferred order when several are present: TensorRT EP (it compiles the graph into a TensorRT engine), CUDA EP, CPU

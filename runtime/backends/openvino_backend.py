@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from runtime.backends.base import BackendEntry, Presence, register
+from runtime.bundle.layout import EMBEDDING_OUTPUT, INPUT_NAME
+from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.extras import install_command
-from runtime.manifest import EMBEDDING_OUTPUT, INPUT_NAME, Manifest, load_manifest
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _OV_TYPES = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
@@ -99,7 +100,7 @@ def available(bundle_dir: str | Path | None = None, precision: str | None = "fp3
         caps = ", ".join(cpu_capabilities()) or "none reported"
         return False, f"OpenVINO's CPU plugin has no FP16 inference on this CPU (capabilities: {caps})"
     if bundle_dir is not None:
-        from runtime.manifest import BundleError
+        from runtime.bundle.layout import BundleError
 
         try:
             load_manifest(bundle_dir)

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from runtime.backends.base import BackendEntry, Presence, register
+from runtime.bundle.layout import EMBEDDING_OUTPUT, INPUT_NAME, BundleError
+from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.engines import (
     ENGINE_GLOB,
     MIN_TRT_MAJOR,
@@ -43,7 +45,6 @@ from runtime.engines import (
     select_plan,
 )
 from runtime.extras import install_command
-from runtime.manifest import EMBEDDING_OUTPUT, INPUT_NAME, BundleError, Manifest, load_manifest
 
 INSTALL_HINT = install_command("gpu")
 

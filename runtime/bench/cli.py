@@ -21,10 +21,10 @@ from runtime.bench.peaks import measure_peak, measure_peak_openvino
 from runtime.bench.process import measure_runtime_process
 from runtime.bench.report import BENCH_SCHEMA, add_compute, format_table, plot, summarize
 from runtime.bench.rows import BATCHES, DEFAULT_BACKENDS, bench_backend, bench_images, make_backend
+from runtime.bundle.manifest import load_manifest
 from runtime.extras import explain_missing_extras
 from runtime.fileio import write_json_atomic, write_text_atomic
 from runtime.machine import cpu_name, versions
-from runtime.manifest import load_manifest
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, name) < 1:
             build_parser().error(f"--{name.replace('_', '-')} must be >= 1")
     args.backends = parse_backends(args.backends)
-    from runtime.manifest import BundleError
+    from runtime.bundle.layout import BundleError
 
     try:
         report = run(args)

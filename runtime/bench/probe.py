@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     import onnxruntime  # noqa: F401  (timed with the backend)
 
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from runtime.manifest import load_manifest
+    from runtime.bundle.manifest import load_manifest
 
     t_backend = time.perf_counter() - t0
     after_import = read_proc_status()

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from runtime.backends.base import bench_rows
-from runtime.manifest import REFERENCE_NPZ, Manifest
+from runtime.bundle.layout import REFERENCE_NPZ
+from runtime.bundle.manifest import Manifest
 from runtime.timing import latency_stats, throughput_stats, time_calls
 
 BATCHES = (8, 32)

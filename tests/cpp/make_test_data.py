@@ -139,9 +139,10 @@ def write_plan_fixture(bundle: Path, folder: Path) -> None:
     them (runtime/engines.py), so the C++ plan matching is checked against the Python side's format."""
     import shutil
 
+    from runtime.bundle.layout import EMBEDDING_ONNX
+    from runtime.bundle.manifest import load_manifest
     from runtime.engines import BatchProfile, engine_cache_key, engine_file_name, engine_sidecar, sidecar_name
     from runtime.fileio import sha256_file
-    from runtime.manifest import EMBEDDING_ONNX, load_manifest
 
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(bundle, folder)

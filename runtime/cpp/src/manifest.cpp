@@ -1,4 +1,4 @@
-// manifest.json -> Manifest, with the checks runtime/manifest.py makes and messages that name the field.
+// manifest.json -> Manifest, with the checks runtime/bundle/manifest.py makes and messages that name the field.
 #include "siamese/manifest.hpp"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// The bundle manifest (mirrors runtime/manifest.py): preprocessing, scoring, files and their sha256.
+// The bundle manifest (mirrors runtime/bundle/manifest.py): preprocessing, scoring, files and their sha256.
 #pragma once
 
 #include <cstdint>
@@ -8,10 +8,11 @@
 
 #include "siamese/preprocess.hpp"
 #include "siamese/scoring.hpp"
+#include "siamese/version.hpp"
 
 namespace siamese {
 
-constexpr int kSchemaVersion = 1;  // runtime.manifest.SCHEMA_VERSION
+constexpr int kSchemaVersion = SIAMESE_SCHEMA_VERSION;  // from runtime/bundle/manifest.schema.json
 constexpr const char* kManifestName = "manifest.json";
 
 struct FileEntry {
@@ -19,7 +20,7 @@ struct FileEntry {
   int64_t bytes = -1;
 };
 
-struct RawArray {  // one array of the reference as a raw little-endian file (export/reference_raw.py)
+struct RawArray {  // one array of the reference as a raw little-endian file (runtime/bundle/reference.py write_raw)
   std::string file;
   std::string dtype;  // float32 | int64
   std::vector<int64_t> shape;

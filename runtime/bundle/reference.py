@@ -1,8 +1,10 @@
-"""``reference.npz``: the Keras reference a bundle is checked against, read and written here only.
+"""The Keras reference a bundle is checked against, read and written here only: ``reference.npz`` and its raw copy.
 
 The exporter computes it (``export.reference.build_reference``: real images, Keras embeddings and pair scores)
-and saves it through ``Reference.save``; the runtime's parity check, the C++ test data and the tests read it
-through ``Reference.load``, which refuses a file that is not one, naming it.
+and saves it through ``Reference.save`` and ``write_raw``; the runtime's parity check, the C++ test data and the
+tests read it through ``Reference.load``, which refuses a file that is not one, naming it. The raw copy holds the
+same arrays byte for byte as little-endian C-order files, so the C++ runtime needs no .npz reader; the manifest's
+``reference.raw`` names each file with its dtype and shape (``runtime.bundle.manifest.RawArray``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.bundle.layout import REFERENCE_RAW_ARRAYS, REFERENCE_RAW_DIR, BundleError
+from runtime.bundle.manifest import RawArray
 from runtime.fileio import atomic_path
-from runtime.manifest import BundleError
 
 REQUIRED = ("inputs", "embeddings", "pair_a", "pair_b", "scores")
 
@@ -66,3 +69,24 @@ class Reference:
         except (KeyError, ValueError, OSError) as e:
             raise BundleError(f"{path}: not a reference written by export.build ({e})") from None
         return cls(**arrays, same=same, items=items, source=source)
+
+
+def write_raw(ref: Reference, bundle_dir: str | Path) -> dict[str, RawArray]:
+    """Write ``reference/<array>.<f32|i64>`` for each array of ``ref``; returns the manifest's ``reference.raw``."""
+    folder = Path(bundle_dir) / REFERENCE_RAW_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    listed = {}
+    for name, (file_name, dtype) in REFERENCE_RAW_ARRAYS.items():
+        array = np.ascontiguousarray(getattr(ref, name), dtype=np.dtype(dtype).newbyteorder("<"))
+        (folder / file_name).write_bytes(array.tobytes(order="C"))
+        listed[name] = RawArray(f"{REFERENCE_RAW_DIR}/{file_name}", dtype, tuple(array.shape))
+    return listed
+
+
+def read_raw(bundle_dir: str | Path, raw: dict[str, RawArray]) -> dict[str, np.ndarray]:
+    """The arrays listed in a manifest's ``reference.raw`` (what the C++ runtime reads), for tests and tools."""
+    out = {}
+    for name, entry in raw.items():
+        data = (Path(bundle_dir) / entry.file).read_bytes()
+        out[name] = np.frombuffer(data, dtype=np.dtype(entry.dtype).newbyteorder("<")).reshape(entry.shape)
+    return out
