@@ -76,6 +76,12 @@ class ExportResult:
 
         return fp32_passed(self.parity)
 
+    def open(self):
+        """The bundle as the runtime reads it (``runtime.bundle.Bundle``: manifest, reference, parity report)."""
+        from runtime.bundle import Bundle
+
+        return Bundle.open(self.bundle)
+
 
 EXAMPLES = """
 examples:
@@ -193,10 +199,9 @@ def run_parity(bundle_dir: Path, manifest, ref, with_fp16: bool, with_tensorrt: 
     plan when one was built, each against the Keras reference."""
     from export.fp16 import fp16_cpu_estimate
     from runtime.backends.base import entry, registered
-    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from runtime.backends.onnxruntime_backend import CPU_PROVIDER, OnnxRuntimeBackend
     from runtime.bundle.layout import EMBEDDING_ONNX
     from runtime.parity import compare
-    from runtime.select import CPU_PROVIDER
 
     spec = manifest.score
     results = []

@@ -28,9 +28,6 @@ from typing import Any
 from runtime.backends.base import PRECISIONS, BackendEntry, backend_names, entry, registered
 from runtime.parity import ParityResult
 
-GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-CPU_PROVIDER = "CPUExecutionProvider"
-
 
 class BackendUnavailable(RuntimeError):
     """No backend (or not the one asked for) can run this bundle here; the message says why, per candidate."""
@@ -40,7 +37,7 @@ class BackendUnavailable(RuntimeError):
 class Candidate:
     entry: BackendEntry  # the registry's variant
     precisions: tuple[str | None, ...]  # to try, best first; None lets the backend pick
-    providers: tuple[str, ...] | None = None  # ONNX Runtime only
+    providers: tuple[str, ...] | None = None  # for entries that take execution providers (ONNX Runtime)
 
     @property
     def variant(self) -> str:
@@ -110,18 +107,6 @@ def check_request(backend: str, precision: str | None) -> None:
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
 
 
-def gpu_providers(available: Iterable[str]) -> tuple[str, ...] | None:
-    """ONNX Runtime providers for the GPU variant (best first, CPU as the fallback for unsupported nodes), or
-    None when this onnxruntime build has no GPU provider."""
-    have = set(available)
-    gpu = tuple(p for p in GPU_PROVIDERS if p in have)
-    return (*gpu, CPU_PROVIDER) if gpu else None
-
-
-def ort_variant(providers: Iterable[str]) -> str:
-    return "onnxruntime-gpu" if any(p in GPU_PROVIDERS for p in providers) else "onnxruntime-cpu"
-
-
 def candidates(
     backend: str = "auto",
     precision: str | None = None,
@@ -130,8 +115,8 @@ def candidates(
 ) -> list[Candidate]:
     """The candidates to try, in order (the registry's, for this precision), each with the precisions to try.
 
-    ``providers`` (ONNX Runtime provider names) pins ONNX Runtime to those providers; with ``backend="auto"``
-    it means "ONNX Runtime, with these providers". ``module_precisions`` overrides a variant's preferred
+    ``providers`` (execution provider names) pins the backend to those providers: the candidates are the
+    entries that say they serve them (``BackendEntry.serves_providers``; ONNX Runtime's CPU or GPU variant). ``module_precisions`` overrides a variant's preferred
     precision order (what its entry would say on this machine, e.g. OpenVINO without bf16 hardware).
     """
     check_request(backend, precision)
@@ -141,9 +126,13 @@ def candidates(
         providers = tuple(providers)
         if not providers:
             raise ValueError("providers: an empty list; leave it out to use the best ONNX Runtime providers present")
-        if backend not in ("auto", "onnxruntime"):
-            raise ValueError(f"providers are ONNX Runtime execution providers; backend={backend!r} does not take them")
-        entries = [entry(ort_variant(providers))]
+        takers = [e for e in entries if e.serves_providers is not None and backend in ("auto", e.backend)]
+        entries = [e for e in takers if e.serves_providers(providers)]
+        if not entries:
+            who = ", ".join(sorted({e.backend for e in registered() if e.serves_providers is not None}))
+            raise ValueError(
+                f"providers {list(providers)}: execution providers are taken by {who}; backend={backend!r} does not take them"
+            )
     elif backend != "auto":
         entries = [e for e in entries if e.backend == backend]
 
@@ -156,7 +145,7 @@ def candidates(
             precs: tuple[str | None, ...] = (precision,) if precision in e.precisions else ()
         else:
             precs = preferred[e.variant]
-        out.append(Candidate(e, precs, providers if e.backend == "onnxruntime" else None))
+        out.append(Candidate(e, precs, providers if e.serves_providers is not None else None))
     return out
 
 

@@ -345,7 +345,7 @@ class Verifier:
         s = self.selection
         raw = dict(self.backend.info())
         provider = raw.get("provider")
-        device = raw.get("device") or _device_from_provider(provider)
+        device = raw.get("device") or s.candidate.entry.device  # the backend says, else its registry entry
         info = {
             **raw,
             "backend": raw.get("backend", s.candidate.backend),
@@ -376,14 +376,6 @@ class Verifier:
     def __repr__(self) -> str:
         i = self._info
         return f"Verifier(bundle={self.name!r}, backend={i['variant']!r}, precision={i['precision']!r})"
-
-
-def _device_from_provider(provider: str | None) -> str:
-    if not provider or provider == sel.CPU_PROVIDER:
-        return "cpu"
-    if provider in sel.GPU_PROVIDERS:
-        return "cuda"
-    return provider.replace("ExecutionProvider", "").lower()
 
 
 # --- load --------------------------------------------------------------------------------------------------------

@@ -86,6 +86,8 @@ def test_the_export_api_is_what_the_command_line_runs(digits_model, tmp_path, ca
     assert set(result.files) == set(load_manifest(result.bundle).files)  # the manifest checks every hash
     assert {(r.backend, r.precision) for r in result.parity} >= {("onnxruntime-cpu", "fp32"), ("fp16 emulated", "fp16")}
     assert result.engine == "" and result.triton is None and result.reference.startswith("model card data")
+    opened = result.open()  # the runtime's view of what was written
+    assert opened.manifest.name == "api" and opened.parity().passed and len(opened.reference().scores) > 0
     with pytest.raises(FileExistsError):  # an existing bundle needs force
         build_bundle(digits_model, ExportOptions(out=tmp_path, name="api", quiet=True))
     args = build_parser().parse_args(["--model", "m.keras", "--name", "x", "--no-fp16", "--batch", "1:4:8"])

@@ -26,7 +26,6 @@ from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, REFERENCE
 from runtime.bundle.manifest import load_manifest
 from runtime.engines import BatchProfile, Chunk, plan_chunks
 from runtime.parity import FP16_TOLERANCES, FP32_TOLERANCES, compare
-from runtime.select import GPU_PROVIDERS
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
@@ -526,12 +525,12 @@ def test_tensorrt_refuses_a_plan_from_another_machine_on_a_real_gpu(trt_ready, o
 def test_onnxruntime_gpu_providers(omniglot_bundle, tmp_path, precision):
     import onnxruntime as ort
 
-    gpu_eps = [p for p in ort.get_available_providers() if p in GPU_PROVIDERS]
+    gpu_eps = [p for p in ort.get_available_providers() if p in ortb.GPU_PROVIDERS]
     if not gpu_eps or trtb.cuda_device()[2]:
         pytest.skip(f"needs onnxruntime-gpu and a CUDA GPU (providers: {ort.get_available_providers()})")
     backend = ortb.OnnxRuntimeBackend(
         omniglot_bundle, providers=[*gpu_eps, "CPUExecutionProvider"], precision=precision, cache_dir=tmp_path
     )
-    assert backend.info()["provider"] in GPU_PROVIDERS and backend.info()["device"] == "cuda:0"
+    assert backend.info()["provider"] in ortb.GPU_PROVIDERS and backend.info()["device"] == "cuda:0"
     result = _parity(backend, omniglot_bundle, precision)
     assert result.passed, result.to_dict()

@@ -541,8 +541,13 @@ def test_candidate_order_and_precisions():
         ("onnxruntime-gpu", ("CUDAExecutionProvider", "CPUExecutionProvider"))
     ]
     assert sel.candidates("openvino", module_precisions={"openvino": ("fp32",)})[0].precisions == ("fp32",)
-    assert sel.gpu_providers(["CPUExecutionProvider"]) is None
-    assert sel.gpu_providers(["CUDAExecutionProvider", "CPUExecutionProvider", "TensorrtExecutionProvider"]) == (
+    assert [c.variant for c in sel.candidates(providers=["CPUExecutionProvider"])] == ["onnxruntime-cpu"]
+    with pytest.raises(ValueError, match=r"taken by onnxruntime; backend='openvino' does not take them"):
+        sel.candidates("openvino", providers=["CPUExecutionProvider"])
+    from runtime.backends.onnxruntime_backend import gpu_providers
+
+    assert gpu_providers(["CPUExecutionProvider"]) is None
+    assert gpu_providers(["CUDAExecutionProvider", "CPUExecutionProvider", "TensorrtExecutionProvider"]) == (
         "TensorrtExecutionProvider",
         "CUDAExecutionProvider",
         "CPUExecutionProvider",

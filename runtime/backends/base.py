@@ -64,7 +64,8 @@ class BackendEntry:
     present(bundle_dir, precision, providers) -> Presence; build(bundle_dir, manifest, precision=, threads=,
     providers=) -> Backend; parity_label(info) -> the name its parity rows carry; rank(precision, preferred) ->
     its place in auto's order (lower is tried first: faster); bench: the benchmark's rows, (name, precision);
-    distributions: the packages whose version a cached parity result depends on.
+    distributions: the packages whose version a cached parity result depends on; serves_providers: for a backend
+    that takes execution providers (ONNX Runtime), whether this variant is the one that runs a given list.
     """
 
     variant: str
@@ -78,6 +79,7 @@ class BackendEntry:
     rank: Callable[[str | None, tuple[str | None, ...]], int]
     bench: tuple[tuple[str, str | None], ...] = field(default=())
     distributions: tuple[str, ...] = field(default=())  # the pip packages that may provide its library
+    serves_providers: Callable[[tuple[str, ...]], bool] | None = None  # takes execution providers: these?
 
     def describe(self, bundle_dir: Path | None = None) -> str:
         """One line: variant, device, precisions, present here or why not."""

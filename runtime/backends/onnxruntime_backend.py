@@ -21,8 +21,9 @@ from runtime.backends.base import BackendEntry, Presence, register
 from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_OUTPUT, HEAD_INPUTS, INPUT_NAME, SCORE_OUTPUT
 from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.heads import euclidean_distance
-from runtime.select import CPU_PROVIDER, GPU_PROVIDERS, gpu_providers
 
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+CPU_PROVIDER = "CPUExecutionProvider"
 # preferred order when several are present: TensorRT EP (it compiles the graph into a TensorRT engine), CUDA EP, CPU
 PROVIDER_ORDER = (*GPU_PROVIDERS, CPU_PROVIDER)
 TRT_EP, CUDA_EP, CPU_EP = PROVIDER_ORDER
@@ -35,6 +36,14 @@ def best_providers(available: list[str] | None = None) -> list[str]:
 
     have = set(ort.get_available_providers() if available is None else available)
     return [p for p in PROVIDER_ORDER if p in have] or [CPU_EP]
+
+
+def gpu_providers(available: list[str] | tuple[str, ...]) -> tuple[str, ...] | None:
+    """Providers for the GPU variant (best first, CPU as the fallback for unsupported nodes), or None when this
+    onnxruntime build has no GPU provider."""
+    have = set(available)
+    gpu = tuple(p for p in GPU_PROVIDERS if p in have)
+    return (*gpu, CPU_PROVIDER) if gpu else None
 
 
 def default_cache_dir() -> Path:
@@ -333,6 +342,7 @@ register(
         rank=lambda precision, preferred: 3,
         bench=(("onnxruntime", "fp32"),),
         distributions=("onnxruntime", "onnxruntime-gpu"),
+        serves_providers=lambda providers: not any(p in GPU_PROVIDERS for p in providers),
     )
 )
 register(
@@ -348,5 +358,6 @@ register(
         rank=lambda precision, preferred: 1,
         bench=(("onnxruntime-gpu", None),),
         distributions=("onnxruntime-gpu", "onnxruntime"),
+        serves_providers=lambda providers: any(p in GPU_PROVIDERS for p in providers),
     )
 )
