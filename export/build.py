@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from runtime.console import BOUNDARY_EXIT_CODES, run_cli
 from runtime.extras import explain_missing_extras
 
 EXIT_OK, EXIT_PARITY, EXIT_INPUT, EXIT_ENGINE = 0, 1, 2, 3
@@ -84,6 +85,13 @@ class ExportResult:
 
 
 EXAMPLES = """
+exit codes:
+  0  the bundle was written and FP32 parity passed
+  1  the bundle was written but FP32 parity failed (see parity.json)
+  2  bad input: a missing or unreadable model, bad options, an existing bundle without --force (nothing written)
+  3  --require-engine and no TensorRT plan could be built (nothing written)
+{boundary}
+
 examples:
   python -m export.build --model runs/demo/model.keras
   python -m export.build --model Omniglot_vgg.h5                      # bubbliiiing's weights file, recognised
@@ -98,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m export.build",
         description="Export a Siamese model (.keras, Keras 2 .h5, weights-only .h5, SavedModel) to a deployment "
         "bundle: ONNX graphs, an FP16 graph, the Keras reference, a parity report and a manifest with file hashes.",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES.format(boundary=BOUNDARY_EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="model file or SavedModel folder")
@@ -124,11 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing-cache", metavar="FILE", help="persistent TensorRT timing cache (default: in --out)")
     p.add_argument("--triton", metavar="DIR", help="also write a Triton Inference Server model repository")
     p.add_argument("--simplify", action="store_true", help="simplify the ONNX graphs with onnxslim (parity re-checked)")
-    p.add_argument("--force", action="store_true", help="replace an existing bundle")
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing bundle (only a folder holding a manifest.json)"
+    )
     p.add_argument(
         "--allow-unsafe-lambda", action="store_true", help="load Lambda layers that are not recognised distances"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     return p
 
 
@@ -251,7 +262,7 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
     the bundle is written and ``result.passed`` is False.
     """
     opts = options or ExportOptions()
-    from export.bundle import staged_bundle
+    from export.bundle import check_bundle_target, staged_bundle
     from export.onnx_export import export_embedding, export_head, export_siamese
     from export.reference import build_reference
     from runtime.bundle import layout as mf
@@ -259,7 +270,7 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
     from runtime.bundle.parity_report import write_report
     from runtime.bundle.reference import write_raw
     from runtime.engines import BatchProfile
-    from runtime.fileio import write_text_atomic
+    from runtime.fileio import plain_name, write_text_atomic
     from runtime.parity import format_table
     from train.load import load_model
     from train.model_card import read_card
@@ -269,10 +280,12 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
     if not model_path.exists():
         raise FileNotFoundError(f"--model {model_path}: no such file or folder")
     profile = BatchProfile.parse(opts.batch)
+    name = plain_name(opts.name, "--name") if opts.name else default_name(model_path)
+    target = Path(opts.out) / name
+    if target.exists() or target.is_symlink():  # refused before the model is loaded, as at publish time
+        check_bundle_target(target, opts.force)
     siamese = load_model(model_path, arch=opts.arch, allow_unsafe=opts.allow_unsafe_lambda)
     card = read_card(model_path)
-    name = opts.name or default_name(model_path)
-    target = Path(opts.out) / name
     cfg = siamese.config
     meta = {
         "siamese_edge.schema_version": str(mf.SCHEMA_VERSION),
@@ -413,15 +426,19 @@ def _json(d: dict) -> str:
 @explain_missing_extras("export")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        result = build_bundle(args.model, ExportOptions.from_args(args))
-    except EngineRequired as e:
-        print(f"error: --require-engine: {e}; nothing was written", file=sys.stderr)
-        return EXIT_ENGINE
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_INPUT
-    return EXIT_OK if result.passed else EXIT_PARITY
+
+    def run() -> int:
+        try:
+            result = build_bundle(args.model, ExportOptions.from_args(args))
+        except EngineRequired as e:
+            print(f"error: --require-engine: {e}; nothing was written", file=sys.stderr)
+            return EXIT_ENGINE
+        except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_INPUT
+        return EXIT_OK if result.passed else EXIT_PARITY
+
+    return run_cli(run, debug=args.debug, what=f"{args.model} was not exported")
 
 
 if __name__ == "__main__":

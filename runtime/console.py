@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
+import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -44,6 +46,49 @@ def cli_warnings() -> Iterator[None]:
 
 
 EXIT_INPUT, EXIT_BACKEND = 2, 3  # shared by every runtime-side command line (runtime.verify, camera)
+EXIT_INTERNAL = 70  # an unexpected error: a bug (sysexits' EX_SOFTWARE); the line says how to see the traceback
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
+BOUNDARY_EXIT_CODES = f"""  {EXIT_INTERNAL}  an unexpected error (a bug: run again with --debug for the traceback)
+  {EXIT_INTERRUPTED} interrupted (Ctrl-C or SIGTERM); nothing half-written is left"""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so ``finally`` blocks remove staging files as for Ctrl-C."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def run_cli(main: Callable[[], int], debug: bool = False, what: str = "") -> int:
+    """Run a command line's body at its boundary: SIGTERM unwinds like Ctrl-C (staging folders are removed by
+    their ``finally``), an interrupt is one line and exit 130, and an unexpected exception is one line and exit 70
+    (``debug``: its traceback too) instead of a traceback that exits 1, which the commands use for a verdict."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
+    try:
+        return main()
+    except KeyboardInterrupt as e:
+        how = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+        print(f"interrupted ({how}){': ' + what if what else ''}; nothing half-written was left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - the boundary: every unexpected error becomes one line and a code
+        if debug:
+            traceback.print_exc()
+        print(
+            f"error: unexpected {type(e).__name__}: {one_line(e)}"
+            + ("" if debug else " (run again with --debug for the traceback)"),
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 class CliError(Exception):

@@ -72,6 +72,38 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         replace_dir(tmp, path)
 
 
+def plain_name(name: str, option: str) -> str:
+    """``name`` when it names one entry of a folder (no separator, not ``.``/``..``, not hidden); else ValueError
+    naming ``option``: a name is not a path, so an output never lands outside the folder it was given."""
+    bad = (
+        not name
+        or name in (".", "..")
+        or name.startswith(".")
+        or any(sep in name for sep in ("/", "\\", os.sep))
+        or "\x00" in name
+    )
+    if bad:
+        raise ValueError(f"{option} {name!r}: expected a plain name (letters, digits, '-', '_', '.'; no folders)")
+    return name
+
+
+def check_replaceable(target: str | os.PathLike, markers: tuple[str, ...], what: str) -> None:
+    """Before ``--force`` replaces ``target``: it must be a folder this project wrote, i.e. one holding one of
+    ``markers`` (a manifest, a model card, a gallery). Anything else is the user's and is never deleted."""
+    t = Path(target)
+    if not t.exists() and not t.is_symlink():
+        return
+    if t.is_symlink() or not t.is_dir():
+        raise FileExistsError(
+            f"{t}: exists and is not a {what} folder; --force replaces only a {what}, choose another name"
+        )
+    if not any((t / m).is_file() for m in markers):
+        raise FileExistsError(
+            f"{t}: exists and is not a {what} (it has no {' or '.join(markers)}); --force replaces only what this "
+            "project wrote: move it away or choose another name"
+        )
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

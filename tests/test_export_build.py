@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from export.build import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, main
+from export.build import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, build_parser, main
 from runtime.bundle.manifest import load_manifest
 from runtime.bundle.reference import Reference
 from tests.legacy_files import vgg_file_weights, vgg_layer_names, write_keras215_weights
@@ -78,7 +78,7 @@ def test_trained_model_exports_a_verified_bundle(digits_model, tmp_path, capsys)
 
 def test_the_export_api_is_what_the_command_line_runs(digits_model, tmp_path, capsys):
     """build_bundle(model, ExportOptions) -> ExportResult: the programmatic export, the CLI's options as fields."""
-    from export.build import ExportOptions, ExportResult, build_bundle, build_parser
+    from export.build import ExportOptions, ExportResult, build_bundle
 
     result = build_bundle(digits_model, ExportOptions(out=tmp_path, name="api", opencv=False, quiet=True))
     assert capsys.readouterr().out == ""  # quiet: a library call prints nothing
@@ -201,3 +201,67 @@ def test_simplify_keeps_parity(digits_model, tmp_path):
     bundle = tmp_path / "demo"
     assert load_manifest(bundle).onnx.simplified is True
     assert _parity(bundle)[("onnxruntime-cpu", "fp32")]["status"] == "PASSED"
+
+
+def test_force_replaces_only_a_bundle_and_a_name_is_not_a_path(digits_model, tmp_path, capsys):
+    """--force never deletes a folder the project did not write, and --name cannot leave --out."""
+    precious = tmp_path / "out" / "precious"
+    precious.mkdir(parents=True)
+    (precious / "thesis.txt").write_text("years of work")
+    assert (
+        main(["--model", str(digits_model), "--out", str(tmp_path / "out"), "--name", "precious", "--force"])
+        == EXIT_INPUT
+    )
+    err = capsys.readouterr().err
+    assert "precious: exists and is not a bundle" in err and "manifest.json" in err
+    assert (precious / "thesis.txt").read_text() == "years of work"
+    for name in ("../../x", "a/b", "..", ".hidden"):
+        assert main(["--model", str(digits_model), "--out", str(tmp_path / "out"), "--name", name]) == EXIT_INPUT
+        assert f"--name {name!r}: expected a plain name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and sorted(
+        p.name for p in (tmp_path / "out").iterdir()
+    ) == ["precious"]
+
+
+def test_sigterm_during_an_export_leaves_nothing_behind(digits_model, tmp_path):
+    """SIGTERM while the bundle is being staged: exit 130, one line, no hidden staging folder, no bundle."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "export.build", "--model", str(digits_model), "--out", str(out), "--name", "t"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(out.glob(".t.partial-*")) and proc.poll() is None:
+        time.sleep(0.05)
+    assert any(out.glob(".t.partial-*")), "the export never started staging"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []  # neither the bundle nor its staging folder
+
+
+def test_an_unexpected_error_is_one_line_and_its_own_exit_code(capsys):
+    """A bug is not 'parity failed' (1): one line naming the error, exit 70; --debug adds the traceback."""
+    from runtime.console import EXIT_INTERNAL, EXIT_INTERRUPTED, run_cli
+
+    def broken() -> int:
+        raise TypeError("a bug")
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert run_cli(broken) == EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert err == "error: unexpected TypeError: a bug (run again with --debug for the traceback)\n"
+    assert run_cli(broken, debug=True) == EXIT_INTERNAL
+    assert "Traceback" in capsys.readouterr().err
+    assert run_cli(interrupted, what="x was not exported") == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted (Ctrl-C): x was not exported; nothing half-written was left\n"
+    assert "70" in build_parser().format_help() and "130" in build_parser().format_help()
