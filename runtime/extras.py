@@ -1,7 +1,7 @@
 """Which optional extra of the package provides which import, and the one line a command prints without it.
 
 The core install (``pip install siamese-edge``) is the runtime and the camera: numpy, OpenCV, ONNX Runtime,
-jsonschema and tqdm. Everything else comes with an extra named for what it adds (pyproject.toml's
+jsonschema, imagesize and tqdm. Everything else comes with an extra named for what it adds (pyproject.toml's
 ``[project.optional-dependencies]``; a test checks that this table and that file agree). A command run without
 its extra exits 2 with ``error: ... pip install 'siamese-edge[train]'`` instead of an ImportError traceback.
 """

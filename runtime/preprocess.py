@@ -9,6 +9,8 @@ rounding rules: sizes are ``floor(x + 0.5)``).
 from __future__ import annotations
 
 import math
+import os
+import struct
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -123,16 +125,59 @@ def _round(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+MAX_PIXELS_ENV = "SIAMESE_EDGE_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels: any camera's photo; a 20000x20000 decompression bomb is refused
+
+
+def max_pixels() -> int:
+    """The pixel cap checked before decoding: ``$SIAMESE_EDGE_MAX_PIXELS``, else 100 megapixels."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_PIXELS_ENV}={raw!r}: expected a positive number of pixels")
+    return value
+
+
+def check_pixel_count(data: bytes, name: str, cap: int | None = None) -> None:
+    """Refuse an image whose header declares more than ``cap`` pixels, before decoding it (a 1 MB PNG can declare
+    20000x20000 and cost gigabytes). The ``imagesize`` package reads the header of PNG, JPEG, GIF, BMP, TIFF,
+    WebP and more; a format it does not know is left to OpenCV's own limit."""
+    import io
+
+    import imagesize
+
+    cap = max_pixels() if cap is None else cap
+    try:
+        width, height = imagesize.get(io.BytesIO(data))
+    except (ValueError, OSError, struct.error):
+        return  # a header it cannot parse: imdecode decides, and names it as unreadable
+    if width > 0 and height > 0 and width * height > cap:
+        raise ImageReadError(
+            f"{name}: {width}x{height} = {width * height:,} pixels, over the {cap:,}-pixel cap "
+            f"(set {MAX_PIXELS_ENV} to raise it)"
+        )
+
+
+def decode_image(data: bytes, name: str = "<bytes>", pixel_cap: int | None = None) -> np.ndarray:
     """Decode encoded image bytes (PNG, JPEG, BMP, ...) into uint8 RGB (HxWx3) or gray (HxW).
 
     16-bit images are scaled to 8 bits, alpha is dropped (as PIL's ``convert('RGB')`` does),
-    1-bit PNGs come out as 0/255. ``name`` is used in error messages.
+    1-bit PNGs come out as 0/255. ``name`` is used in error messages. An image over ``pixel_cap`` pixels
+    (default ``max_pixels()``) is refused before it is decoded.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise ImageReadError(f"{name}: empty file, expected an image")
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    check_pixel_count(data, name, pixel_cap)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:  # e.g. over OpenCV's own pixel limit, or a decoder that throws
+        raise ImageReadError(f"{name}: OpenCV cannot decode it ({' '.join(str(e).split())[-160:]})") from None
     if img is None:
         raise ImageReadError(f"{name}: not a readable image (corrupt, truncated or not an image format OpenCV decodes)")
     return normalize_image(img, bgr=True, name=name)

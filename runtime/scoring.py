@@ -7,6 +7,7 @@ same). Every score the project produces travels with a ``ScoreSpec`` so nobody h
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,7 +37,15 @@ class ScoreSpec:
             raise ValueError(f"score kind {self.kind!r}: expected one of {SCORE_KINDS}")
         if self.same_when not in DIRECTIONS:
             raise ValueError(f"score same_when {self.same_when!r}: expected one of {DIRECTIONS}")
-        object.__setattr__(self, "threshold", float(self.threshold))
+        try:
+            threshold = float(self.threshold)
+        except (TypeError, ValueError):
+            raise ValueError(f"score threshold {self.threshold!r}: expected a number") from None
+        if not math.isfinite(threshold):
+            raise ValueError(f"score threshold {threshold}: expected a finite number (NaN would decide nothing)")
+        if self.kind == "probability" and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"score threshold {threshold}: a probability threshold lies in [0, 1]")
+        object.__setattr__(self, "threshold", threshold)
 
     def is_match(self, score: Any) -> Any:
         """True where ``score`` means "same" (bool for a scalar, bool array for an array)."""

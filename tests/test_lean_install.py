@@ -163,4 +163,4 @@ def test_extras_table_matches_pyproject():
         assert extra in extras, f"{module}: extra [{extra}] is not in pyproject.toml"
         assert dist in closure(extra), f"{module}: {dist} is not installed by [{extra}]"
         assert dist not in core, f"{dist} is a core dependency, not an extra's"
-    assert core == {"numpy", "opencv-python-headless", "onnxruntime", "tqdm", "jsonschema"}
+    assert core == {"numpy", "opencv-python-headless", "onnxruntime", "tqdm", "jsonschema", "imagesize"}

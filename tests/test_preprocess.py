@@ -443,3 +443,58 @@ def test_preprocess_batch_empty_and_errors(tmp_path: Path) -> None:
     missing = tmp_path / "gone.jpg"
     with pytest.raises(ImageReadError, match="gone.jpg"):
         preprocess_batch([_rgb_image(), missing], spec)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR declaring width x height (what a decompression bomb looks like to a reader)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk
+
+
+def test_the_pixel_cap_refuses_a_bomb_before_decoding(tmp_path, monkeypatch) -> None:
+    from runtime.preprocess import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, ImageReadError, decode_image, read_image
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header(20000, 20000))
+    with pytest.raises(ImageReadError, match=r"bomb\.png: 20000x20000 = 400,000,000 pixels, over the 100,000,000"):
+        read_image(bomb)
+    assert DEFAULT_MAX_PIXELS == 100_000_000
+    ok, png = cv2.imencode(".png", np.zeros((30, 40), np.uint8))
+    assert decode_image(png.tobytes(), "small.png").shape == (30, 40)
+    with pytest.raises(ImageReadError, match=r"small\.png: 40x30 = 1,200 pixels, over the 1,000-pixel cap"):
+        decode_image(png.tobytes(), "small.png", pixel_cap=1000)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "1000")
+    with pytest.raises(ImageReadError, match=MAX_PIXELS_ENV):
+        decode_image(png.tobytes(), "small.png")
+    monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
+    with pytest.raises(ValueError, match="SIAMESE_EDGE_MAX_PIXELS='lots': expected a positive number"):
+        decode_image(png.tobytes(), "small.png")
+
+
+def test_opencv_refusing_an_image_is_an_image_error_not_a_traceback(tmp_path) -> None:
+    """Over OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS) imdecode throws cv2.error: named, not escaped."""
+    import subprocess
+    import sys
+
+    ok, png = cv2.imencode(".png", np.zeros((300, 400), np.uint8))
+    (tmp_path / "big.png").write_bytes(png.tobytes())
+    code = (
+        "import sys\nfrom runtime.preprocess import ImageReadError, read_image\n"
+        "try:\n    read_image(sys.argv[1])\nexcept ImageReadError as e:\n    print(e)\n"
+    )
+    env = {**__import__("os").environ, "OPENCV_IO_MAX_IMAGE_PIXELS": "1000"}
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "big.png")],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-1000:]
+    assert "big.png: OpenCV cannot decode it" in r.stdout

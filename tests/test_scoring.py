@@ -108,3 +108,38 @@ def test_frozen() -> None:
 def test_describe_states_direction_and_source() -> None:
     assert ">= 0.5" in PROB.describe() and "probability" in PROB.describe()
     assert "<= 0.8" in DIST.describe() and "calibrated (EER)" in DIST.describe()
+
+
+@pytest.mark.parametrize(
+    "kind, threshold, fragment",
+    [
+        ("distance", float("nan"), "expected a finite number"),
+        ("distance", float("inf"), "expected a finite number"),
+        ("probability", 1.5, r"a probability threshold lies in \[0, 1\]"),
+        ("probability", -0.1, r"a probability threshold lies in \[0, 1\]"),
+        ("distance", "half", "'half': expected a number"),
+    ],
+)
+def test_a_threshold_that_decides_nothing_is_refused(kind: str, threshold, fragment: str) -> None:
+    """NaN compares false with everything: every frame would be "no match" with exit 0."""
+    with pytest.raises(ValueError, match=fragment):
+        ScoreSpec(kind, "low", threshold)
+
+
+def test_a_nan_threshold_in_a_manifest_is_refused_naming_it(tmp_path) -> None:
+    import json
+
+    from runtime.bundle.layout import BundleError
+    from runtime.bundle.manifest import Manifest
+
+    d = {
+        "schema_version": 1,
+        "name": "t",
+        "preprocessing": {"height": 8, "width": 8},
+        "embedding": {"dim": 2},
+        "head": {"kind": "euclidean"},
+        "files": {},
+        "score": {"kind": "distance", "same_when": "low", "threshold": float("nan")},
+    }
+    with pytest.raises(BundleError, match="manifest.json: score threshold nan: expected a finite number"):
+        Manifest.from_dict(json.loads(json.dumps(d)))
