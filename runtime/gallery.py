@@ -38,11 +38,17 @@ Scores are always in the manifest's units (``ScoreSpec``: a probability or a dis
 "same"). Candidates are ranked best first by that direction, and the decision is a match only when the best
 candidate passes the threshold (the manifest's, or ``threshold=``); otherwise the answer is ``"unknown"``.
 
-**Saving.** ``save(path)`` writes ``<path>.npz`` (the embeddings and who owns each) and then ``<path>.json``
-(identities, the bundle's name, the sha256 of its embedding graph, the dimension, the score spec, the aggregate,
-a threshold given to the gallery, and the ``.npz``'s own sha256), each atomically (``runtime.fileio``). ``Gallery.load`` refuses a gallery made
-with a different network (another bundle, a re-exported or retrained model: the embedding graph's sha256
-differs) or dimension, and a ``.npz`` that does not belong to its ``.json``; the message says which.
+**Saving.** ``save(path)`` writes ``<path>.npz`` (the embeddings, who owns each, and the gallery's metadata) and
+then ``<path>.json`` (the same metadata for people and tools: identities, the bundle's name, the sha256 of its
+embedding graph, the dimension, the score spec, the aggregate, a threshold given to the gallery, and the
+``.npz``'s sha256, hashed from the bytes written), each atomically, under an exclusive lock on the folder
+(``load`` takes it shared), so two writers never interleave and a reader never pairs one writer's names with
+another's embeddings. A save killed between the two renames leaves the new ``.npz`` beside the old ``.json``:
+``load`` sees that the ``.npz`` is a later save of the same gallery (its ``id`` and ``generation``) and loads it
+from the ``.npz``'s own metadata, so a crash at any instant leaves the old or the new gallery loadable.
+``Gallery.load`` refuses a gallery made with a different network (another bundle, a re-exported or retrained
+model: the embedding graph's sha256 differs) or dimension, and a ``.npz`` that does not belong to its ``.json``;
+the message says which.
 
 **Large galleries.** With ``faiss`` installed (optional, ``pip install faiss-cpu``), a distance head, the
 ``"template"`` aggregate and at least ``faiss_min_size`` identities, candidates come from a ``faiss.IndexFlatL2``
@@ -54,8 +60,12 @@ A gallery may be shared by threads: enrollment and removal take a lock, identifi
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import threading
+import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,6 +273,7 @@ class Gallery:
                 )
         self._force_faiss = bool(use_faiss)
         self._lock = threading.RLock()
+        self._saved_as: tuple[str, int] = (uuid.uuid4().hex, 0)  # (id, generation) of the last save or load
         self._rows: dict[str, list[np.ndarray]] = {}  # identity -> list of (n_i, D) float32 blocks
         self._snapshot: _Snapshot | None = None
 
@@ -543,16 +554,33 @@ class Gallery:
         return stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
 
     def save(self, path: str | os.PathLike) -> tuple[Path, Path]:
-        """Write ``<path>.npz`` then ``<path>.json``, each atomically; returns both paths."""
+        """Write ``<path>.npz`` then ``<path>.json`` (see the module docstring: atomic as a pair, locked against
+        other writers); returns both paths."""
         npz_path, json_path = self.paths(path)
         with self._lock:
             snap = self._state()
-        with atomic_path(npz_path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, embeddings=snap.embeddings, owner=snap.owner.astype(np.int32))
-        meta = {
+            gallery_id, generation = self._saved_as
+            meta = self._metadata(snap, npz_path.name, gallery_id, generation + 1)
+            with folder_lock(npz_path.parent, exclusive=True):
+                with atomic_path(npz_path) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.savez(
+                            f,
+                            embeddings=snap.embeddings,
+                            owner=snap.owner.astype(np.int32),
+                            meta=np.array(json.dumps(meta)),
+                        )
+                    digest = sha256_file(tmp)  # the bytes written, not whatever the path holds after the rename
+                write_json_atomic(json_path, {**meta, "npz": {"file": npz_path.name, "sha256": digest}})
+            self._saved_as = (gallery_id, generation + 1)
+        return npz_path, json_path
+
+    def _metadata(self, snap: _Snapshot, npz_name: str, gallery_id: str, generation: int) -> dict[str, Any]:
+        return {
             "format": GALLERY_FORMAT,
             "schema": GALLERY_SCHEMA,
+            "id": gallery_id,
+            "generation": generation,
             "bundle": {
                 "name": self.bundle,
                 "embedding_file": self.manifest.embedding_file,
@@ -565,10 +593,7 @@ class Gallery:
             "threshold_given": self.threshold_given,
             "aggregate": self.aggregate,
             "identities": [{"name": n, "images": int(c)} for n, c in zip(snap.names, snap.counts)],
-            "npz": {"file": npz_path.name, "sha256": sha256_file(npz_path)},
         }
-        write_json_atomic(json_path, meta)
-        return npz_path, json_path
 
     @classmethod
     def load(
@@ -587,11 +612,8 @@ class Gallery:
         ``aggregate`` defaults to the saved one; ``threshold`` to the one given when the gallery was made (if any),
         else the engine's manifest's."""
         npz_path, json_path = cls.paths(path)
-        meta = read_json(json_path, GalleryError, "no such gallery file")
-        if not isinstance(meta, dict) or meta.get("format") != GALLERY_FORMAT:
-            raise GalleryError(f"{json_path}: not a siamese-edge gallery (format {GALLERY_FORMAT!r} expected)")
-        if meta.get("schema") != GALLERY_SCHEMA:
-            raise GalleryError(f"{json_path}: gallery schema {meta.get('schema')}, this runtime reads {GALLERY_SCHEMA}")
+        with folder_lock(npz_path.parent, exclusive=False):
+            meta, emb, owner = _read_saved(npz_path, json_path)
         gallery = cls(
             engine,
             manifest,
@@ -608,16 +630,6 @@ class Gallery:
                 f"{gallery.bundle!r} (sha256 {str(gallery.model_id)[:12]}..., dim {gallery.dim}); embeddings of "
                 "different networks do not compare: enroll the identities again with this bundle"
             )
-        want = meta.get("npz", {}).get("sha256")
-        if not npz_path.is_file():
-            raise GalleryError(f"{npz_path}: missing (the gallery's embeddings; {json_path.name} lists it)")
-        if sha256_file(npz_path) != want:
-            raise GalleryError(
-                f"{npz_path}: sha256 does not match {json_path.name} (replaced or from an interrupted save)"
-            )
-        with np.load(npz_path, allow_pickle=False) as z:
-            emb = np.asarray(z["embeddings"], np.float32)
-            owner = np.asarray(z["owner"], np.int64)
         idents = meta.get("identities", [])
         names = [str(i["name"]) for i in idents]
         if emb.ndim != 2 or emb.shape[1] != gallery.dim or owner.shape != (len(emb),):
@@ -627,7 +639,63 @@ class Gallery:
             raise GalleryError(f"{npz_path}: image counts do not match {json_path.name}")
         for k, name in enumerate(names):
             gallery._rows[name] = [emb[owner == k]]
+        if isinstance(meta.get("id"), str):
+            gallery._saved_as = (meta["id"], int(meta.get("generation", 0)))
         return gallery
+
+
+def _read_saved(npz_path: Path, json_path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The gallery's metadata, embeddings and owners: from the ``.json`` when the ``.npz`` is the one it lists;
+    from the ``.npz``'s own metadata when it is a later save of the same gallery (a save killed between its two
+    renames); else GalleryError naming the file."""
+    meta = read_json(json_path, GalleryError, "no such gallery file")
+    if not isinstance(meta, dict) or meta.get("format") != GALLERY_FORMAT:
+        raise GalleryError(f"{json_path}: not a siamese-edge gallery (format {GALLERY_FORMAT!r} expected)")
+    if meta.get("schema") != GALLERY_SCHEMA:
+        raise GalleryError(f"{json_path}: gallery schema {meta.get('schema')}, this runtime reads {GALLERY_SCHEMA}")
+    if not npz_path.is_file():
+        raise GalleryError(f"{npz_path}: missing (the gallery's embeddings; {json_path.name} lists it)")
+    listed = (meta.get("npz") or {}).get("sha256")
+    try:
+        with np.load(npz_path, allow_pickle=False) as z:
+            emb = np.asarray(z["embeddings"], np.float32)
+            owner = np.asarray(z["owner"], np.int64)
+            own = json.loads(str(z["meta"])) if "meta" in z.files else None
+    except (OSError, ValueError, KeyError) as e:
+        raise GalleryError(f"{npz_path}: not a gallery's embeddings ({e})") from None
+    if sha256_file(npz_path) == listed:
+        return meta, emb, owner
+    later = (
+        isinstance(own, dict)
+        and own.get("id") is not None
+        and own.get("id") == meta.get("id")
+        and int(own.get("generation", 0)) > int(meta.get("generation", 0))
+    )
+    if not later:
+        raise GalleryError(f"{npz_path}: sha256 does not match {json_path.name} (replaced or from an interrupted save)")
+    warnings.warn(
+        f"{json_path}: older than {npz_path.name} (a save was interrupted); loaded the newer save from the .npz",
+        stacklevel=3,
+    )
+    return own, emb, owner
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, exclusive: bool):
+    """An advisory lock on ``folder`` (flock on the folder itself: no lock file is left behind): exclusive for a
+    save, shared for a load. Where flock does not exist (not POSIX) it is a no-op."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def identification_rate(results: Sequence[Identification], truth: Sequence[str | None]) -> float:

@@ -372,3 +372,77 @@ def test_enroll_many_with_batches_and_a_saved_gallery_threshold(tmp_path):
     assert g2.spec.threshold == 0.9 and g2.threshold_given == 0.9  # the gallery's own threshold travels with it
     assert Gallery.load(tmp_path / "g", eng, threshold=0.6).spec.threshold == 0.6
     assert g2.identify(single) == g.identify(single)
+
+
+def _gallery_of(backend, names: list[str], value: float) -> Gallery:
+    """A gallery whose every embedding encodes which save it came from (``value``), to catch mixed pairs."""
+    g = Gallery(backend)
+    dim = backend.manifest.embedding_dim
+    for k, name in enumerate(names):
+        e = np.full((1, dim), value, np.float32)
+        e[0, k % dim] += 1.0
+        g.enroll(name, embeddings=e)
+    return g
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_a_save_killed_at_any_rename_leaves_the_old_or_the_new_gallery(backend, tmp_path, monkeypatch, fail_at):
+    """Fault injection: the save dies at its first or second rename (npz, then json); the gallery still loads,
+    as the old version or the new one, never neither, and no staging file is left."""
+    import os
+
+    old = _gallery_of(backend, ["alice"], 0.0)
+    old.save(tmp_path / "g")
+    new = Gallery.load(tmp_path / "g", backend)
+    new.enroll("bob", embeddings=np.ones((1, backend.manifest.embedding_dim), np.float32))
+    real_replace, calls = os.replace, []
+
+    def dying_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == fail_at:
+            raise KeyboardInterrupt("killed")  # what SIGTERM becomes at the CLI boundary
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(tmp_path / "g")
+    monkeypatch.setattr(os, "replace", real_replace)
+    with __import__("warnings").catch_warnings(record=True) as caught:
+        __import__("warnings").simplefilter("always")
+        loaded = Gallery.load(tmp_path / "g", backend)
+    want = ["alice"] if fail_at == 1 else ["alice", "bob"]
+    assert loaded.identities == want
+    assert (fail_at == 2) == any("a save was interrupted" in str(w.message) for w in caught)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "g.npz"]
+    loaded.save(tmp_path / "g")  # and it saves again normally
+    assert Gallery.load(tmp_path / "g", backend).identities == want
+
+
+def test_two_writers_and_a_reader_never_mix_galleries(backend, tmp_path):
+    """Two writers save different galleries to one path while a reader loads it: every load is one writer's
+    gallery whole (its names with its embeddings), never a mix, never a failure."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "shared"
+    writers = {v: _gallery_of(backend, [f"w{int(v)}-{k}" for k in range(4)], v) for v in (1.0, 2.0)}
+    writers[1.0].save(path)
+
+    def write(value: float) -> None:
+        for _ in range(25):
+            writers[value].save(path)
+
+    def read() -> list[str]:
+        bad = []
+        for _ in range(60):
+            g = Gallery.load(path, backend)
+            tag = g.identities[0].split("-")[0]
+            value = float(tag[1:])
+            rows = np.concatenate([g._rows[n][0] for n in g.identities])
+            if not all(n.startswith(tag) for n in g.identities) or not np.allclose(np.median(rows), value):
+                bad.append(",".join(g.identities))
+        return bad
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(write, 1.0), pool.submit(write, 2.0), pool.submit(read)]
+        results = [f.result(timeout=120) for f in futures]
+    assert results[2] == []
