@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.backends.base import PRECISIONS, BackendEntry, backend_names, entry, registered
+from runtime.bundle.layout import BundleError
 from runtime.parity import ParityResult
 
 
@@ -171,7 +172,8 @@ def select(
     precision None lets the backend pick, and its ``info()["precision"]`` says what it took);
     judge(candidate, precision, backend) -> Verdict. A candidate that is present but fails to load, or fails
     parity, is reported through ``warn`` (a stale TensorRT plan lands here with its rebuild command).
-    Raises BackendUnavailable listing every candidate's outcome when none qualifies.
+    Raises BackendUnavailable listing every candidate's outcome when none qualifies, and BundleError when a build finds
+    the bundle itself wrong (no backend could run it).
     """
     attempts: list[Attempt] = []
     for cand in cands:
@@ -185,6 +187,8 @@ def select(
         for asked in cand.precisions:
             try:
                 backend = build(cand, asked)
+            except BundleError:
+                raise  # the bundle itself is wrong (a graph that does not fit its manifest): no backend can run it
             except Exception as e:  # noqa: BLE001 - any failure to load means "next backend"; it is reported
                 msg = str(e) or type(e).__name__
                 attempts.append(Attempt(cand.variant, asked, "failed to load", msg))

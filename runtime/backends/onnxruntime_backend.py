@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from runtime.backends.base import BackendEntry, Presence, register
+from runtime.bundle.graph_io import check_embedding_io, check_head_io, static
 from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_OUTPUT, HEAD_INPUTS, INPUT_NAME, SCORE_OUTPUT
 from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.heads import euclidean_distance
@@ -151,6 +152,19 @@ def make_session(model: str | Path | bytes, providers: list | None = None, threa
     return ort.InferenceSession(src, sess_options=opts, providers=providers or best_providers())
 
 
+def session_io(session) -> tuple[list, list]:
+    """An ONNX Runtime session's inputs and outputs as (name, shape) with None for dynamic dimensions."""
+
+    def io(args):
+        return [(a.name, [static(d) for d in a.shape]) for a in args]
+
+    return io(session.get_inputs()), io(session.get_outputs())
+
+
+def _where(src) -> str:
+    return "the embedding graph given as bytes" if isinstance(src, bytes) else str(src)
+
+
 class CpuHead:
     """Scores embedding pairs: head.onnx through ONNX Runtime, or the distance in numpy. On the CPU by default, for
     backends whose network runs elsewhere (TensorRT, OpenVINO): the head is a few dense layers, the CPU is exact
@@ -161,7 +175,9 @@ class CpuHead:
     ):
         self._session = None
         if manifest.head_kind == "learned":
-            self._session = make_session(Path(bundle_dir) / manifest.head_file, providers or [CPU_EP], threads)
+            path = Path(bundle_dir) / manifest.head_file
+            self._session = make_session(path, providers or [CPU_EP], threads)
+            check_head_io(path, manifest, *session_io(self._session))
         self._epsilon = manifest.head_epsilon
 
     def __call__(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
@@ -206,6 +222,7 @@ class OnnxRuntimeBackend:
         if not self._gpu:  # the CPU path, as it always was
             src = embedding_model if embedding_model is not None else self.bundle_dir / self.manifest.embedding_file
             self._embed = make_session(src, providers, threads)
+            check_embedding_io(_where(src), self.manifest, *session_io(self._embed))
             self._head = CpuHead(self.bundle_dir, self.manifest, threads, providers or best_providers())
         else:
             hwc = self.manifest.preprocessing.input_shape
@@ -220,6 +237,7 @@ class OnnxRuntimeBackend:
             else:
                 src = self.bundle_dir / embedding_file_for(self.manifest, config, precision, self.bundle_dir)
             self._embed = make_session(src, config, threads)
+            check_embedding_io(_where(src), self.manifest, *session_io(self._embed))
             # the head's batch is the number of pairs, not images: no TensorRT profile for it, CUDA EP is enough
             self._head = CpuHead(
                 self.bundle_dir, self.manifest, threads, [e for e in config if _provider_name(e) != TRT_EP]

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from runtime.backends.base import BackendEntry, Presence, register
-from runtime.bundle.layout import EMBEDDING_OUTPUT, INPUT_NAME
+from runtime.bundle.graph_io import check_embedding_io
+from runtime.bundle.layout import INPUT_NAME
 from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.extras import install_command
 
@@ -176,16 +177,8 @@ class OpenVINOBackend:
         src = Path(embedding_model) if embedding_model is not None else self.bundle_dir / self.manifest.embedding_file
         core = ov.Core()
         model = core.read_model(str(src))
-        names = [set(p.get_names()) for p in model.inputs], [set(p.get_names()) for p in model.outputs]
-        if (
-            len(names[0]) != 1
-            or INPUT_NAME not in names[0][0]
-            or len(names[1]) != 1
-            or EMBEDDING_OUTPUT not in names[1][0]
-        ):
-            raise ValueError(
-                f"{src}: expected one input {INPUT_NAME!r} and one output {EMBEDDING_OUTPUT!r}, got {names}"
-            )
+        outputs = _ports(model.outputs, self.manifest.embedding.output)
+        check_embedding_io(src, self.manifest, _ports(model.inputs, INPUT_NAME), outputs)
         self._compiled = core.compile_model(model, DEVICE, compile_config(precision, threads))
         self._output = self._compiled.output(0)
         got = self._compiled.get_property("INFERENCE_PRECISION_HINT")
@@ -244,6 +237,16 @@ class OpenVINOBackend:
 # ----------------------------------------------------------------------------------------------------------------
 # registry entry
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def _ports(ports, expected: str) -> list[tuple[str, list[int | None]]]:
+    """OpenVINO ports as (name, shape): the expected name when the port has it among its names; dynamic
+    dimensions as None."""
+    out = []
+    for p in ports:
+        name = expected if expected in p.get_names() else p.get_any_name()
+        out.append((name, [d.get_length() if d.is_static else None for d in p.get_partial_shape()]))
+    return out
 
 
 def _present(bundle_dir, precision, providers) -> Presence:
