@@ -75,6 +75,7 @@ import numpy as np
 
 from runtime.bundle.manifest import Manifest
 from runtime.fileio import atomic_path, read_json, sha256_file, write_json_atomic
+from runtime.heads import check_embeddings
 from runtime.images import as_items, to_batch
 from runtime.scoring import ScoreSpec
 
@@ -357,16 +358,11 @@ class Gallery:
         return self._check_embeddings(x), x.ndim == 1
 
     def _check_embeddings(self, x: Any) -> np.ndarray:
-        a = np.asarray(x)
-        if a.ndim not in (1, 2) or a.shape[-1] != self.dim or not np.issubdtype(a.dtype, np.floating):
-            raise GalleryError(
-                f"embeddings of shape {a.shape} and type {a.dtype}: expected float ({self.dim},) or (N, {self.dim}) "
-                f"for bundle {self.bundle!r}"
-            )
-        a = a.reshape(-1, self.dim).astype(np.float32)
-        if not np.all(np.isfinite(a)):
-            raise GalleryError("embeddings contain NaN or infinity")
-        return a
+        try:
+            a = check_embeddings(x, self.dim, self.bundle)
+        except ValueError as e:
+            raise GalleryError(str(e)) from None
+        return a.reshape(-1, self.dim).astype(np.float32)
 
     def _embed(self, images: Any, embeddings: Any, rgb: bool) -> tuple[np.ndarray, bool]:
         if (images is None) == (embeddings is None):
@@ -630,18 +626,40 @@ class Gallery:
                 f"{gallery.bundle!r} (sha256 {str(gallery.model_id)[:12]}..., dim {gallery.dim}); embeddings of "
                 "different networks do not compare: enroll the identities again with this bundle"
             )
-        idents = meta.get("identities", [])
-        names = [str(i["name"]) for i in idents]
+        names, images = _identities(meta, json_path)
         if emb.ndim != 2 or emb.shape[1] != gallery.dim or owner.shape != (len(emb),):
             raise GalleryError(f"{npz_path}: embeddings {emb.shape} / owner {owner.shape} do not fit dim {gallery.dim}")
+        try:
+            check_embeddings(emb, gallery.dim, gallery.bundle, what=f"{npz_path}: embeddings")
+        except ValueError as e:
+            raise GalleryError(str(e)) from None
         counts = np.bincount(owner, minlength=len(names)) if len(owner) else np.zeros(len(names), np.int64)
-        if len(counts) != len(names) or [int(c) for c in counts] != [int(i["images"]) for i in idents]:
+        if len(counts) != len(names) or [int(c) for c in counts] != images:
             raise GalleryError(f"{npz_path}: image counts do not match {json_path.name}")
         for k, name in enumerate(names):
             gallery._rows[name] = [emb[owner == k]]
         if isinstance(meta.get("id"), str):
             gallery._saved_as = (meta["id"], int(meta.get("generation", 0)))
         return gallery
+
+
+def _identities(meta: dict[str, Any], json_path: Path) -> tuple[list[str], list[int]]:
+    """The saved identities' names and image counts; GalleryError naming the file when they are malformed or a
+    name repeats (a repeated name would silently drop an identity)."""
+    idents = meta.get("identities")
+    try:
+        names = [i["name"] for i in idents]
+        images = [int(i["images"]) for i in idents]
+    except (TypeError, KeyError, ValueError):
+        raise GalleryError(
+            f'{json_path}: identities must be a list of {{"name": str, "images": int}}, found {str(idents)[:80]}'
+        ) from None
+    if not all(isinstance(n, str) and n for n in names):
+        raise GalleryError(f"{json_path}: identity names must be non-empty strings")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise GalleryError(f"{json_path}: identities {repeated} appear more than once")
+    return names, images
 
 
 def _read_saved(npz_path: Path, json_path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:

@@ -42,6 +42,7 @@ from runtime.bundle.layout import MANIFEST_NAME, REFERENCE_NPZ, BundleError
 from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.bundle.parity_report import read_report
 from runtime.bundle.reference import Reference
+from runtime.heads import check_embeddings
 from runtime.images import as_items, to_batch
 from runtime.machine import cpu_name, package_version
 from runtime.parity import ParityResult, compare, tolerances_for
@@ -240,19 +241,19 @@ class Verifier:
         if len(x) == 0:
             return self._wrap(np.zeros((0, self.dim), np.float32))
         out = self._call(self.backend.embed, x)
+        if not np.all(np.isfinite(out)):  # e.g. an FP16 overflow: every decision would silently be "no match"
+            rows = np.flatnonzero(~np.all(np.isfinite(np.asarray(out).reshape(len(x), -1)), axis=1)).tolist()
+            raise ValueError(
+                f"{self._info.get('variant', self.backend)} {self._info.get('precision', '')} computed NaN or infinity "
+                f"for batch rows {rows[:8]}: this backend cannot run this bundle at this precision"
+            )
         return self._wrap(out)
 
     def as_embedding(self, array: Any) -> Embedding:
         """Mark stored vectors (``(dim,)`` or ``(N, dim)``, e.g. from ``np.load``) as this model's embeddings."""
         if isinstance(array, Embedding):
             self._check_model(array)
-        a = np.asarray(array)
-        if a.ndim not in (1, 2) or a.shape[-1] != self.dim or not np.issubdtype(a.dtype, np.floating):
-            raise ValueError(
-                f"embedding of shape {a.shape} and type {a.dtype}: expected float ({self.dim},) or (N, {self.dim}) "
-                f"for bundle {self.name!r}"
-            )
-        return self._wrap(a)
+        return self._wrap(check_embeddings(array, self.dim, self.name, what="embedding"))
 
     def _wrap(self, a: Any) -> Embedding:
         return Embedding(a, self.model_id, self.name)

@@ -446,3 +446,52 @@ def test_two_writers_and_a_reader_never_mix_galleries(backend, tmp_path):
         futures = [pool.submit(write, 1.0), pool.submit(write, 2.0), pool.submit(read)]
         results = [f.result(timeout=120) for f in futures]
     assert results[2] == []
+
+
+def test_nan_embeddings_get_one_rule_in_the_verifier_and_the_gallery(backend, tmp_path):
+    """NaN compares false with every threshold: refused the same way wherever embeddings enter, a saved
+    gallery's .npz included."""
+    from runtime.heads import check_embeddings
+
+    dim = backend.manifest.embedding_dim
+    bad = np.ones((3, dim), np.float32)
+    bad[1, 0] = np.nan
+    with pytest.raises(ValueError, match="embeddings: 1 of 3 contain NaN or infinity"):
+        check_embeddings(bad, dim, "b")
+    g = Gallery(backend)
+    with pytest.raises(GalleryError, match="1 of 3 contain NaN or infinity"):
+        g.enroll("x", embeddings=bad)
+    g.enroll("x", embeddings=np.ones((1, dim), np.float32))
+    npz, _ = g.save(tmp_path / "g")
+    with np.load(npz) as z:
+        arrays = dict(z)
+    arrays["embeddings"] = np.full_like(arrays["embeddings"], np.inf)
+    np.savez(npz, **arrays)  # a tampered .npz: also wrong sha256, so give the json the new hash to reach the check
+    meta = json.loads((tmp_path / "g.json").read_text())
+    meta["npz"]["sha256"] = __import__("hashlib").sha256(npz.read_bytes()).hexdigest()
+    (tmp_path / "g.json").write_text(json.dumps(meta))
+    with pytest.raises(GalleryError, match=r"g\.npz: embeddings: 1 of 1 contain NaN or infinity"):
+        Gallery.load(tmp_path / "g", backend)
+
+
+@pytest.mark.parametrize(
+    "mutate, fragment",
+    [
+        (
+            lambda m: m.update(identities=[{"name": "x", "images": 1}, {"name": "x", "images": 0}]),
+            r"\['x'\] appear more than once",
+        ),
+        (lambda m: m.update(identities="x"), "identities must be a list"),
+        (lambda m: m.update(identities=[{"name": 3, "images": 1}]), "names must be non-empty strings"),
+        (lambda m: m.update(identities=[{"name": "x", "images": "one"}]), "identities must be a list"),
+    ],
+)
+def test_a_tampered_gallery_json_is_refused_naming_it(backend, tmp_path, mutate, fragment):
+    g = Gallery(backend)
+    g.enroll("x", embeddings=np.ones((1, backend.manifest.embedding_dim), np.float32))
+    g.save(tmp_path / "g")
+    meta = json.loads((tmp_path / "g.json").read_text())
+    mutate(meta)
+    (tmp_path / "g.json").write_text(json.dumps(meta))
+    with pytest.raises(GalleryError, match=r"g\.json: .*" + fragment):
+        Gallery.load(tmp_path / "g", backend)

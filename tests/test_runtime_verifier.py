@@ -643,3 +643,10 @@ def test_the_registry_is_the_one_table():
         entry("cuda")
     with pytest.raises(ValueError, match="already registered"):
         register(BackendEntry(**{**cpu.__dict__, "bench": ()}))
+
+
+def test_nan_embeddings_are_refused_by_the_verifier(verifier):
+    bad = np.zeros(verifier.dim, np.float32)
+    bad[0] = np.inf
+    with pytest.raises(ValueError, match="embedding: 1 of 1 contain NaN or infinity"):
+        verifier.score_embeddings(bad, np.zeros(verifier.dim, np.float32))
