@@ -73,7 +73,14 @@ def test_the_written_layout_is_what_the_reader_reads():
 
     d = _exported().to_dict()
     assert d["training"]["label_convention"] == "label 0 = same, 1 = different"
-    assert d["input"] == {"name": "image", "height": 28, "width": 28, "channels": 1, "layout": "NHWC", "dtype": "float32"}
+    assert d["input"] == {
+        "name": "image",
+        "height": 28,
+        "width": 28,
+        "channels": 1,
+        "layout": "NHWC",
+        "dtype": "float32",
+    }
     m = Manifest.from_dict(d)
     assert (m.name, m.embedding_dim, m.head_kind, m.head_epsilon, m.arch) == ("w", 8, "euclidean", 1e-7, "koch")
     assert m.fp16_file == "embedding.fp16.onnx" and m.head_file is None and m.label_same == 0
@@ -175,7 +182,9 @@ def test_the_schema_version_is_the_one_the_cpp_runtime_is_built_with():
     assert manifest_schema()["properties"]["schema_version"]["const"] == SCHEMA_VERSION
     cmake = (Path(__file__).resolve().parents[1] / "runtime" / "cpp" / "CMakeLists.txt").read_text()
     assert SCHEMA_FILE in cmake and "SIAMESE_SCHEMA_VERSION" in cmake
-    header = (Path(__file__).resolve().parents[1] / "runtime" / "cpp" / "include" / "siamese" / "manifest.hpp").read_text()
+    header = (
+        Path(__file__).resolve().parents[1] / "runtime" / "cpp" / "include" / "siamese" / "manifest.hpp"
+    ).read_text()
     assert "kSchemaVersion = SIAMESE_SCHEMA_VERSION" in header
 
 
@@ -212,6 +221,11 @@ def test_entries_outside_the_bundle_are_refused(bundle):
         (lambda d: d["embedding"].pop("dim"), "missing field 'embedding.dim'"),
         (lambda d: d.update(files=["embedding.onnx"]), r"files: \['embedding.onnx'\] is not of type 'object'"),
         (lambda d: d["head"].update(epsilon=-1), r"head\.epsilon: -1 is less than the minimum of 0"),
+        (
+            lambda d: d["preprocessing"].update(scale=0),
+            r"preprocessing\.scale: 0 is less than or equal to the minimum of 0",
+        ),
+        (lambda d: d["score"].pop("kind"), "missing field 'score.kind'"),
     ],
 )
 def test_malformed_manifests_say_what_is_wrong(bundle, mutate, message):
@@ -252,6 +266,7 @@ def test_existing_bundle_needs_force_and_is_replaced_whole(tmp_path):
     target = tmp_path / "demo"
     with staged_bundle(target) as tmp:
         (tmp / "old.txt").write_text("old")
+        (tmp / "manifest.json").write_text("{}")  # what makes it a bundle --force may replace
     with pytest.raises(BundleExistsError, match="--force"):
         with staged_bundle(target):
             pass

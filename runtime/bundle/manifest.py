@@ -385,8 +385,10 @@ class Manifest:
             )
         except BundleError as e:
             raise BundleError(f"{where}: {e}") from None
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, AttributeError) as e:
             raise BundleError(f"{where}: {e}") from None
+        except KeyError as e:
+            raise BundleError(f"{where}: missing field {e.args[0]!r}") from None
         for name in [*m.named_files(), m.parity_file]:
             inside(name, where)
         return m
