@@ -104,6 +104,20 @@ def check_replaceable(target: str | os.PathLike, markers: tuple[str, ...], what:
         )
 
 
+def check_writable_dir(path: str | os.PathLike, option: str) -> Path:
+    """Create ``path`` if needed and make sure a file can be written there, before a long run whose results
+    would otherwise be lost at the end; OSError naming ``option`` when not."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OSError(f"{option} {p}: cannot write there ({e.strerror or e})") from None
+    return p
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

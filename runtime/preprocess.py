@@ -185,16 +185,20 @@ def decode_image(data: bytes, name: str = "<bytes>", pixel_cap: int | None = Non
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file into uint8 RGB (HxWx3) or gray (HxW); errors name the file."""
+    return decode_image(read_image_bytes(path), name=str(path))
+
+
+def read_image_bytes(path: str | Path) -> bytes:
+    """An image file's bytes, or ImageReadError saying why not (missing, a folder, a link loop, no permission)."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except FileNotFoundError:
         raise ImageReadError(f"{p}: no such file") from None
     except IsADirectoryError:
         raise ImageReadError(f"{p}: is a directory, expected an image file") from None
     except OSError as e:
         raise ImageReadError(f"{p}: cannot read ({e.strerror or e})") from None
-    return decode_image(data, name=str(p))
 
 
 def normalize_image(img: np.ndarray, bgr: bool = False, name: str = "image") -> np.ndarray:

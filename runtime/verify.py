@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from runtime import console
@@ -71,15 +70,17 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any], list[str]]:
     """Do the work; (exit code, JSON-able result, text lines)."""
     from runtime.bundle.layout import BundleError
     from runtime.parity import format_table
-    from runtime.preprocess import ImageReadError
+    from runtime.preprocess import ImageReadError, read_image_bytes
 
     if len(args.images) not in (0, 2) or (not args.images and not args.parity):
         raise CliError(EXIT_INPUT, f"expected two images A B (got {len(args.images)}); or --parity alone")
     if args.threads is not None and args.threads < 1:
         raise CliError(EXIT_INPUT, f"--threads {args.threads}: expected a positive integer")
     for img in args.images:  # before loading the bundle: a typo should not wait for a model
-        if not Path(img).is_file():
-            raise CliError(EXIT_INPUT, f"{img}: no such file" if not Path(img).exists() else f"{img}: not a file")
+        try:
+            read_image_bytes(img)
+        except ImageReadError as e:
+            raise CliError(EXIT_INPUT, str(e)) from None
     verifier = load_verifier(args.bundle, args.backend, args.precision, args.threads)
     info = verifier.info()
     out: dict[str, Any] = {

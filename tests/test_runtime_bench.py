@@ -195,3 +195,17 @@ def test_importing_the_bench_and_the_gallery_loads_no_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_missing_model_or_an_unwritable_out_fails_before_any_timing(tmp_path_factory, tmp_path, capsys):
+    """Exit 2 with the option named, at once: not 0, and not after minutes of timing."""
+    from quick_models import omniglot_bundle
+
+    bundle = omniglot_bundle(tmp_path_factory)
+    base = ["--bundle", str(bundle), "--quick", "-q", "--backends", "onnxruntime"]
+    assert bench.main([*base, "--out", str(tmp_path / "o"), "--model", str(tmp_path / "missing.keras")]) == 2
+    assert "--model " in capsys.readouterr().err and not (tmp_path / "o").exists()
+    (tmp_path / "a-file").write_text("x")
+    assert bench.main([*base, "--out", str(tmp_path / "a-file" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path / 'a-file' / 'sub'}: cannot write there" in err

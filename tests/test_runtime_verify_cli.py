@@ -136,6 +136,12 @@ def test_more_exit_codes_in_process(bundle, images, tmp_path, capsys):
     a, b = str(images["zero_a"]), str(images["zero_b"])
     assert main(["--bundle", str(bundle), a, str(tmp_path / "missing.png")]) == EXIT_INPUT
     assert "missing.png: no such file" in capsys.readouterr().err
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    assert main(["--bundle", str(bundle), a, str(tmp_path / "loop1")]) == EXIT_INPUT
+    assert "loop1: cannot read (Too many levels of symbolic links)" in capsys.readouterr().err
+    assert main(["--bundle", str(bundle), a, str(tmp_path)]) == EXIT_INPUT
+    assert "is a directory, expected an image file" in capsys.readouterr().err
     assert main(["--bundle", str(tmp_path / "nowhere"), a, b]) == EXIT_INPUT
     assert "not a bundle folder" in capsys.readouterr().err
     assert main(["--bundle", str(bundle), a]) == EXIT_INPUT

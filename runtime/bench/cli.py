@@ -201,10 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().error(f"--{name.replace('_', '-')} must be >= 1")
     args.backends = parse_backends(args.backends)
     from runtime.bundle.layout import BundleError
+    from runtime.fileio import check_writable_dir
 
-    try:
+    try:  # what can be checked before minutes of timing is checked first
+        if args.model and not Path(args.model).exists():
+            raise FileNotFoundError(f"--model {args.model}: no such file or folder")
+        check_writable_dir(args.out, "--out")
         report = run(args)
-    except BundleError as e:
+    except (BundleError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
