@@ -17,7 +17,7 @@ from typing import Any
 
 from runtime import console
 from runtime.backends.base import PRECISIONS, backend_names
-from runtime.console import CliError, cli_warnings, load_verifier, one_line
+from runtime.console import BOUNDARY_EXIT_CODES, CliError, cli_warnings, load_verifier, one_line, run_cli
 from runtime.extras import explain_missing_extras
 
 EXIT_OK, EXIT_PARITY, EXIT_INPUT, EXIT_BACKEND = 0, 1, console.EXIT_INPUT, console.EXIT_BACKEND
@@ -34,8 +34,12 @@ examples:
 backend auto takes the fastest backend present that passes parity for the bundle
 (TensorRT plan for this GPU > ONNX Runtime GPU > OpenVINO > ONNX Runtime CPU) and says why.
 
-exit codes: 0 ran (the decision is in the output), 1 --parity failed, 2 bad input (image, bundle,
-arguments: one line on stderr naming the file), 3 the backend cannot run here
+exit codes:
+  0  ran (the decision is in the output)
+  1  --parity failed
+  2  bad input (image, bundle, arguments: one line on stderr naming the file)
+  3  the backend cannot run here
+{boundary}
 """
 
 
@@ -44,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m runtime.verify",
         description="Verify a pair of images with a siamese-edge bundle: prints the score, what it means, "
         "the threshold and the decision, and which backend ran it and why.",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES.format(boundary=BOUNDARY_EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", required=True, metavar="DIR", help="bundle folder written by python -m export.build")
@@ -63,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-run the bundle's reference.npz on the chosen backend and print the parity table (exit 1 on failure)",
     )
+    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     return p
 
 
@@ -125,20 +130,24 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any], list[str]]:
 @explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with cli_warnings():
-        try:
-            code, out, lines = run(args)
-        except CliError as e:
-            print(f"error: {one_line(e)}", file=sys.stderr)
-            return e.code
-        except ValueError as e:  # bad arguments the library refused
-            print(f"error: {one_line(e)}", file=sys.stderr)
-            return EXIT_INPUT
-    if args.json:
-        print(json.dumps(out, default=str))
-    else:
-        print("\n".join(lines))
-    return code
+
+    def body() -> int:
+        with cli_warnings():
+            try:
+                code, out, lines = run(args)
+            except CliError as e:
+                print(f"error: {one_line(e)}", file=sys.stderr)
+                return e.code
+            except ValueError as e:  # bad arguments the library refused
+                print(f"error: {one_line(e)}", file=sys.stderr)
+                return EXIT_INPUT
+        if args.json:
+            print(json.dumps(out, default=str))
+        else:
+            print("\n".join(lines))
+        return code
+
+    return run_cli(body, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from runtime.bench.process import measure_runtime_process
 from runtime.bench.report import BENCH_SCHEMA, add_compute, format_table, plot, summarize
 from runtime.bench.rows import BATCHES, DEFAULT_BACKENDS, bench_backend, bench_images, make_backend
 from runtime.bundle.manifest import load_manifest
+from runtime.console import BOUNDARY_EXIT_CODES, run_cli
 from runtime.extras import explain_missing_extras
 from runtime.fileio import write_json_atomic, write_text_atomic
 from runtime.machine import cpu_name, versions
@@ -159,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m runtime.bench",
         description="Latency, throughput, GFLOP/s and memory of a bundle on every backend present, next to Keras.",
+        epilog=f"""exit codes:
+  0  measured; the table, JSON and chart are written
+  1  --check and a target was missed
+  2  bad input (a bundle, --model or --out that cannot be used: one line naming it)
+{BOUNDARY_EXIT_CODES}""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", help="the bundle folder (written by python -m export.build)")
     p.add_argument(
@@ -185,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keras-timeout", type=float, default=1800.0, help=argparse.SUPPRESS)
     p.add_argument("--check", action="store_true", help="exit 1 when a measured target is missed")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -192,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
 @explain_missing_extras()
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_cli(lambda: _main(args), debug=args.debug, what="nothing was written")
+
+
+def _main(args: argparse.Namespace) -> int:
     if not args.bundle:
         build_parser().error("--bundle is required")
     if args.quick:
