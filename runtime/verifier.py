@@ -312,10 +312,20 @@ class Verifier:
 
         Each side is one image or embedding, or a list of them (equal lengths, or one against many).
         """
-        ea, single_a = self._embeddings(a, rgb)
-        eb, single_b = self._embeddings(b, rgb)
+        if not (self._holds_embedding(a) or self._holds_embedding(b)):
+            # images on both sides go through the network together: verify(a, b) is one call at batch 2
+            items_a, single_a = as_items(a)
+            items_b, single_b = as_items(b)
+            both = self.embed([*items_a, *items_b], rgb=rgb)
+            ea, eb = both[: len(items_a)], both[len(items_a) :]
+        else:
+            ea, single_a = self._embeddings(a, rgb)
+            eb, single_b = self._embeddings(b, rgb)
         s = self.score_embeddings(ea, eb)
         return float(s[0]) if single_a and single_b else s
+
+    def _holds_embedding(self, x: Any) -> bool:
+        return self._is_embedding(x) or (isinstance(x, (list, tuple)) and any(self._is_embedding(i) for i in x))
 
     def decide(self, score: float) -> VerifyResult:
         """A raw score -> VerifyResult with the bundle's threshold (for scores computed elsewhere)."""

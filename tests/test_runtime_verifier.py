@@ -650,3 +650,28 @@ def test_nan_embeddings_are_refused_by_the_verifier(verifier):
     bad[0] = np.inf
     with pytest.raises(ValueError, match="embedding: 1 of 1 contain NaN or infinity"):
         verifier.score_embeddings(bad, np.zeros(verifier.dim, np.float32))
+
+
+def test_verify_of_two_images_is_one_network_call(verifier, pngs):
+    """Both sides go through the network in one batch (not two calls at batch 1), with the same scores."""
+    a, b = pngs[0][0], pngs[0][1]
+    separate = verifier.score_embeddings(verifier.embed(a), verifier.embed(b))[0]
+    calls = []
+    real = verifier.backend.embed
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(real.__self__, name)
+
+        def embed(self, x):
+            calls.append(len(x))
+            return real(x)
+
+    verifier.backend = Counting()
+    try:
+        together = verifier.score(a, b)
+        many = verifier.score([a, b, a], b)
+    finally:
+        verifier.backend = real.__self__
+    assert calls == [2, 4]
+    assert together == pytest.approx(float(separate), abs=1e-6) and many.shape == (3,)
