@@ -4,11 +4,15 @@ A live camera does not wait for inference. ``LatestFrameReader`` reads it in a t
 a frame not taken before the next one arrives is dropped (and counted), so latency stays at one frame
 however slow the network is. When the stream drops it is reopened with exponential backoff, and the gap is
 reported as an event. ``SequentialReader`` processes a file or folder frame by frame, as fast as the machine
-goes; ``--realtime`` reads a file through ``LatestFrameReader`` paced at its frame rate instead.
+goes; ``QueuedReader`` does the same in a thread of its own, a few frames ahead, so that decoding several files
+runs beside inference (OpenCV releases the GIL while it decodes); ``--realtime`` reads a file through
+``LatestFrameReader`` paced at its frame rate instead. The threaded readers set a shared ``wake`` event whenever a
+frame arrives or the stream ends, so one loop can wait on many streams at once (``camera.streams``).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -109,8 +113,10 @@ class LatestFrameReader:
         backoff: Backoff | None = None,
         on_event: EventCallback | None = None,
         opener: Opener = open_source,
+        wake: threading.Event | None = None,
     ):
         self.source: FrameSource | None = source
+        self._wake = wake
         self.spec = source.spec
         self.fps = source.fps
         self.loop = loop
@@ -186,6 +192,8 @@ class LatestFrameReader:
             with self._cond:
                 self.ended = True
                 self._cond.notify_all()
+            if self._wake is not None:
+                self._wake.set()
 
     def _put(self, image: np.ndarray) -> None:
         with self._cond:
@@ -194,6 +202,8 @@ class LatestFrameReader:
             self._slot = Frame(self.read_count, image, time.monotonic())
             self.read_count += 1
             self._cond.notify_all()
+        if self._wake is not None:
+            self._wake.set()
 
     def _reopen(self) -> bool:
         """The stream dropped: reopen with backoff; False when it stays down past the timeout (or stopping)."""
@@ -233,3 +243,86 @@ class LatestFrameReader:
         self.failure = f"{self.spec.uri}: the stream stayed down for {gap:.1f} s ({attempts} reopen attempts)"
         self._emit({"event": "lost", "gap_s": round(gap, 3), "attempts": attempts, "error": last_error})
         return False
+
+
+class QueuedReader:
+    """Every frame of a file or folder, in order, decoded in a thread up to ``depth`` frames ahead (never dropped).
+
+    The thread runs a ``SequentialReader`` (so ``loop`` and rewinding are the same) and waits when the queue is
+    full: a slow consumer slows the reading, it does not lose frames.
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        loop: int = 0,
+        depth: int = 2,
+        opener: Opener = open_source,
+        wake: threading.Event | None = None,
+    ):
+        self._reader = SequentialReader(source, loop=loop, opener=opener)
+        self.spec = source.spec
+        self.fps = source.fps
+        self.dropped = 0
+        self.reconnects = 0
+        self.failure: str | None = None
+        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=max(1, depth))
+        self._wake = wake
+        self._stop = threading.Event()
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"decode[{self.spec.uri}]", daemon=True)
+
+    @property
+    def read_count(self) -> int:
+        return self._reader.read_count
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    @property
+    def finished(self) -> bool:
+        """The file ended and every frame was taken."""
+        return self._ended.is_set() and self._queue.empty()
+
+    def start(self) -> QueuedReader:
+        self._thread.start()
+        return self
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """The next frame; None after ``timeout`` s without one (0: do not wait), or when the file ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                left = 0.1 if deadline is None else deadline - time.monotonic()
+                return self._queue.get(timeout=min(left, 0.1)) if left > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                if self.finished or (deadline is not None and time.monotonic() >= deadline):
+                    return None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._reader.close()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self._reader.get()
+                if frame is None:
+                    break
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._wake is not None:
+                    self._wake.set()
+        except Exception as e:  # a decoder error must end the run with a reason, not hang it
+            self.failure = f"capture failed: {type(e).__name__}: {e}"
+        finally:
+            self._ended.set()
+            if self._wake is not None:
+                self._wake.set()

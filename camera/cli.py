@@ -1,11 +1,12 @@
-"""``python -m camera``: verify a live stream, a video file or a folder of frames against references or a gallery.
+"""``python -m camera``: verify live streams, video files or folders of frames against references or a gallery.
 
 Exit codes (for scripts and supervisors):
-  0  the source ended (end of file) or the run was stopped (Ctrl-C, SIGTERM, --max-frames, q in the window);
-     the summary was printed, the video and the events file are complete
-  1  the stream was lost mid-run and did not come back within --reconnect-timeout, or capture failed
+  0  every stream ended as expected (end of file) or the run was stopped (Ctrl-C, SIGTERM, --max-frames, q in
+     the window); the summary was printed, the videos and the events file are complete
+  1  a stream was lost mid-run and did not come back within --reconnect-timeout, or its capture failed (the
+     other streams ran on to their end; the summary names the stream)
   2  bad input at start: a source that cannot be opened, a missing or tampered bundle, an unreadable
-     reference image, a gallery of another bundle, bad arguments (one line on stderr naming it)
+     reference image, a gallery of another bundle, a bad --detect spec, bad arguments (one line on stderr)
   3  the backend asked for cannot run here
 """
 
@@ -20,6 +21,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from camera.hysteresis import DEFAULT_HOLD
+from camera.pipeline import DEFAULT_MAX_BATCH
 from runtime import console
 from runtime.backends.base import PRECISIONS, backend_names
 from runtime.console import CliError, cli_warnings, load_verifier
@@ -28,42 +31,62 @@ from runtime.extras import explain_missing_extras
 EXIT_OK, EXIT_LOST, EXIT_INPUT, EXIT_BACKEND = 0, 1, console.EXIT_INPUT, console.EXIT_BACKEND
 
 EXAMPLES = """
-sources (jetson-utils' grammar):
+sources (jetson-utils' grammar; give --source several times, or a .streams file listing one a line):
   0  or  v4l2:///dev/video0       a USB/V4L2 camera            csi://0           a Jetson CSI camera (GStreamer)
   rtsp://user:pw@cam/stream       a network stream (rtsp, rtmp, http(s), udp)
   clip.mp4  or  file://clip.mp4   a video file (--loop to repeat it, --realtime to pace it like a camera)
   frames/                         a folder of images, in natural order
+  cams.streams                    a text file listing sources, one a line (# comments), as Ultralytics reads it
   "videotestsrc ! videoconvert ! appsink"   a raw GStreamer pipeline (needs OpenCV built with GStreamer)
+
+detectors (--detect; without one, each frame's --roi, --center-crop or whole frame is verified):
+  haar:frontalface_default        OpenCV's bundled Haar face cascade (OpenCV 4.x wheels and JetPack)
+  ink:?min_area=400               the largest object on thresholded ink (documents, drawings, cards)
+  onnx:det.onnx?score=0.5         an ONNX detector: input 1x3xHxW, outputs boxes (Nx4, x1 y1 x2 y2) and scores (N)
+  (every option: python -c "import camera.detect as d; print(d.__doc__)")
 
 examples:
   python -m camera --bundle runs/demo/bundles/demo --source runs/demo/clip.mp4 --reference runs/demo/reference.png \\
       --center-crop --output runs/demo/clip.out.mp4 --events runs/demo/events.jsonl
   python -m camera --bundle bundles/omniglot --source 0 --reference a.png b.png --display
   python -m camera --bundle bundles/faces --source rtsp://10.0.0.7/live --gallery staff --roi 160,80,320,320 \\
-      --every 2 --smooth 7 --events door.jsonl --reconnect-timeout -1
+      --every 2 --hold 5 --events door.jsonl --reconnect-timeout -1
+  python -m camera --bundle bundles/faces --source rtsp://door/live --source rtsp://gate/live --source 0 \\
+      --gallery staff --detect haar:frontalface_default --output runs/cams.mp4 --events runs/cams.jsonl
 
-A live source is read by a capture thread that keeps only the newest frame: inference never falls behind the
-camera, and the frames it skips are counted as dropped. A file or folder is processed frame by frame.
+Each stream is read by its own capture thread: a live one keeps only its newest frame (inference never falls
+behind the camera; the frames it skips are counted as dropped), a file or folder is processed frame by frame.
+Each step takes a frame of every stream and embeds all their crops in one batched call. With several streams,
+--output out.mp4 writes out.stream0.mp4, out.stream1.mp4, ... (an existing folder: DIR/stream0.mp4, ...),
+--display shows a mosaic, and every event line names its stream ("stream": 0, 1, ...).
 
-exit codes: 0 ended or stopped cleanly, 1 the stream was lost, 2 bad input at start, 3 backend unavailable
+exit codes: 0 every stream ended as expected or the run was stopped, 1 a stream was lost, 2 bad input at start,
+3 backend unavailable
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m camera",
-        description="Real-time verification on a camera, stream, video file or folder of frames: each frame is "
-        "cropped, embedded and scored against reference images (or a gallery), and the decision is smoothed "
-        "over the last frames. Writes an annotated video, JSON lines per frame and a summary.",
+        description="Real-time verification on cameras, streams, video files or folders of frames: each frame is "
+        "cropped (or its detections are), embedded and scored against reference images (or a gallery), and each "
+        "stream's decision is smoothed with hysteresis. Writes annotated videos, JSON lines per frame, a summary.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", required=True, metavar="DIR", help="bundle folder written by python -m export.build")
-    p.add_argument("--source", required=True, metavar="SRC", help="camera number, URI, video file or folder (below)")
+    p.add_argument(
+        "--source",
+        required=True,
+        action="append",
+        metavar="SRC",
+        help="camera number, URI, video file, folder or .streams list (below); repeat for several streams",
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--reference", nargs="+", metavar="IMG", help="image(s) of the one identity to verify")
     who.add_argument("--gallery", metavar="FILE", help="a gallery saved with runtime.Gallery.save (identify mode)")
     where = p.add_mutually_exclusive_group()
+    where.add_argument("--detect", metavar="SPEC", help="a detector in front of the verifier (below)")
     where.add_argument("--roi", metavar="X,Y,W,H", help="verify only this region of each frame (pixels)")
     where.add_argument("--center-crop", action="store_true", help="verify the largest centered square")
     p.add_argument(
@@ -73,16 +96,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--every", type=int, default=1, metavar="N", help="process every Nth frame (default: %(default)s)")
     p.add_argument(
+        "--hold",
         "--smooth",
+        dest="hold",
         type=int,
-        default=5,
+        default=DEFAULT_HOLD,
         metavar="K",
-        help="majority vote over the last K processed frames (default: %(default)s; 1 = off)",
+        help="hysteresis: a verdict changes after K frames in a row near the threshold agree, or at once on a "
+        "frame clearly beyond it (default: %(default)s; 1 = every frame's own decision)",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        metavar="M",
+        help="hysteresis: how far from the threshold (in the score's units) a score is clear (default: 5%% of the "
+        "threshold)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH,
+        metavar="N",
+        help="at most N crops per network call (default: %(default)s)",
     )
     show = p.add_mutually_exclusive_group()
     show.add_argument("--headless", action="store_true", help="no window (the default)")
     show.add_argument("--display", action="store_true", help="show the annotated frames in a window (q/Esc quits)")
-    p.add_argument("--output", metavar="VIDEO", help="write the annotated frames to a video (.mp4, .avi, .mkv)")
+    p.add_argument(
+        "--output",
+        metavar="VIDEO",
+        help="write the annotated frames to a video (.mp4, .avi, .mkv); several streams: VIDEO's name + .streamN, "
+        "or DIR/streamN.mp4 for an existing folder",
+    )
     p.add_argument("--events", metavar="FILE", help="JSON lines: one per processed frame, stream gaps, the summary")
     p.add_argument("--width", type=int, help="capture width for cameras (and csi://)")
     p.add_argument("--height", type=int, help="capture height for cameras (and csi://)")
@@ -105,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="live sources: reopen a dropped stream for up to S seconds (default: %(default)s; "
         "0 = never, -1 = forever)",
     )
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop each stream after N processed frames")
     p.add_argument("--backend", default="auto", choices=backend_names())
     p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference (default: the backend's)")
@@ -115,10 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("every", "smooth", "max_frames", "threads", "width", "height"):
+    for name in ("every", "hold", "max_batch", "max_frames", "threads", "width", "height"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise CliError(EXIT_INPUT, f"--{name.replace('_', '-')} {v}: expected a positive integer")
+    if args.margin is not None and not args.margin >= 0:
+        raise CliError(EXIT_INPUT, f"--margin {args.margin}: expected a score difference >= 0")
     if args.fps is not None and args.fps <= 0:
         raise CliError(EXIT_INPUT, f"--fps {args.fps}: expected a positive number")
     for img in args.reference or []:
@@ -143,21 +190,24 @@ def _stop_on_signals(stop: threading.Event, why: list[str]):
 
 
 def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
-    from camera.capture import Backoff, LatestFrameReader, SequentialReader
+    from camera.capture import Backoff
     from camera.crop import Roi
+    from camera.detect import load_detector
     from camera.matcher import Matcher
     from camera.pipeline import LoopOptions, Sinks, run_loop
-    from camera.sinks import EventLog, SinkError, VideoSink, Window
+    from camera.sinks import EventLog, SinkError, VideoSink, Window, stream_outputs
     from camera.sources import SourceError, open_source, parse_source
     from camera.stats import format_summary
+    from camera.streams import expand_sources, make_reader
     from runtime.gallery import GalleryError
     from runtime.preprocess import ImageReadError
 
     _check_args(args)
     try:
         roi = Roi.parse(args.roi) if args.roi else None
-        spec = parse_source(args.source, args.width, args.height, args.fps)
-    except (ValueError, SourceError) as e:
+        specs = [parse_source(t, args.width, args.height, args.fps) for t in expand_sources(args.source)]
+        detector = load_detector(args.detect, args.threads) if args.detect else None
+    except (ValueError, SourceError) as e:  # DetectorError is a ValueError
         raise CliError(EXIT_INPUT, str(e)) from None
     verifier = load_verifier(args.bundle, args.backend, args.precision, args.threads)
     try:
@@ -170,40 +220,52 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     info = verifier.info()
     backend = f"{info['variant']} {info['precision']}"
 
-    stop, why = threading.Event(), []
-    events = video = window = reader = None
+    stop, why, wake = threading.Event(), [], threading.Event()
+    events = window = None
+    sources, videos = [], []
     try:
-        source = open_source(spec)
+        for spec in specs:
+            sources.append(open_source(spec))
         if args.output:
-            video = VideoSink(args.output, args.fps or source.fps or 30.0)
+            for path, source in zip(stream_outputs(args.output, len(specs)), sources):
+                videos.append(VideoSink(path, args.fps or source.fps or 30.0))
         if args.events:
             events = EventLog(args.events)
         if args.display:
-            window = Window(f"siamese-edge: {spec.uri}")
+            window = Window(f"siamese-edge: {specs[0].uri}" + (f" +{len(specs) - 1}" if len(specs) > 1 else ""))
     except (SourceError, SinkError) as e:
+        for source in sources:
+            source.close()
         if events is not None:
             events.close()
         raise CliError(EXIT_INPUT, str(e)) from None
 
-    threaded = spec.live or args.realtime
-    if threaded:
-        timeout = args.reconnect_timeout
-        reader = LatestFrameReader(
+    def on_event(i: int):
+        if events is None:
+            return None
+        return lambda e: events.write({**e, "stream": i})
+
+    readers = [
+        make_reader(
             source,
             loop=args.loop,
-            pace_fps=None if spec.live else (args.fps or source.fps or 30.0),
-            backoff=Backoff(timeout=timeout),
-            on_event=events.write if events is not None else None,
+            realtime=args.realtime,
+            pace_fps=args.fps,
+            backoff=Backoff(timeout=args.reconnect_timeout),
+            on_event=on_event(i),
+            wake=wake,
         )
-    else:
-        reader = SequentialReader(source, loop=args.loop)
-
+        for i, source in enumerate(sources)
+    ]
+    threaded = [spec.live or args.realtime for spec in specs]
+    described = [
+        {"stream": i, "source": spec.uri, "source_kind": spec.kind, "live": spec.live, "realtime": t}
+        for i, (spec, t) in enumerate(zip(specs, threaded))
+    ]
     start = {
         "event": "start",
-        "source": spec.uri,
-        "source_kind": spec.kind,
-        "live": spec.live,
-        "realtime": bool(threaded),
+        **({k: v for k, v in described[0].items() if k != "stream"} if len(specs) == 1 else {}),
+        "streams": described,
         "bundle": info["bundle"],
         "backend": info["variant"],
         "precision": info["precision"],
@@ -211,11 +273,13 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         "mode": matcher.mode,
         "references": [str(p) for p in args.reference] if args.reference else None,
         "gallery": args.gallery,
+        "detector": args.detect,
         "score": verifier.spec.describe(),
         "threshold": matcher.gallery.spec.threshold,
         "threshold_source": matcher.gallery.spec.threshold_source,
     }
-    print(f"camera: {spec.describe()} -> {info['bundle']} on {backend} ({matcher.describe()})", file=sys.stderr)
+    what = specs[0].describe() if len(specs) == 1 else f"{len(specs)} streams"
+    print(f"camera: {what} -> {info['bundle']} on {backend} ({matcher.describe()})", file=sys.stderr)
     if events is not None:
         events.write(start)
 
@@ -224,33 +288,37 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         from tqdm import tqdm
 
         total = None
-        if not threaded and args.loop == 0 and source.frame_count:
-            total = -(-source.frame_count // args.every)
-            if args.max_frames:
-                total = min(total, args.max_frames)
+        counts = [s.frame_count for s in sources]
+        if not any(threaded) and args.loop == 0 and all(counts):
+            per = [-(-c // args.every) for c in counts]
+            total = sum(min(n, args.max_frames) if args.max_frames else n for n in per)
         bar = tqdm(total=total, unit="frame", desc="camera", disable=None, dynamic_ncols=True)
     opts = LoopOptions(
         roi=roi,
         center=args.center_crop,
         every=args.every,
-        smooth=args.smooth,
+        hold=args.hold,
+        margin=args.margin,
         backend=backend,
         max_frames=args.max_frames,
+        max_batch=args.max_batch,
     )
-    sinks = Sinks(video=video, events=events, window=window, on_frame=(lambda _e: bar.update(1)) if bar else None)
+    sinks = Sinks(videos=videos, events=events, window=window, on_frame=(lambda _e: bar.update(1)) if bar else None)
     summary: dict[str, Any] = {}
     error: str | None = None
     try:
         with _stop_on_signals(stop, why):
-            reader.start()
-            summary = run_loop(reader, matcher, opts, sinks, stop, why)
+            for reader in readers:
+                reader.start()
+            summary = run_loop(readers, matcher, opts, sinks, stop, why, detector=detector, wake=wake)
     except ValueError as e:  # an ROI that does not fit the frames
         error = str(e)
     finally:
         if bar is not None:
             bar.close()
-        reader.close()
-        if video is not None:
+        for reader in readers:
+            reader.close()
+        for video in videos:
             video.close()
         if window is not None:
             window.close()
@@ -259,22 +327,22 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
             events.write({"event": "error", "error": error})
             events.close()
         raise CliError(EXIT_INPUT, error)
-    failure = reader.failure
+    failures = [r.failure for r in readers if r.failure]
+    outputs = [str(v.path) for v in videos]
     summary.update(
         {
             "event": "summary",
-            "source": spec.uri,
+            "source": specs[0].uri if len(specs) == 1 else [s.uri for s in specs],
             "backend": backend,
-            "stopped_by": why[0] if why else ("stream lost" if failure else "end of source"),
-            "failure": failure,
-            "output": str(args.output) if args.output else None,
+            "failure": "; ".join(failures) or None,
+            "output": (outputs[0] if len(outputs) == 1 else outputs) if outputs else None,
         }
     )
     if events is not None:
         events.write(summary)
         events.close()
     print(format_summary(summary), file=sys.stderr)
-    return (EXIT_LOST if failure else EXIT_OK), summary
+    return (EXIT_LOST if failures else EXIT_OK), summary
 
 
 @explain_missing_extras()

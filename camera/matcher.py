@@ -25,7 +25,7 @@ class Decision:
     score: float | None
     match: bool
     identity: str | None  # gallery mode: the identity matched; reference mode: None
-    label: str  # what smoothing votes on: "match"/"no match", or an identity/"unknown"
+    label: str  # what the hysteresis follows: "match"/"no match", or an identity/"unknown"
     text: str  # the score against the threshold, for the overlay
 
 
@@ -57,7 +57,16 @@ class Matcher:
         return f"gallery of {len(self.gallery)} identities ({self.gallery.size} images)"
 
     def decide(self, crop_bgr: np.ndarray) -> Decision:
-        r: Identification = self.gallery.identify(crop_bgr, top_k=1)
+        return self.decide_many([crop_bgr])[0]
+
+    def decide_many(self, crops_bgr: list[np.ndarray]) -> list[Decision]:
+        """One decision per crop, the crops embedded in one batched call (of every stream's frames at once)."""
+        if not crops_bgr:
+            return []
+        results: list[Identification] = self.gallery.identify(list(crops_bgr), top_k=1)
+        return [self._decision(r) for r in results]
+
+    def _decision(self, r: Identification) -> Decision:
         score = r.score
         text = "no candidates" if score is None else self.gallery.spec.comparison(score)
         if self.mode == "reference":

@@ -25,6 +25,17 @@ class SinkError(RuntimeError):
     """An output that cannot be written; the message names it."""
 
 
+def stream_outputs(output: str | os.PathLike, streams: int) -> list[Path]:
+    """``--output`` -> one video path per stream: the path itself for one stream; for several, ``out.mp4`` becomes
+    ``out.stream0.mp4``, ``out.stream1.mp4``, ... and an existing folder ``DIR/stream0.mp4``, ...."""
+    path = Path(output)
+    if path.is_dir():
+        return [path / f"stream{i}.mp4" for i in range(streams)]
+    if streams == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}.stream{i}{path.suffix}") for i in range(streams)]
+
+
 class VideoSink:
     """Frames -> a video file (codec from the suffix), opened at the first frame's size."""
 

@@ -67,7 +67,7 @@ class RunStats:
 
 
 def format_summary(s: dict[str, Any]) -> str:
-    """The end-of-run summary, as the console prints it."""
+    """The end-of-run summary, as the console prints it (a line per stream when several ran)."""
 
     def ms(v: Any) -> str:
         return "-" if v is None else f"{v:.1f} ms"
@@ -78,7 +78,22 @@ def format_summary(s: dict[str, Any]) -> str:
         f"speed: {s['fps']:.1f} FPS; latency p50 {ms(s['latency_ms_p50'])}, p99 {ms(s['latency_ms_p99'])}",
     ]
     if "matches" in s:
-        lines.append(f"decisions: {s['matches']} match, {s['frames_processed'] - s['matches']} no match (smoothed)")
+        undetected = s.get("no_detection") or 0
+        others = s["frames_processed"] - s["matches"] - undetected
+        lines.append(
+            f"decisions: {s['matches']} match, {others} no match"
+            + (f", {undetected} no detection" if undetected else "")
+            + " (smoothed)"
+        )
+    batch = s.get("batch") or {}
+    if batch.get("calls"):
+        lines.append(f"network: {batch['calls']} batched calls, {batch['mean_size']:g} crops each on average")
+    for p in s.get("streams", []):
+        lines.append(
+            f"stream {p['stream']} ({p['source']}): {p['frames_processed']} processed, {p['frames_dropped']} dropped, "
+            f"{p['fps']:.1f} FPS, p50 {ms(p['latency_ms_p50'])}; {p['stopped_by']}"
+            + (f" ({p['failure']})" if p.get("failure") else "")
+        )
     if s.get("reconnects"):
         lines.append(f"stream: reopened {s['reconnects']} time(s)")
     if s.get("stopped_by"):

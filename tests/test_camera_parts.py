@@ -1,4 +1,4 @@
-"""camera's parts on their own: the source grammar, the newest-frame capture thread, backoff, smoothing, ROI."""
+"""camera's parts on their own: the source grammar, the capture threads, backoff, hysteresis, ROI, stats."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from camera.capture import Backoff, LatestFrameReader, SequentialReader
+from camera.capture import Backoff, LatestFrameReader, QueuedReader, SequentialReader
 from camera.crop import Roi, center_square, crop, region
-from camera.smoothing import MajorityVote
+from camera.hysteresis import Hysteresis, default_margin
 from camera.sources import SourceError, csi_pipeline, open_source, parse_source
 
 
@@ -100,16 +100,51 @@ def test_backoff_grows_to_its_cap():
     assert [next(d) for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
 
 
-def test_majority_vote_follows_after_half_the_window():
-    v = MajorityVote(5)
-    out = [v.update(x) for x in ["no", "no", "no", "yes", "no", "yes", "yes", "yes"]]
-    assert out == ["no", "no", "no", "no", "no", "no", "yes", "yes"]
-    one = MajorityVote(1)
-    assert [one.update(x) for x in "abab"] == list("abab")
-    tie = MajorityVote(4)
-    assert [tie.update(x) for x in ["a", "b"]] == ["a", "b"], "a tie goes to the most recent label"
-    with pytest.raises(ValueError, match="--smooth 0"):
-        MajorityVote(0)
+def test_hysteresis_follows_clear_frames_at_once_and_holds_near_ones():
+    """Distances against a threshold of 0.5 with a margin of 0.1: 0.05 and 0.95 are clear, 0.45 and 0.55 near."""
+    h = Hysteresis(threshold=0.5, k=3, margin=0.1)
+
+    def label(d: float) -> str:
+        return "match" if d <= 0.5 else "no match"
+
+    scores = [0.95, 0.05, 0.55, 0.55, 0.45, 0.55, 0.55, 0.55, 0.45, 0.45, 0.95, 0.45, 0.45, 0.45]
+    got = [h.update(label(d), d) for d in scores]
+    assert got == [
+        "no match",  # the first frame sets the verdict
+        "match",  # a clear frame changes it at once
+        "match", "match",  # two near frames against it are held
+        "match",  # a near frame that agrees breaks their run
+        "match", "match", "no match",  # three near frames in a row change it
+        "no match", "no match", "no match",  # near frames: held; then a clear one agrees
+        "no match", "no match", "match",  # three near frames in a row
+    ]
+    one = Hysteresis(threshold=0.5, k=1, margin=0.1)
+    assert [one.update(label(d), d) for d in scores] == [label(d) for d in scores], "k = 1: every frame's own decision"
+    h.reset()
+    assert h.update("no match", 0.55) == "no match", "after a reset the first frame sets the verdict"
+    gallery = Hysteresis(threshold=0.5, k=2, margin=0.1)
+    assert [gallery.update(n, d) for n, d in [("ann", 0.1), ("bob", 0.45), ("bob", 0.4), ("unknown", 0.9)]] == [
+        "ann", "ann", "bob", "unknown"
+    ]
+    assert default_margin(0.68) == pytest.approx(0.034) and default_margin(0.0) == 0.05
+    with pytest.raises(ValueError, match="--hold 0"):
+        Hysteresis(0.5, k=0)
+
+
+def test_queued_reader_returns_every_frame_in_its_thread(numbered_clip):
+    import threading
+
+    wake = threading.Event()
+    reader = QueuedReader(open_source(parse_source(str(numbered_clip))), loop=1, wake=wake).start()
+    got = []
+    try:
+        while (f := reader.get(timeout=5)) is not None:
+            got.append((f.index, frame_number(f.image)))
+            time.sleep(0.001 if len(got) % 10 else 0.05)  # a consumer slower than the decoder: nothing is lost
+    finally:
+        reader.close()
+    assert [i for i, _ in got] == list(range(120)) and [n for _, n in got] == list(range(60)) * 2
+    assert reader.finished and reader.dropped == 0 and wake.is_set()
 
 
 def test_regions():
