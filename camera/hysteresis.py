@@ -6,7 +6,12 @@ more often than the single frames it smooths. Hysteresis looks at how far each s
 * a **clear** frame (its score beyond the threshold by more than ``margin``, in the score's own units) sets the
   verdict at once: a real change of scene shows on its first frame;
 * a frame **near** the threshold (within ``margin``) that disagrees with the verdict changes it only when ``k``
-  frames in a row agree on the new label: a score that flickers around the threshold does not flip the verdict.
+  frames in a row agree on the new label: a score that flickers around the threshold does not flip the verdict;
+* except after a jump: a score that moved by more than the band's width (2 x ``margin``) since the last frame
+  is a change of scene, and is followed at once.
+
+Smoothing can only help where single frames are right more often than not: on a scene whose scores sit at the
+threshold and are mostly wrong, holding the verdict keeps the wrong one (no rule fixes the model's own mistakes).
 
 So the verdict enters "match" after k frames above the threshold (or one clearly above it) and leaves after k
 below (or one clearly below). With ``k = 1`` it is the per-frame decision. Labels are what the matcher gives:
@@ -37,6 +42,7 @@ class Hysteresis:
     state: str | None = None
     _pending: str | None = None
     _run: int = 0
+    _last: float | None = None  # the previous frame's score
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -49,7 +55,9 @@ class Hysteresis:
         return score is not None and abs(score - self.threshold) > self.margin
 
     def update(self, label: str, score: float | None) -> str:
-        if self.state is None or label == self.state or self.clear(score):
+        last, self._last = self._last, score
+        jumped = score is not None and last is not None and abs(score - last) > 2 * self.margin
+        if self.state is None or label == self.state or self.clear(score) or jumped:
             self.state, self._pending, self._run = label, None, 0
             return label
         self._run = self._run + 1 if label == self._pending else 1
@@ -60,4 +68,4 @@ class Hysteresis:
 
     def reset(self) -> None:
         """Forget the verdict (after a gap, or frames without a detection, the old one says nothing)."""
-        self.state, self._pending, self._run = None, None, 0
+        self.state, self._pending, self._run, self._last = None, None, 0, None

@@ -1,8 +1,11 @@
 """``python -m camera.score --truth CLIP.truth.json --events EVENTS.jsonl``: how right a camera run was on a test clip.
 
 Reads the truth ``train.clipmaker`` wrote and the events ``python -m camera --events`` wrote, and reports the
-share of processed frames decided right: on the reference segments (matched) and on the others (rejected),
-for the smoothed decision (``match``) and the single-frame one (``raw_match``). Exit 0, or 2 for a bad file.
+share of processed frames decided right: on the reference segments (matched), on the others (rejected) and on
+all of them (accuracy), for the smoothed decision (``match``) and the single-frame one (``raw_match``). A frame
+without a detection (``--detect``) is not a match, and is counted (``no_detection``). With several streams,
+``--stream N`` scores one of them (each stream of a run over copies of the clip is scored against the same truth).
+Exit 0, or 2 for a bad file.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import numpy as np
 from runtime.extras import explain_missing_extras
 
 
-def score_events(truth_path: str | Path, events_path: str | Path) -> dict[str, float | int | None]:
-    """Shares of processed frames decided right, per kind of segment and decision."""
+def score_events(
+    truth_path: str | Path, events_path: str | Path, stream: int | None = None
+) -> dict[str, float | int | None]:
+    """Shares of processed frames decided right, per kind of segment and decision; ``stream``: which stream's
+    frames (None: the run must have one stream)."""
     from camera.clip import ClipTruth
 
     try:
@@ -30,7 +36,15 @@ def score_events(truth_path: str | Path, events_path: str | Path) -> dict[str, f
         frames = [e for e in events if e.get("event") == "frame" and e["frame"] < len(truth)]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{events_path}: not an events file from python -m camera --events ({e})") from None
+    streams = sorted({int(e.get("stream", 0)) for e in frames})
+    if stream is None and len(streams) > 1:
+        raise ValueError(f"{events_path}: frames of streams {streams}; pass --stream N to score one of them")
+    if stream is not None:
+        if stream not in streams:
+            raise ValueError(f"{events_path}: --stream {stream}: no frames of it (streams {streams})")
+        frames = [e for e in frames if int(e.get("stream", 0)) == stream]
     out: dict[str, float | int | None] = {"frames": len(frames)}
+    out["no_detection"] = sum(e.get("outcome") == "no detection" for e in frames)
     idx = np.array([e["frame"] for e in frames], dtype=np.int64)
     on = truth[idx] if len(idx) else np.zeros(0, bool)
     for key in ("match", "raw_match"):
@@ -38,6 +52,7 @@ def score_events(truth_path: str | Path, events_path: str | Path) -> dict[str, f
         prefix = "" if key == "match" else "raw_"
         out[f"{prefix}reference_matched"] = round(float(decided[on].mean()), 4) if on.any() else None
         out[f"{prefix}others_rejected"] = round(float((~decided[~on]).mean()), 4) if (~on).any() else None
+        out[f"{prefix}accuracy"] = round(float((decided == on).mean()), 4) if len(on) else None
     return out
 
 
@@ -46,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m camera.score", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("--truth", required=True, help="the clip's truth file (train.clipmaker writes CLIP.truth.json)")
     p.add_argument("--events", required=True, help="the events file of the camera run (python -m camera --events)")
+    p.add_argument("--stream", type=int, metavar="N", help="score stream N of a run with several")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     try:
-        s = score_events(args.truth, args.events)
+        s = score_events(args.truth, args.events, args.stream)
     except ValueError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
@@ -67,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"other segments rejected:    {pct(s['others_rejected'])} smoothed, {pct(s['raw_others_rejected'])} per frame"
         )
+        print(f"all frames right:           {pct(s['accuracy'])} smoothed, {pct(s['raw_accuracy'])} per frame")
+        if s["no_detection"]:
+            print(f"frames without a detection: {s['no_detection']}")
     return 0
 
 

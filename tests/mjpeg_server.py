@@ -1,7 +1,8 @@
 """A real MJPEG-over-HTTP stream (what many IP cameras serve) for the camera tests, on 127.0.0.1.
 
 Each connection streams the given JPEG frames at ``fps`` and then closes, as a camera whose network drops
-does; ``max_connections`` makes later connections fail, as a camera that is unplugged for good.
+does; ``max_connections`` makes later connections fail, as a camera that is unplugged for good; ``pause_at``
+stalls the stream for ``pause_s`` seconds before that frame, as a congested network does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import numpy as np
 
 
 class MjpegServer:
-    def __init__(self, frames: list[np.ndarray], fps: float = 100.0, max_connections: int | None = None):
+    def __init__(
+        self,
+        frames: list[np.ndarray],
+        fps: float = 100.0,
+        max_connections: int | None = None,
+        pause_at: int | None = None,
+        pause_s: float = 0.0,
+    ):
         import cv2
 
         self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes() for f in frames]
@@ -38,7 +46,9 @@ class MjpegServer:
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 try:
-                    for jpg in server.jpegs:
+                    for i, jpg in enumerate(server.jpegs):
+                        if i == pause_at:
+                            time.sleep(pause_s)
                         head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
                         self.wfile.write(head + jpg + b"\r\n")
                         time.sleep(1.0 / server.fps)

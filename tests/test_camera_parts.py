@@ -101,31 +101,33 @@ def test_backoff_grows_to_its_cap():
 
 
 def test_hysteresis_follows_clear_frames_at_once_and_holds_near_ones():
-    """Distances against a threshold of 0.5 with a margin of 0.1: 0.05 and 0.95 are clear, 0.45 and 0.55 near."""
+    """Distances against a threshold of 0.5 with a margin of 0.1: 0.35 and 0.62 are clear, 0.45 and 0.55 near."""
     h = Hysteresis(threshold=0.5, k=3, margin=0.1)
 
     def label(d: float) -> str:
         return "match" if d <= 0.5 else "no match"
 
-    scores = [0.95, 0.05, 0.55, 0.55, 0.45, 0.55, 0.55, 0.55, 0.45, 0.45, 0.95, 0.45, 0.45, 0.45]
+    scores = [0.95, 0.35, 0.45, 0.55, 0.55, 0.45, 0.55, 0.55, 0.55, 0.45, 0.45, 0.62, 0.45, 0.45, 0.45, 0.95, 0.45]
     got = [h.update(label(d), d) for d in scores]
+    m, n = "match", "no match"
     assert got == [
-        "no match",  # the first frame sets the verdict
-        "match",  # a clear frame changes it at once
-        "match", "match",  # two near frames against it are held
-        "match",  # a near frame that agrees breaks their run
-        "match", "match", "no match",  # three near frames in a row change it
-        "no match", "no match", "no match",  # near frames: held; then a clear one agrees
-        "no match", "no match", "match",  # three near frames in a row
+        n,  # the first frame sets the verdict
+        m,  # a clear frame changes it at once
+        m, m, m,  # a near frame that agrees; two near ones against it are held
+        m,  # a near frame that agrees breaks their run
+        m, m, n,  # three near frames in a row change it
+        n, n, n,  # near frames against it are held; a clear one agrees
+        n, n, m,  # three near frames in a row (0.62 -> 0.45 is no jump: within the band's width)
+        n,  # clear
+        m,  # 0.95 -> 0.45 jumps across the band: a change of scene, followed at once
     ]
     one = Hysteresis(threshold=0.5, k=1, margin=0.1)
     assert [one.update(label(d), d) for d in scores] == [label(d) for d in scores], "k = 1: every frame's own decision"
     h.reset()
     assert h.update("no match", 0.55) == "no match", "after a reset the first frame sets the verdict"
     gallery = Hysteresis(threshold=0.5, k=2, margin=0.1)
-    assert [gallery.update(n, d) for n, d in [("ann", 0.1), ("bob", 0.45), ("bob", 0.4), ("unknown", 0.9)]] == [
-        "ann", "ann", "bob", "unknown"
-    ]
+    steps = [("ann", 0.3), ("bob", 0.45), ("bob", 0.42), ("unknown", 0.9)]
+    assert [gallery.update(who, d) for who, d in steps] == ["ann", "ann", "bob", "unknown"]
     assert default_margin(0.68) == pytest.approx(0.034) and default_margin(0.0) == 0.05
     with pytest.raises(ValueError, match="--hold 0"):
         Hysteresis(0.5, k=0)
