@@ -9,9 +9,22 @@ lines) runs headless over the same test clip (``--clip``, made by ``python -m tr
   processed and dropped, and the latency a user sees.
 
 The decisions are scored against the clip's truth (reference segments matched, other segments rejected).
+
+With ``--streams N`` (N > 1) each bundle and backend also runs N copies of the clip, each as a stream of its own:
+
+* **batched**: one ``python -m camera`` process with N ``--source``s, every frame of every stream (file mode):
+  per-stream FPS, latency p50/p99, drops, and the batched calls' mean size; and the same paced at 30 fps
+  (``--realtime``), where no stream may fall behind the clip's rate;
+* **separate**: N ``python -m camera`` processes started together, one stream each;
+* their throughputs (frames of all streams per second) and the ratio batched / separate, two ways: over the time
+  the processes spent processing frames (``loop``: from the first stream's start to the last frame, model loading
+  and Python start-up excluded) and over the wall clock from launching them to the last exit (``wall``).
+
 Writes ``camera_bench.txt`` (the table, also printed) and ``camera_bench.json`` into ``--out``, atomically.
-Each bundle runs on every CPU backend present (``--backends``). Targets (issue 6): ``--min-fps`` per bundle,
-compared with the file-mode FPS of its fastest backend; ``--check`` exits 1 when one is missed.
+Each bundle runs on every CPU backend present (``--backends``). Targets: ``--min-fps`` per bundle, compared with
+the file-mode FPS of its fastest backend (issue 6); with ``--streams``, ``--min-stream-fps`` for the slowest batched
+stream and ``--min-ratio`` for the loop ratio (issue 17), on the fastest backend; ``--check`` exits 1 when one is
+missed.
 """
 
 from __future__ import annotations
@@ -19,7 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +90,96 @@ def bench_bundle(bundle: str, backend: str, min_fps: float | None, clip: Path, r
     return row
 
 
+def _camera_processes(argvs: list[list[str]]) -> tuple[float, list[dict[str, Any]]]:
+    """Start ``python -m camera`` once per argv, all at once; (wall seconds to the last exit, their summaries)."""
+    import camera
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(camera.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    t0 = time.monotonic()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "camera", *a], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for a in argvs
+    ]
+    outs = [p.communicate() for p in procs]
+    wall = time.monotonic() - t0
+    for p, (_, err) in zip(procs, outs):
+        if p.returncode != 0:
+            raise SystemExit(
+                f"camera.bench: python -m camera ended with exit code {p.returncode}: {err.strip()[-300:]}"
+            )
+    return wall, [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+
+
+def _loop_window(summaries: list[dict[str, Any]]) -> float:
+    """Seconds from the earliest start of a processing loop to the latest end among the summaries."""
+    return max(s["started"] + s["elapsed_s"] for s in summaries) - min(s["started"] for s in summaries)
+
+
+def _streams_view(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    keep = ("stream", "fps", "latency_ms_p50", "latency_ms_p99", "frames_read", "frames_processed", "frames_dropped")
+    return [{k: p[k] for k in keep} for p in summary.get("streams", [summary])]
+
+
+def bench_streams(bundle: str, backend: str, n: int, clip: Path, ref: Path, truth: Path, out: Path) -> dict[str, Any]:
+    """N copies of the clip: one batched process (file mode, then paced) against N separate processes."""
+    name = Path(bundle).name
+    base = ["--bundle", bundle, "--reference", str(ref), "--center-crop", "--headless", "--no-progress", "--json"]
+    base += ["--backend", backend]
+    sources = [a for _ in range(n) for a in ("--source", str(clip))]
+    events = out / f"camera_bench_{name}_{backend}_{n}streams.jsonl"
+    batched_wall, (batched,) = _camera_processes([[*base, *sources, "--events", str(events)]])
+    _, (live,) = _camera_processes([[*base, *sources, "--realtime"]])
+    separate_wall, separate = _camera_processes([[*base, "--source", str(clip)] for _ in range(n)])
+    frames = batched["frames_processed"]
+    sep_frames = sum(s["frames_processed"] for s in separate)
+    loop = {"batched": frames / _loop_window([batched]), "separate": sep_frames / _loop_window(separate)}
+    wall = {"batched": frames / batched_wall, "separate": sep_frames / separate_wall}
+    accuracy = [score_events(truth, events, stream=i)["accuracy"] for i in range(n)]
+    live_view = _streams_view(live)
+    return {
+        "streams": n,
+        "batched": {
+            "per_stream": _streams_view(batched),
+            "min_fps": min(p["fps"] for p in batched["streams"]),
+            "every_frame": all(p["frames_processed"] == p["frames_read"] for p in batched["streams"]),
+            "batch": batched["batch"],
+            "accuracy_per_stream": accuracy,
+        },
+        "live": {
+            "per_stream": live_view,
+            "min_fps": min(p["fps"] for p in live_view),
+            "dropped": sum(p["frames_dropped"] for p in live_view),
+        },
+        "separate": {"per_process": _streams_view({"streams": separate})},
+        "throughput_fps": {
+            "loop": {k: round(v, 1) for k, v in loop.items()},
+            "wall": {k: round(v, 1) for k, v in wall.items()},
+        },
+        "ratio": {
+            "loop": round(loop["batched"] / loop["separate"], 2),
+            "wall": round(wall["batched"] / wall["separate"], 2),
+        },
+    }
+
+
 def judge(results: list[dict[str, Any]]) -> None:
     """Each bundle's target is judged on its fastest backend (file mode): "on the best CPU backend"."""
     for r in results:
         best = max((o["file"]["fps"] for o in results if o["bundle_dir"] == r["bundle_dir"]), default=0.0)
         r["best"] = r["file"]["fps"] == best
         r["met"] = None if r["min_fps"] is None else bool(best >= r["min_fps"])
+        m = r.get("multi")
+        if m is not None:
+            fps_ok = None if m["min_stream_fps"] is None else bool(m["batched"]["min_fps"] >= m["min_stream_fps"])
+            ratio_ok = None if m["min_ratio"] is None else bool(m["ratio"]["loop"] >= m["min_ratio"])
+            m["met"] = {"stream_fps": fps_ok, "ratio": ratio_ok}
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -109,6 +208,32 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{m['latency_ms_p99']:>8.2f} {m['frames_read']:>5} {m['frames_processed']:>5} "
                 f"{m['frames_dropped']:>5} {pct(m['reference_matched']):>7} {pct(m['others_rejected']):>8}  {target}"
             )
+    for r in report["results"]:
+        m = r.get("multi")
+        if m is None:
+            continue
+        b, lv, met = m["batched"], m["live"], m.get("met", {})
+
+        def verdict(key: str, target: float | None, best: bool = r["best"], met: dict = met) -> str:
+            if target is None or not best:
+                return ""
+            return f" (target {target:g}: {'met' if met.get(key) else 'MISSED'})"
+
+        lines.append(
+            f"{r['bundle']} {r['backend']}, {m['streams']} streams batched: slowest stream {b['min_fps']:.1f} FPS"
+            + verdict("stream_fps", m["min_stream_fps"])
+            + f", every frame {'yes' if b['every_frame'] else 'NO'}, mean batch {b['batch']['mean_size']}, "
+            f"p50 {max(x['latency_ms_p50'] for x in b['per_stream']):.1f} ms; paced at the clip's rate: slowest "
+            f"{lv['min_fps']:.1f} FPS, {lv['dropped']} dropped"
+        )
+        t = m["throughput_fps"]
+        lines.append(
+            f"{'':12} throughput {t['loop']['batched']:.0f} FPS batched vs {t['loop']['separate']:.0f} FPS in "
+            f"{m['streams']} processes: {m['ratio']['loop']:.2f}x"
+            + verdict("ratio", m["min_ratio"])
+            + f"; counting start-up (wall): {t['wall']['batched']:.0f} vs {t['wall']['separate']:.0f} FPS, "
+            f"{m['ratio']['wall']:.2f}x"
+        )
     for b, why in report.get("absent", {}).items():
         lines.append(f"not run: {b}: {why}")
     lines.append("file: every frame as fast as possible; live: paced at the clip's rate, newest frame only")
@@ -141,6 +266,25 @@ def build_parser() -> argparse.ArgumentParser:
         choices=backend_names(),
         help="backends to run each bundle on; absent ones are listed (default: %(default)s)",
     )
+    p.add_argument(
+        "--streams",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also run N copies of the clip as N streams: batched in one process against N processes (default: 1)",
+    )
+    p.add_argument(
+        "--min-stream-fps",
+        type=float,
+        metavar="F",
+        help="with --streams: target FPS of the slowest batched stream (file mode, every frame)",
+    )
+    p.add_argument(
+        "--min-ratio",
+        type=float,
+        metavar="R",
+        help="with --streams: target throughput ratio, batched / separate processes (loop time)",
+    )
     p.add_argument("--out", default="runs/bench", help="where camera_bench.{txt,json} go (default: %(default)s)")
     p.add_argument("--check", action="store_true", help="exit 1 when a --min-fps target is missed")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
@@ -154,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     targets = args.min_fps or []
+    if args.streams < 1:
+        build_parser().error(f"--streams {args.streams}: expected 1 or more")
     if len(targets) > len(args.bundle):
         build_parser().error(f"{len(targets)} --min-fps for {len(args.bundle)} --bundle: at most one per bundle")
     out = Path(args.out)
@@ -170,7 +316,14 @@ def main(argv: list[str] | None = None) -> int:
         for b in args.backends:
             target = targets[i] if i < len(targets) else None
             try:
-                results.append(bench_bundle(bundle, b, target, clip, ref, truth, out))
+                row = bench_bundle(bundle, b, target, clip, ref, truth, out)
+                if args.streams > 1:
+                    row["multi"] = {
+                        **bench_streams(bundle, b, args.streams, clip, ref, truth, out),
+                        "min_stream_fps": args.min_stream_fps,
+                        "min_ratio": args.min_ratio,
+                    }
+                results.append(row)
             except CliError as e:
                 if e.code != EXIT_BACKEND:
                     print(f"error: {e}", file=sys.stderr)
@@ -189,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(out / "camera_bench.txt", table + "\n")
     write_json_atomic(out / "camera_bench.json", report)
     print(json.dumps(report, indent=2) if args.json else table)
-    if args.check and any(r["met"] is False for r in results):
+    missed = [r for r in results if r["met"] is False]
+    missed += [r for r in results if r["best"] and False in r.get("multi", {}).get("met", {}).values()]
+    if args.check and missed:
         return 1
     return 0
 
