@@ -268,22 +268,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--streams",
+        action="append",
         type=int,
-        default=1,
         metavar="N",
-        help="also run N copies of the clip as N streams: batched in one process against N processes (default: 1)",
+        help="for the bundle at the same position (repeat): also run N copies of the clip as N streams, batched in "
+        "one process against N processes (default: 1, none)",
     )
     p.add_argument(
         "--min-stream-fps",
+        action="append",
         type=float,
         metavar="F",
-        help="with --streams: target FPS of the slowest batched stream (file mode, every frame)",
+        help="for the bundle at the same position (repeat): target FPS of its slowest batched stream",
     )
     p.add_argument(
         "--min-ratio",
+        action="append",
         type=float,
         metavar="R",
-        help="with --streams: target throughput ratio, batched / separate processes (loop time)",
+        help="for the bundle at the same position (repeat): target throughput ratio, batched / separate (loop time)",
     )
     p.add_argument("--out", default="runs/bench", help="where camera_bench.{txt,json} go (default: %(default)s)")
     p.add_argument("--check", action="store_true", help="exit 1 when a --min-fps target is missed")
@@ -297,11 +300,18 @@ def main(argv: list[str] | None = None) -> int:
     from runtime.console import EXIT_BACKEND, CliError
 
     args = build_parser().parse_args(argv)
-    targets = args.min_fps or []
-    if args.streams < 1:
-        build_parser().error(f"--streams {args.streams}: expected 1 or more")
-    if len(targets) > len(args.bundle):
-        build_parser().error(f"{len(targets)} --min-fps for {len(args.bundle)} --bundle: at most one per bundle")
+    for option in ("min_fps", "streams", "min_stream_fps", "min_ratio"):
+        given = getattr(args, option) or []
+        if len(given) > len(args.bundle):
+            flag = "--" + option.replace("_", "-")
+            build_parser().error(f"{len(given)} {flag} for {len(args.bundle)} --bundle: at most one per bundle")
+    if any(n < 1 for n in args.streams or []):
+        build_parser().error(f"--streams {min(args.streams)}: expected 1 or more")
+
+    def at(option: str, i: int) -> Any:
+        given = getattr(args, option) or []
+        return given[i] if i < len(given) else None
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -314,14 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     absent: dict[str, str] = {}
     for i, bundle in enumerate(args.bundle):
         for b in args.backends:
-            target = targets[i] if i < len(targets) else None
             try:
-                row = bench_bundle(bundle, b, target, clip, ref, truth, out)
-                if args.streams > 1:
+                row = bench_bundle(bundle, b, at("min_fps", i), clip, ref, truth, out)
+                if (at("streams", i) or 1) > 1:
                     row["multi"] = {
-                        **bench_streams(bundle, b, args.streams, clip, ref, truth, out),
-                        "min_stream_fps": args.min_stream_fps,
-                        "min_ratio": args.min_ratio,
+                        **bench_streams(bundle, b, at("streams", i), clip, ref, truth, out),
+                        "min_stream_fps": at("min_stream_fps", i),
+                        "min_ratio": at("min_ratio", i),
                     }
                 results.append(row)
             except CliError as e:

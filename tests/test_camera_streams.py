@@ -3,6 +3,7 @@ end to end. The streams are real: video files written with OpenCV and an MJPEG-o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -161,3 +162,24 @@ def test_ink_detections_are_verified_and_no_detection_is_its_own_outcome(digits_
     assert [e["outcome"] for e in folder_frames[30:]] == ["no detection"] * 10
     assert all(e["detections"] == [] and e["match"] is False and e["score"] is None for e in folder_frames[30:])
     assert events[-1]["streams"][1]["no_detection"] == 10
+
+
+def test_bench_measures_streams_batched_against_separate_processes(digits_bundle, digits_clip, tmp_path):
+    from camera.bench import main as bench
+
+    truth, _, images = digits_clip
+    ref = (truth.reference_item, images[truth.reference_item])
+    others = [(name, image) for name, image in images.items() if name != truth.reference_item]
+    clip = make_clip(tmp_path / "b.mp4", ref, [ref], others, segments=2, segment_frames=15, seed=4)
+    clip.save(tmp_path / "b.truth.json")
+    write_reference(tmp_path / "b.reference.png", ref[1])
+    argv = ["--clip", str(tmp_path / "b.mp4"), "--bundle", str(digits_bundle), "--streams", "2", "--min-ratio", "0.01",
+            "--backends", "onnxruntime", "--out", str(tmp_path / "bench")]
+    assert bench(argv) == 0
+    report = json.loads((tmp_path / "bench" / "camera_bench.json").read_text())
+    m = report["results"][0]["multi"]
+    assert m["streams"] == 2 and m["batched"]["every_frame"]
+    assert [p["frames_processed"] for p in m["batched"]["per_stream"]] == [30, 30]
+    assert m["batched"]["batch"]["max_size"] == 2 and len(m["separate"]["per_process"]) == 2
+    assert m["ratio"]["loop"] > 0 and m["met"] == {"stream_fps": None, "ratio": True}
+    assert "2 streams batched" in (tmp_path / "bench" / "camera_bench.txt").read_text()
