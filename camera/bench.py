@@ -289,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="for the bundle at the same position (repeat): target throughput ratio, batched / separate (loop time)",
     )
     p.add_argument("--out", default="runs/bench", help="where camera_bench.{txt,json} go (default: %(default)s)")
-    p.add_argument("--check", action="store_true", help="exit 1 when a --min-fps target is missed")
+    p.add_argument(
+        "--check", action="store_true", help="exit 1 when a target (--min-fps, --min-stream-fps, --min-ratio) is missed"
+    )
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     return p
 

@@ -94,7 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="decision threshold in the score's own units (default: the bundle's calibrated one, or the gallery's)",
     )
-    p.add_argument("--every", type=int, default=1, metavar="N", help="process every Nth frame (default: %(default)s)")
+    p.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="process every Nth frame of each stream (default: %(default)s)",
+    )
     p.add_argument(
         "--hold",
         "--smooth",
@@ -103,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_HOLD,
         metavar="K",
         help="hysteresis: a verdict changes after K frames in a row near the threshold agree, or at once on a "
-        "frame clearly beyond it (default: %(default)s; 1 = every frame's own decision)",
+        "frame clearly beyond it or a score that jumped across the band (default: %(default)s; 1 = every "
+        "frame's own decision)",
     )
     p.add_argument(
         "--margin",

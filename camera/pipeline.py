@@ -191,8 +191,9 @@ def run_loop(
             if not _draw(streams, tick, sinks):
                 why.append("window closed (q/Esc)")
                 break
-        if not any(s.active for s in streams) and options.max_frames is not None and not why:
-            why.append(f"--max-frames {options.max_frames}")
+        limit = f"--max-frames {options.max_frames}"
+        if not why and all(s.stopped_by == limit for s in streams):
+            why.append(limit)
     return _summary(streams, batches, wall0, why)
 
 
