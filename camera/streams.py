@@ -3,9 +3,9 @@
 Each stream is read in a thread of its own: a live one keeps only its newest frame (``LatestFrameReader``), a file
 is decoded a few frames ahead and never dropped (``QueuedReader``). Every reader sets one shared ``wake`` event
 when a frame arrives, so the loop waits on all of them at once. A *tick* takes one frame from every stream that
-has one (the newest, for live streams) and waits a few milliseconds for the streams that delivered in the last
-tick, so the crops of N streams go through the network in one batched call; a stream that stalls or ends is not
-waited for, so it never holds the others back.
+has one (the newest, for live streams) and waits a few milliseconds for the streams that delivered in one of the
+last two ticks, so the crops of N streams go through the network in one batched call; a stream that stalls or
+ends is not waited for, so it never holds the others back.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class Ticker:
         self.readers = list(readers)
         self.wake = wake
         self.gather_s = gather_s
-        self._expected: set[int] = set(range(len(self.readers)))
+        self._recent: list[set[int]] = [set(range(len(self.readers)))] * 2  # who delivered in the last two ticks
 
     def tick(self, active: set[int], timeout: float = 0.2) -> list[tuple[int, Frame]]:
         """At most one frame per active stream, by stream index; empty after ``timeout`` s without any frame or
@@ -102,7 +102,8 @@ class Ticker:
             now = time.monotonic()
             if got:
                 gather_until = gather_until or now + self.gather_s
-                waiting = [i for i in active - got.keys() if i in self._expected and not self.readers[i].finished]
+                expected = self._recent[0] | self._recent[1]
+                waiting = [i for i in active - got.keys() if i in expected and not self.readers[i].finished]
                 if not waiting or now >= gather_until:
                     break
                 until = gather_until
@@ -111,5 +112,5 @@ class Ticker:
                     break
                 until = deadline
             self.wake.wait(max(0.0, until - now))
-        self._expected = set(got)
+        self._recent = [self._recent[1], set(got)]
         return sorted(got.items())
