@@ -72,6 +72,7 @@ class _Stream:
     matches: int = 0
     no_detection: int = 0
     stopped_by: str | None = None
+    reconnects_seen: int = 0  # a reopened stream starts a verdict of its own
     overlay: OverlayState | None = None
     shown: np.ndarray | None = None  # the last annotated frame (for the mosaic)
     regions: dict[tuple[int, ...], Roi] = field(default_factory=dict)
@@ -166,6 +167,9 @@ def run_loop(
         for i, frame in tick:
             s = streams[i]
             s.received += 1
+            if s.reader.reconnects != s.reconnects_seen:
+                s.reconnects_seen = s.reader.reconnects
+                s.verdict.reset()
             if (s.received - 1) % options.every:
                 s.skipped += 1
                 continue
@@ -202,11 +206,11 @@ def _decide(
 ) -> dict[str, Any]:
     """The frame's verdict (the best detection's, through the stream's hysteresis), its event and overlay."""
     s, frame = w.stream, w.frame
-    if ds:
-        b = ds[_best(ds, matcher)]
-        label = s.verdict.update(b.label, b.score)
+    best = ds[_best(ds, matcher)] if ds else None
+    if best is not None:
+        label = s.verdict.update(best.label, best.score)
         match = matcher.label_is_match(label)
-        score, raw_match, text = b.score, b.match, b.text
+        score, raw_match, text = best.score, best.match, best.text
     else:
         s.verdict.reset()  # the subject left: the next detection starts a verdict of its own
         label, match, score, raw_match, text = NO_DETECTION, False, None, False, "no detection"
@@ -226,7 +230,6 @@ def _decide(
         "latency_ms": round(latency_ms, 3),
         "dropped": s.reader.dropped,
     }
-    best = ds[_best(ds, matcher)] if ds else None
     if matcher.mode == "gallery":
         event.update({"identity": label if match else None, "raw_identity": best.identity if best else None})
     if w.detected:
