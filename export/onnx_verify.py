@@ -32,9 +32,11 @@ def disagreement(model: onnx.ModelProto, keras_fn: Callable[..., np.ndarray], in
     """max |onnx - keras| / (ABSOLUTE + RELATIVE * max |keras|) on ``inputs``: <= 1 agrees (ONNX Runtime CPU)."""
     import onnxruntime as ort
 
+    from runtime.backends.onnxruntime_backend import CPU_PROVIDER
+
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=[CPU_PROVIDER])
     (got,) = sess.run(None, inputs)
     ref = np.asarray(keras_fn(*inputs.values()), dtype=np.float32).reshape(got.shape)
     allowed = ABSOLUTE_TOLERANCE + RELATIVE_TOLERANCE * float(np.abs(ref).max())

@@ -122,8 +122,10 @@ def _agreement(variant: onnx.ModelProto, reference: Path, feeds: dict[str, np.nd
     """Max |variant - reference| / max|reference| over ``feeds`` run one row at a time through the variant."""
     import onnxruntime as ort
 
-    ref = ort.InferenceSession(str(reference), providers=["CPUExecutionProvider"])
-    var = ort.InferenceSession(variant.SerializeToString(), providers=["CPUExecutionProvider"])
+    from runtime.backends.onnxruntime_backend import CPU_PROVIDER
+
+    ref = ort.InferenceSession(str(reference), providers=[CPU_PROVIDER])
+    var = ort.InferenceSession(variant.SerializeToString(), providers=[CPU_PROVIDER])
     want = ref.run(None, feeds)[0]
     n = len(next(iter(feeds.values())))
     got = np.concatenate([var.run(None, {k: v[i : i + 1] for k, v in feeds.items()})[0] for i in range(n)])

@@ -67,6 +67,8 @@ def run_cli(main: Callable[[], int], debug: bool = False, what: str = "") -> int
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
     try:
         return main()
+    except ImportError:
+        raise  # a missing extra: the command's explain_missing_extras says which one to install, in one line
     except KeyboardInterrupt as e:
         how = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
         print(f"interrupted ({how}){': ' + what if what else ''}; nothing half-written was left", file=sys.stderr)

@@ -43,8 +43,6 @@ class ScoreSpec:
             raise ValueError(f"score threshold {self.threshold!r}: expected a number") from None
         if not math.isfinite(threshold):
             raise ValueError(f"score threshold {threshold}: expected a finite number (NaN would decide nothing)")
-        if self.kind == "probability" and not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"score threshold {threshold}: a probability threshold lies in [0, 1]")
         object.__setattr__(self, "threshold", threshold)
 
     def is_match(self, score: Any) -> Any:

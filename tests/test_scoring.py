@@ -115,8 +115,6 @@ def test_describe_states_direction_and_source() -> None:
     [
         ("distance", float("nan"), "expected a finite number"),
         ("distance", float("inf"), "expected a finite number"),
-        ("probability", 1.5, r"a probability threshold lies in \[0, 1\]"),
-        ("probability", -0.1, r"a probability threshold lies in \[0, 1\]"),
         ("distance", "half", "'half': expected a number"),
     ],
 )

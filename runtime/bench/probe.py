@@ -46,14 +46,14 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     import onnxruntime  # noqa: F401  (timed with the backend)
 
-    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from runtime.backends.onnxruntime_backend import CPU_PROVIDER, OnnxRuntimeBackend
     from runtime.bundle.manifest import load_manifest
 
     t_backend = time.perf_counter() - t0
     after_import = read_proc_status()
     t0 = time.perf_counter()
     m = load_manifest(bundle)
-    b = OnnxRuntimeBackend(bundle, m, providers=["CPUExecutionProvider"], threads=threads)
+    b = OnnxRuntimeBackend(bundle, m, providers=[CPU_PROVIDER], threads=threads)
     t_load = time.perf_counter() - t0
     loaded = read_proc_status()
     x = np.zeros((1, *m.preprocessing.input_shape), np.float32)
