@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,8 @@ from runtime.engines import (
     engine_cache_key,
     engine_file_name,
     engine_sidecar,
+    gpu_tag,
+    normalize_trt_version,
     parse_trt_version,
     read_sidecar,
     sidecar_name,
@@ -142,21 +147,138 @@ def _check_network_input(network, src: Path, input_shape: tuple[int, int, int]) 
         )
 
 
-def _load_timing_cache(config, path: Path | None, logger_warn) -> tuple[Any, bool]:
-    """Attach a timing cache (from ``path`` when it exists) to ``config``; (cache, whether one was loaded)."""
-    data = b""
-    if path is not None and path.is_file():
-        data = path.read_bytes()
-    cache = None
-    try:
-        cache = config.create_timing_cache(data)
-    except Exception as e:  # a cache from another TensorRT release: start a fresh one, say so
-        logger_warn(f"timing cache {path} not usable ({e}); starting an empty one")
+# ----------------------------------------------------------------------------------------------------------------
+# the timing cache: reused when TensorRT accepts it, else a fresh one (decided here, pure; applied in _serialize_plan)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimingCacheVerdict:
+    """What to do with a timing cache file: ``reused`` when TensorRT took it; else build with an empty cache
+    (``warning`` says why the file was not used, None when there was no file)."""
+
+    reused: bool
+    warning: str | None = None
+
+
+def timing_cache_verdict(path: Path | None, had_bytes: bool, created: bool, accepted: bool) -> TimingCacheVerdict:
+    """The fallback policy. ``created``: ``create_timing_cache(bytes)`` returned a cache; ``accepted``:
+    ``set_timing_cache(cache, ignore_mismatch=False)`` returned True. A cache from another GPU or TensorRT
+    release (the file is copied along with bundles) is refused by TensorRT: build with an empty one and say so,
+    never record it as reused."""
+    if not had_bytes:
+        return TimingCacheVerdict(False)
+    if not created:
+        return TimingCacheVerdict(
+            False, f"timing cache {path} cannot be read by this TensorRT (another release?); starting an empty one"
+        )
+    if not accepted:
+        return TimingCacheVerdict(
+            False,
+            f"timing cache {path} was refused by TensorRT (made on another GPU or TensorRT release); starting an "
+            "empty one, which replaces it after the build",
+        )
+    return TimingCacheVerdict(True)
+
+
+def default_timing_cache(bundle_dir: Path, trt_version: str, compute_capability: tuple[int, int]) -> Path:
+    """``trt_timing.trt<version>.sm<cc>.cache`` beside the bundle: bundles built on one machine share it, and a
+    cache from another GPU or TensorRT release (copied along with the bundles) never has the same name."""
+    return Path(bundle_dir).resolve().parent / (
+        f"trt_timing.trt{normalize_trt_version(trt_version)}.{gpu_tag(compute_capability)}.cache"
+    )
+
+
+def timing_cache_bytes(cache: Any) -> bytes | None:
+    """The serialized cache of ``config.get_timing_cache()``, or None when TensorRT returned none (nothing to
+    save: the plan is written all the same)."""
     if cache is None:
-        data = b""
-        cache = config.create_timing_cache(b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
-    return cache, bool(data)
+        return None
+    data = cache.serialize()
+    return bytes(data) if data is not None else None
+
+
+def _attach_timing_cache(config: Any, path: Path | None, warn: Callable[[str], None]) -> bool:
+    """Attach the timing cache at ``path`` (or an empty one) to ``config``; whether the file's cache was reused."""
+    data = path.read_bytes() if path is not None and path.is_file() else b""
+    cache, accepted = None, False
+    if data:
+        try:
+            cache = config.create_timing_cache(data)
+        except Exception:  # TensorRT raises on bytes it cannot parse (another release)
+            cache = None
+        accepted = cache is not None and bool(config.set_timing_cache(cache, ignore_mismatch=False))
+    verdict = timing_cache_verdict(path, bool(data), cache is not None, accepted)
+    if verdict.warning:
+        warn(verdict.warning)
+    if not verdict.reused:
+        empty = config.create_timing_cache(b"")
+        if empty is None or not config.set_timing_cache(empty, ignore_mismatch=False):
+            warn("TensorRT refused an empty timing cache; building without one")
+    return verdict.reused
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# FP32 islands on TensorRT 10: which layers of the parsed network to pin (pure over names and types)
+# ----------------------------------------------------------------------------------------------------------------
+
+FLOAT_TYPES = frozenset({"FLOAT", "HALF", "BF16"})  # trt.DataType names of the tensors a precision pin applies to
+_EXPANSION = re.compile(r"(?P<base>.+)_\d+")  # onnx-tensorrt's unique names for a node's further layers: name_<n>
+
+
+@dataclass(frozen=True)
+class PinPlan:
+    """The layers to pin to FP32 (network indices) and, per node asked for, how many float layers it matched.
+    ``skipped``: layers of those nodes left alone because an output is not a float tensor (shape helpers)."""
+
+    layers: tuple[int, ...]
+    matched: dict[str, int]
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> list[str]:
+        """The nodes asked for that no float layer of the network came from."""
+        return [n for n, count in self.matched.items() if count == 0]
+
+    def check(self) -> None:
+        """EngineBuildError unless every node asked for pinned at least one layer (else FP16 could overflow)."""
+        if self.missing:
+            raise EngineBuildError(
+                f"FP32 pinning: {len(self.missing)} of the {len(self.matched)} nodes the FP16 graph keeps in FP32 "
+                f"match no float layer of the TensorRT network: {', '.join(self.missing)} (expected layers named "
+                "<node>, node_of_<first output> or <that>_<n>)"
+            )
+
+
+def trt_layer_names(node: str) -> tuple[str, str]:
+    """The names onnx-tensorrt gives the first layer of an ONNX node that ``export.fp16`` lists as ``node``: the
+    node's name, or ``node_of_<first output>`` for an unnamed node (which it lists by its first output)."""
+    return node, f"node_of_{node}"
+
+
+def plan_fp32_pins(nodes: Sequence[str], layers: Sequence[tuple[str, Sequence[str]]]) -> PinPlan:
+    """Which of ``layers`` (name, output type names, in network order) implement the ONNX ``nodes`` to keep FP32.
+
+    onnx-tensorrt names a node's first layer after the node (``node_of_<first output>`` when unnamed) and each
+    further layer ``<that>_<n>``. Only layers whose outputs are all float tensors are pinned: a node's INT64/INT32
+    shape helpers are never forced to float32, and tf2onnx's helper nodes (``<node>__<n>``) are not the node.
+    """
+    owner = {name: node for node in nodes for name in trt_layer_names(node)}
+    matched = dict.fromkeys(nodes, 0)
+    pinned: list[int] = []
+    skipped: list[str] = []
+    for i, (name, types) in enumerate(layers):
+        node = owner.get(name)
+        if node is None and (m := _EXPANSION.fullmatch(name)):
+            node = owner.get(m["base"])
+        if node is None:
+            continue
+        if not types or not all(str(t) in FLOAT_TYPES for t in types):
+            skipped.append(name)
+            continue
+        pinned.append(i)
+        matched[node] += 1
+    return PinPlan(tuple(pinned), matched, tuple(skipped))
 
 
 def fp32_pinned_layers(bundle_dir: Path) -> list[str]:
@@ -176,25 +298,36 @@ def fp32_pinned_layers(bundle_dir: Path) -> list[str]:
     return [n for n in props.get(FP32_NODES_KEY, "").split(",") if n]
 
 
-def _pin_fp32(trt, network, names: list[str], config) -> int:
-    """Force the named layers (and the layers TensorRT expands them into, ``name_*``) to FP32; returns how many."""
-    wanted = set(names)
-    pinned = 0
+def _pin_fp32(trt: Any, network: Any, names: list[str], config: Any) -> int:
+    """Pin the layers ``plan_fp32_pins`` picks to FP32 (checked: every node asked for pins a layer); how many."""
+    layers = []
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        base = layer.name
-        if base in wanted or any(base.startswith(n + "_") for n in wanted):
-            layer.precision = trt.float32
-            for j in range(layer.num_outputs):
-                layer.set_output_type(j, trt.float32)
-            pinned += 1
-    if pinned:
+        layers.append((layer.name, [layer.get_output(j).dtype.name for j in range(layer.num_outputs)]))
+    plan = plan_fp32_pins(names, layers)
+    plan.check()
+    for i in plan.layers:
+        layer = network.get_layer(i)
+        layer.precision = trt.float32
+        for j in range(layer.num_outputs):
+            layer.set_output_type(j, trt.float32)
+    if plan.layers:
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-    return pinned
+    return len(plan.layers)
+
+
+@dataclass(frozen=True)
+class BuiltPlan:
+    """What ``_serialize_plan`` produced: the plan bytes, whether the timing cache file was reused, how many
+    layers were pinned to FP32."""
+
+    plan: bytes
+    timing_cache_reused: bool
+    fp32_layers_pinned: int
 
 
 def _serialize_plan(
-    trt,
+    trt: Any,
     src: Path,
     input_shape: tuple[int, int, int],
     profile: BatchProfile,
@@ -202,8 +335,8 @@ def _serialize_plan(
     workspace_gib: float,
     timing_cache: Path | None,
     fp32_layers: list[str] | None = None,
-) -> tuple[bytes, bool]:
-    """Parse ``src`` and build a serialized engine (plain plan bytes); (plan, timing cache was reused)."""
+) -> BuiltPlan:
+    """Parse ``src`` and build a serialized engine (plain plan bytes)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -218,24 +351,76 @@ def _serialize_plan(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes(workspace_gib))
+    pinned = 0
     if strategy == STRATEGY_BUILDER_FLAG:
         config.set_flag(trt.BuilderFlag.FP16)
-        _pin_fp32(trt, network, fp32_layers or [], config)
+        pinned = _pin_fp32(trt, network, fp32_layers or [], config)
     elif strategy == STRATEGY_FP32 and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # FP32 parity (1e-4) needs real FP32 math
     shapes = profile.shapes(input_shape)
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(INPUT_NAME, shapes["min"], shapes["opt"], shapes["max"])
     config.add_optimization_profile(opt_profile)
-    _, cache_reused = _load_timing_cache(config, timing_cache, lambda m: print(f"warning: {m}", file=sys.stderr))
+    reused = _attach_timing_cache(config, timing_cache, _warn)
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError(f"{src}: TensorRT could not build an engine (its log above says why)")
     if timing_cache is not None:
-        with atomic_path(timing_cache) as tmp:
-            tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    return bytes(serialized), cache_reused
+        data = timing_cache_bytes(config.get_timing_cache())
+        if data is None:
+            _warn(f"TensorRT returned no timing cache; {timing_cache} is left as it was")
+        else:
+            with atomic_path(timing_cache) as tmp:
+                tmp.write_bytes(data)
+    return BuiltPlan(bytes(serialized), reused, pinned)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class PlanIdentity:
+    """Everything a plan for this bundle, machine, precision and profile is built from, and its cache key."""
+
+    strategy: str
+    source: str  # the ONNX file in the bundle the plan is parsed from
+    source_sha256: str
+    fp32_pins: tuple[str, ...]  # TensorRT 10 FP16: the FP16 graph's FP32 islands, pinned in the FP32 graph
+    fp16_graph_sha256: str | None  # ... and the FP16 graph they were read from
+    key: str
+    file_name: str
+
+
+def plan_identity(
+    bundle_dir: Path,
+    trt_version: str,
+    compute_capability: tuple[int, int],
+    precision: str,
+    profile: BatchProfile,
+    input_shape: tuple[int, int, int],
+) -> PlanIdentity:
+    """The plan ``build_engine`` builds (or reuses) for this bundle on this TensorRT version and GPU; pure over the
+    bundle's files. FileNotFoundError when the source graph is missing."""
+    bundle_dir = Path(bundle_dir)
+    strategy, source = build_plan(trt_version, precision)
+    src = bundle_dir / source
+    if not src.is_file():
+        why = (
+            "; TensorRT 11 builds FP16 from the FP16 graph: export with --fp16" if source == EMBEDDING_FP16_ONNX else ""
+        )
+        raise FileNotFoundError(f"{src}: missing{why}")
+    source_sha = sha256_file(src)
+    pins: tuple[str, ...] = ()
+    fp16_sha = None
+    fp16 = bundle_dir / EMBEDDING_FP16_ONNX
+    if strategy == STRATEGY_BUILDER_FLAG and fp16.is_file():
+        pins = tuple(fp32_pinned_layers(bundle_dir))
+        fp16_sha = sha256_file(fp16)
+    key = engine_cache_key(source_sha, trt_version, compute_capability, precision, profile, input_shape, pins, fp16_sha)
+    name = engine_file_name(trt_version, compute_capability, precision, key)
+    return PlanIdentity(strategy, source, source_sha, pins, fp16_sha, key, name)
 
 
 def build_engine(
@@ -250,8 +435,9 @@ def build_engine(
     """Build (or reuse) ``<bundle>/embedding.trt<ver>.sm<cc>.<precision>.<key>.plan`` and its JSON sidecar.
 
     Raises EngineUnavailable (one line: which of TensorRT or the GPU is missing), EngineBuildError (parser
-    errors with their node), FileNotFoundError (the source graph is missing), ValueError (bad arguments).
-    Returns the sidecar dict, plus ``"reused": True`` when a plan with the same key was already there.
+    errors with their node, FP32 islands that match no layer), FileNotFoundError (the source graph is missing),
+    ValueError (bad arguments). Returns the sidecar dict, plus ``"reused": True`` when a plan with the same key was
+    already there.
     """
     bundle_dir = Path(bundle_dir)
     input_shape = check_input_shape(input_shape)
@@ -264,41 +450,43 @@ def build_engine(
     if info["reason"]:
         raise EngineUnavailable(info["reason"])
     trt_version, cc = info["tensorrt"], info["compute_capability"]
-    strategy, source = build_plan(trt_version, precision)
-    src = bundle_dir / source
-    if not src.is_file():
-        why = (
-            "; TensorRT 11 builds FP16 from the FP16 graph: export with --fp16" if source == EMBEDDING_FP16_ONNX else ""
-        )
-        raise FileNotFoundError(f"{src}: missing{why}")
-    source_sha = sha256_file(src)
-    key = engine_cache_key(source_sha, trt_version, cc, precision, profile, input_shape)
-    plan_path = bundle_dir / engine_file_name(trt_version, cc, precision, key)
-    if not force and (side := reusable(plan_path, key)) is not None:
+    ident = plan_identity(bundle_dir, trt_version, cc, precision, profile, input_shape)
+    plan_path = bundle_dir / ident.file_name
+    if not force and (side := reusable(plan_path, ident.key)) is not None:
         return {**side, "reused": True}
 
     trt = import_tensorrt()
     start = time.perf_counter()
-    pins = fp32_pinned_layers(bundle_dir) if strategy == STRATEGY_BUILDER_FLAG else []
-    plan, cache_reused = _serialize_plan(trt, src, input_shape, profile, strategy, workspace_gib, timing_cache, pins)
+    src = bundle_dir / ident.source
+    built = _serialize_plan(
+        trt, src, input_shape, profile, ident.strategy, workspace_gib, timing_cache, list(ident.fp32_pins)
+    )
     seconds = round(time.perf_counter() - start, 3)
     with atomic_path(plan_path) as tmp:
-        tmp.write_bytes(plan)  # the serialized engine only: trtexec, Triton and DeepStream load it as is
+        tmp.write_bytes(built.plan)  # the serialized engine only: trtexec, Triton and DeepStream load it as is
+    pin_fields: dict[str, Any] = {}
+    if ident.fp16_graph_sha256 is not None:
+        pin_fields = {
+            "fp32_pins": list(ident.fp32_pins),
+            "fp16_graph_sha256": ident.fp16_graph_sha256,
+            "fp32_layers_pinned": built.fp32_layers_pinned,
+        }
     sidecar = engine_sidecar(
         plan_path,
-        key,
+        ident.key,
         trt_version,
         cc,
         precision,
-        source,
-        source_sha,
+        ident.source,
+        ident.source_sha256,
         input_shape,
         profile,
         gpu=info["gpu"],
-        strategy=strategy,
+        strategy=ident.strategy,
+        **pin_fields,
         workspace_gib=float(workspace_gib),
         timing_cache=str(timing_cache) if timing_cache is not None else None,
-        timing_cache_reused=cache_reused,
+        timing_cache_reused=built.timing_cache_reused,
         build_seconds=seconds,
         built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
@@ -343,11 +531,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="fp16", help="default: %(default)s")
     p.add_argument("--workspace", type=float, default=2.0, metavar="GiB", help="builder workspace limit (default: 2)")
     p.add_argument(
-        "--timing-cache", metavar="FILE", help="persistent timing cache (default: trt_timing.cache beside the bundle)"
+        "--timing-cache",
+        metavar="FILE",
+        help="persistent timing cache (default: trt_timing.trt<version>.sm<cc>.cache beside the bundle, one per "
+        "TensorRT release and GPU)",
     )
     p.add_argument("--force", action="store_true", help="rebuild even when a plan with the same key exists")
     p.add_argument("--probe", action="store_true", help="print what this machine has for building, then exit")
     return p
+
+
+def _default_cache_here(bundle: Path) -> Path | None:
+    """This machine's default timing cache for ``bundle``; None when there is no TensorRT or GPU (build_engine then
+    says which is missing)."""
+    info = probe()
+    if info["reason"]:
+        return None
+    return default_timing_cache(bundle, info["tensorrt"], info["compute_capability"])
 
 
 @explain_missing_extras()
@@ -368,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = BatchProfile.parse(args.batch)
         workspace_bytes(args.workspace)
         manifest = load_manifest(bundle)
-        cache = Path(args.timing_cache) if args.timing_cache else bundle.resolve().parent / "trt_timing.cache"
+        cache = Path(args.timing_cache) if args.timing_cache else _default_cache_here(bundle)
         sidecar = build_engine(
             bundle, manifest.preprocessing.input_shape, profile, args.precision, args.workspace, cache, args.force
         )

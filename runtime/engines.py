@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.bundle.layout import EMBEDDING_OUTPUT, INPUT_NAME
+from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_OUTPUT, INPUT_NAME
 from runtime.fileio import sha256_file
 
 PRECISIONS = ("fp16", "fp32")
@@ -112,17 +113,50 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+# a TensorRT version: dotted integers, then an optional pre-release or local tag as early-access wheels have
+# ("10.0.0b6", "10.14.1.48.post1", "11.0.0ea"); "10.x" or "v10.3" are not versions
+_TRT_VERSION = re.compile(r"(?P<num>\d+(?:\.\d+)*)(?P<tag>(?:[.-]?(?:a|b|rc|ea|dev|post)\d*)*(?:\+[0-9a-z.]+)?)")
+
+
+def _split_trt_version(trt_version: str) -> tuple[tuple[int, ...], str]:
+    text = str(trt_version).strip().lower()
+    m = _TRT_VERSION.fullmatch(text)
+    if not m:
+        raise ValueError(
+            f"TensorRT version {trt_version!r}: expected dotted integers such as 10.3.0 (optionally with a "
+            "pre-release tag such as 10.0.0b6)"
+        )
+    return tuple(int(p) for p in m["num"].split(".")), m["tag"]
+
+
 def parse_trt_version(trt_version: str) -> tuple[int, ...]:
-    """``"10.3.0.30"`` -> (10, 3, 0, 30). ValueError for anything that is not dotted integers."""
-    text = str(trt_version).strip()
-    if not re.fullmatch(r"\d+(\.\d+)*", text):
-        raise ValueError(f"TensorRT version {trt_version!r}: expected dotted integers such as 10.3.0")
-    return tuple(int(p) for p in text.split("."))
+    """``"10.3.0.30"`` -> (10, 3, 0, 30); an early-access ``"10.0.0b6"`` -> (10, 0, 0): the numbers decide the API.
+    ValueError for anything that does not start with dotted integers followed by at most a release tag."""
+    return _split_trt_version(trt_version)[0]
 
 
 def normalize_trt_version(trt_version: str) -> str:
-    """``" 10.3.0.30 "`` -> ``"10.3.0.30"`` (how versions are compared and hashed)."""
-    return ".".join(str(p) for p in parse_trt_version(trt_version))
+    """``" 10.3.0.30 "`` -> ``"10.3.0.30"``, ``"10.0.0B6"`` -> ``"10.0.0b6"`` (how versions are compared and
+    hashed: an early-access build is another release, its plans do not move to the final one)."""
+    numbers, tag = _split_trt_version(trt_version)
+    return ".".join(str(p) for p in numbers) + tag
+
+
+def trt_version_from_int(value: int) -> str:
+    """``getInferLibVersion()``'s number (major * 10000 + minor * 100 + patch, TensorRT 10 and 11) -> ``"10.3.0"``:
+    the version of the library loaded, which may differ from the headers or Python module next to it."""
+    v = int(value)
+    if v < 10000:
+        raise ValueError(f"TensorRT library version {value!r}: expected major * 10000 + minor * 100 + patch")
+    return f"{v // 10000}.{v // 100 % 100}.{v % 100}"
+
+
+def same_release(a: str, b: str) -> bool:
+    """Whether two TensorRT versions name one release: equal on every number both state, at least major.minor.patch
+    (``getInferLibVersion`` has no build number: ``"10.3.0"`` is ``"10.3.0.30"``), with the same release tag."""
+    (na, ta), (nb, tb) = _split_trt_version(a), _split_trt_version(b)
+    n = min(len(na), len(nb))
+    return n >= 3 and na[:n] == nb[:n] and ta == tb
 
 
 def check_compute_capability(compute_capability) -> tuple[int, int]:
@@ -148,16 +182,19 @@ def engine_cache_key(
     precision: str,
     profile: BatchProfile,
     input_shape: tuple[int, int, int],
+    fp32_pins: Sequence[str] = (),
+    fp16_graph_sha256: str | None = None,
 ) -> str:
     """A short hex digest of everything that makes a plan valid: change any of it and the key changes.
 
     ``model_sha256`` is the hash of the ONNX file the plan is built from; ``trt_version`` the full version
     (plans do not move between TensorRT releases); the input name is included so a renamed input invalidates.
+    A TensorRT 10 FP16 build from the FP32 graph also depends on the FP16 graph it reads its FP32 islands from:
+    ``fp32_pins`` (the node names pinned, in order) and ``fp16_graph_sha256``. They enter the key only when given,
+    so the keys of plans that never had them stay what they were.
     """
-    sha = str(model_sha256).strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{8,128}", sha):
-        raise ValueError(f"model sha256 {model_sha256!r}: expected a hex digest")
-    parts = {
+    sha = _hex_digest(model_sha256, "model sha256")
+    parts: dict[str, Any] = {
         "schema": KEY_SCHEMA,
         "model_sha256": sha,
         "tensorrt": normalize_trt_version(trt_version),
@@ -166,8 +203,20 @@ def engine_cache_key(
         "profile": [profile.min, profile.opt, profile.max],
         "input": {"name": INPUT_NAME, "shape": list(check_input_shape(input_shape))},
     }
+    pins = [str(n) for n in fp32_pins]
+    if pins:
+        parts["fp32_pins"] = pins
+    if fp16_graph_sha256 is not None:
+        parts["fp16_graph_sha256"] = _hex_digest(fp16_graph_sha256, "FP16 graph sha256")
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:KEY_LENGTH]
+
+
+def _hex_digest(value: str, what: str) -> str:
+    sha = str(value).strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{8,128}", sha):
+        raise ValueError(f"{what} {value!r}: expected a hex digest")
+    return sha
 
 
 def trt_tag(trt_version: str) -> str:
@@ -391,8 +440,22 @@ def check_plan(
                 f"the bundle's is {source_sha[:12]}..."
             )
 
+    pins = side.get("fp32_pins") or []
+    fp16_sha = None
+    if side.get("fp16_graph_sha256") is not None:  # a TensorRT 10 FP16 plan that pinned the FP16 graph's islands
+        fp16_path = plan.parent / EMBEDDING_FP16_ONNX
+        fp16_sha = sha256_file(fp16_path) if fp16_path.is_file() else None
+        if fp16_sha != side.get("fp16_graph_sha256"):
+            reasons.append(
+                f"its FP32 islands came from another {EMBEDDING_FP16_ONNX} (sha256 "
+                f"{str(side.get('fp16_graph_sha256'))[:12]}...), the bundle's is "
+                f"{fp16_sha[:12] + '...' if fp16_sha else 'missing'}"
+            )
+    if not isinstance(pins, list) or not all(isinstance(n, str) for n in pins):
+        reasons.append(f"fp32_pins {pins!r} in the sidecar: expected a list of node names")
+
     if not reasons and source_sha is not None and profile is not None:
-        key = engine_cache_key(source_sha, here_trt, here_cc, plan_precision, profile, hwc)
+        key = engine_cache_key(source_sha, here_trt, here_cc, plan_precision, profile, hwc, pins, fp16_sha)
         if key != side.get("key"):
             reasons.append(f"its cache key {side.get('key')} does not recompute here ({key})")
     if not reasons and verify_bytes and sha256_file(plan) != side.get("plan_sha256"):

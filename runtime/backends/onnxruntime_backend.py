@@ -2,16 +2,19 @@
 
 Providers, best first: TensorRT EP > CUDA EP > CPU (``runtime.select`` lists them). The CPU provider runs the
 bundle's graphs as they are. With onnxruntime-gpu installed, the GPU providers get their options from
-``provider_config``: the TensorRT EP builds FP16 (``trt_fp16_enable``) from the FP32 graph with an optimization
-profile over the batch range, and keeps its engine and timing caches in a cache folder
-(``~/.cache/siamese-edge/ort-trt`` by default) so the build happens once per model, GPU and TensorRT version; the
-CUDA EP runs FP16 as the bundle's FP16 graph. On a GPU, inputs and outputs go through IO binding (the batch is
+``provider_config``: on TensorRT 10 the TensorRT EP builds FP16 (``trt_fp16_enable``) from the FP32 graph, on
+TensorRT 11 (no weak typing) it runs the FP16 graph; it has an optimization profile over the batch range and keeps
+its engine and timing caches in a folder per ONNX Runtime and TensorRT release (under
+``~/.cache/siamese-edge/ort-trt`` by default) so the build happens once per model, GPU and release; the CUDA EP runs
+FP16 as the bundle's FP16 graph. The graph is chosen for the providers the session really got (``choose_graph``). On a GPU, inputs and outputs go through IO binding (the batch is
 copied to the device once, the output is allocated there).
 """
 
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,13 @@ from runtime.backends.base import BackendEntry, Presence, register
 from runtime.bundle.graph_io import check_embedding_io, check_head_io, static
 from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_OUTPUT, HEAD_INPUTS, INPUT_NAME, SCORE_OUTPUT
 from runtime.bundle.manifest import Manifest, load_manifest
+from runtime.engines import (
+    MIN_TRT_MAJOR,
+    normalize_trt_version,
+    parse_trt_version,
+    same_release,
+    trt_version_from_int,
+)
 from runtime.heads import euclidean_distance
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -57,6 +67,12 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "siamese-edge" / "ort-trt"
 
 
+def _default_split_cache() -> Path:
+    import onnxruntime as ort
+
+    return ort_trt_cache_dir(default_cache_dir(), ort.__version__, installed_trt_version())
+
+
 def _provider_name(entry) -> str:
     return entry[0] if isinstance(entry, tuple) else str(entry)
 
@@ -84,12 +100,14 @@ def provider_config(
     batch_profile: tuple[int, int, int] = DEFAULT_BATCH_PROFILE,
     cache_dir: str | Path | None = None,
     device_id: int = 0,
+    trt_major: int = MIN_TRT_MAJOR,
 ) -> list:
     """The ``providers`` argument for ``InferenceSession``: names ordered TensorRT EP > CUDA EP > CPU (unknown
     names keep their place after those), each GPU provider with its options; the CPU provider stays a plain name.
 
-    TensorRT EP: ``trt_fp16_enable`` for fp16, engine and timing caches in ``cache_dir`` (default
-    ``default_cache_dir()``), and, when ``input_shape`` (H, W, C) is given, an explicit profile over
+    TensorRT EP: ``trt_fp16_enable`` for fp16 on TensorRT 10 (``trt_major``; TensorRT 11 takes FP16 from the FP16
+    graph, see ``choose_graph``), engine and timing caches in ``cache_dir`` (default: ``default_cache_dir()``
+    split by ONNX Runtime and TensorRT release, ``ort_trt_cache_dir``), and, when ``input_shape`` (H, W, C) is given, an explicit profile over
     ``batch_profile`` (min, opt, max) so one engine serves every batch size up to max. CUDA EP: the device, and
     TF32 off for fp32 (``use_tf32=0``: Ampere+ would otherwise round FP32 convolutions to 10-bit mantissas).
     Entries already given as ``(name, options)`` keep their options (ours fill in what is missing).
@@ -101,10 +119,10 @@ def provider_config(
         name = _provider_name(entry)
         given = dict(entry[1]) if isinstance(entry, tuple) else {}
         if name == TRT_EP:
-            cache = str(Path(cache_dir) if cache_dir is not None else default_cache_dir())
+            cache = str(Path(cache_dir) if cache_dir is not None else _default_split_cache())
             opts: dict[str, Any] = {
                 "device_id": int(device_id),
-                "trt_fp16_enable": precision == "fp16",
+                "trt_fp16_enable": precision == "fp16" and trt_major <= MIN_TRT_MAJOR,
                 "trt_engine_cache_enable": True,
                 "trt_engine_cache_path": cache,
                 "trt_timing_cache_enable": True,
@@ -129,16 +147,116 @@ def provider_config(
     return out
 
 
-def embedding_file_for(manifest: Manifest, providers, precision: str, bundle_dir: str | Path | None = None) -> str:
-    """Which embedding graph a session runs: the FP16 graph for fp16 when the CUDA EP leads (it does not reduce
-    precision on its own), else the manifest's FP32 graph (the TensorRT EP makes FP16 from it; the CPU provider
-    runs the FP32 graph)."""
+# ----------------------------------------------------------------------------------------------------------------
+# which graph a GPU session runs, and with which TensorRT (pure over versions and provider lists; tested on the CPU)
+# ----------------------------------------------------------------------------------------------------------------
+
+ORT_TRT11_FROM = (1, 27)  # the first ONNX Runtime whose TensorRT provider links TensorRT 11 (earlier ones: 10)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", str(version))[:3])
+
+
+def expected_trt_major(ort_version: str, trt_version: str | None = None) -> int:
+    """The TensorRT major version ONNX Runtime's TensorRT provider runs with: the one found (``trt_version``, e.g.
+    the ``tensorrt`` module's, or the library the session loaded), else 10 before ONNX Runtime 1.27 and 11 from it."""
+    if trt_version:
+        return parse_trt_version(trt_version)[0]
+    return 11 if _version_tuple(ort_version) >= ORT_TRT11_FROM else MIN_TRT_MAJOR
+
+
+def ort_trt_cache_dir(root: str | Path, ort_version: str, trt_version: str | None) -> Path:
+    """The TensorRT provider's engine and timing cache folder under ``root``, one per ONNX Runtime and TensorRT
+    release (``ort1.31.1-trt11.4.0``): an engine cached by one release is never offered to another."""
+    trt = normalize_trt_version(trt_version) if trt_version else "unknown"
+    return Path(root) / f"ort{ort_version}-trt{trt}"
+
+
+@dataclass(frozen=True)
+class GraphChoice:
+    """The embedding graph a session runs, whether the TensorRT provider is asked for FP16 (``trt_fp16_enable``,
+    TensorRT 10 only) and the precision that really runs (what ``info()`` reports)."""
+
+    file: str
+    trt_fp16: bool
+    precision: str
+
+
+def choose_graph(
+    manifest: Manifest,
+    providers: list | tuple,
+    precision: str,
+    trt_major: int = MIN_TRT_MAJOR,
+    bundle_dir: str | Path | None = None,
+) -> GraphChoice:
+    """The graph for the leading provider of ``providers`` (the session's own, after it was created).
+
+    fp16 on the CUDA EP: the FP16 graph (it reduces no precision itself). fp16 on the TensorRT EP: TensorRT 10
+    builds FP16 from the FP32 graph with ``trt_fp16_enable``; TensorRT 11 has no weak typing and would build that
+    as FP32, so it runs the FP16 graph (RuntimeError when the bundle has none). Anything else runs the FP32 graph
+    at fp32, the CPU provider included (a GPU session that fell back to it computes in FP32).
+    """
+    lead = _provider_name(providers[0]) if providers else CPU_EP
     fp16_file = manifest.fp16_file or EMBEDDING_FP16_ONNX  # the file name it has when it exists
-    if precision == "fp16" and providers and _provider_name(providers[0]) == CUDA_EP:
+    wants_fp16_graph = precision == "fp16" and (lead == CUDA_EP or (lead == TRT_EP and trt_major > MIN_TRT_MAJOR))
+    if wants_fp16_graph:
         if bundle_dir is not None and not (Path(bundle_dir) / fp16_file).is_file():
-            raise FileNotFoundError(f"{Path(bundle_dir) / fp16_file}: missing; re-export the bundle with --fp16")
-        return fp16_file
-    return manifest.embedding_file
+            why = (
+                f"TensorRT {trt_major} builds FP16 only from it" if lead == TRT_EP else "the CUDA EP runs FP16 from it"
+            )
+            raise RuntimeError(f"{Path(bundle_dir) / fp16_file}: missing ({why}); re-export the bundle with --fp16")
+        return GraphChoice(fp16_file, False, "fp16")
+    if precision == "fp16" and lead == TRT_EP:
+        return GraphChoice(manifest.embedding_file, True, "fp16")
+    return GraphChoice(manifest.embedding_file, False, "fp32")
+
+
+def embedding_file_for(
+    manifest: Manifest,
+    providers,
+    precision: str,
+    bundle_dir: str | Path | None = None,
+    trt_major: int = MIN_TRT_MAJOR,
+) -> str:
+    """Which embedding graph a session whose providers are ``providers`` runs (``choose_graph``'s file)."""
+    try:
+        return choose_graph(manifest, providers, precision, trt_major, bundle_dir).file
+    except RuntimeError as e:
+        raise FileNotFoundError(str(e)) from None
+
+
+def loaded_trt_library(maps: str) -> str | None:
+    """The libnvinfer this process has loaded, from the text of ``/proc/self/maps``; None when there is none."""
+    found = re.findall(r"(\S*/libnvinfer\.so\.\d+[\d.]*)\s*$", maps, flags=re.MULTILINE)
+    return found[0] if found else None
+
+
+def session_trt_version() -> str | None:
+    """The TensorRT version of the libnvinfer the TensorRT provider loaded into this process (its
+    ``getInferLibVersion()``), None when none is loaded or this is not Linux."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    lib = loaded_trt_library(maps)
+    if lib is None:
+        return None
+    import ctypes
+
+    try:
+        return trt_version_from_int(int(ctypes.CDLL(lib).getInferLibVersion()))
+    except (OSError, AttributeError):
+        return None
+
+
+def installed_trt_version() -> str | None:
+    """The ``tensorrt`` module's version when it imports (a guess at what the provider will load), else None."""
+    try:
+        import tensorrt
+    except Exception:
+        return None
+    return str(getattr(tensorrt, "__version__", "")) or None
 
 
 def make_session(model: str | Path | bytes, providers: list | None = None, threads: int | None = None):
@@ -225,23 +343,50 @@ class OnnxRuntimeBackend:
             check_embedding_io(_where(src), self.manifest, *session_io(self._embed))
             self._head = CpuHead(self.bundle_dir, self.manifest, threads, providers or best_providers())
         else:
-            hwc = self.manifest.preprocessing.input_shape
-            config = provider_config(wanted, precision, hwc, batch_profile, cache_dir, self.device_id)
+            self._open_gpu_session(wanted, threads, embedding_model, cache_dir, batch_profile)
+            # the head's batch is the number of pairs, not images: no TensorRT profile for it, CUDA EP is enough
+            head = [e for e in wanted if _provider_name(e) != TRT_EP and _provider_name(e) in self._got]
+            self._head = CpuHead(self.bundle_dir, self.manifest, threads, head or [CPU_EP])
+
+    def _open_gpu_session(self, wanted: list, threads, embedding_model, cache_dir, batch_profile) -> None:
+        """The embedding session on GPU providers, its graph chosen for the providers (and TensorRT) the session
+        really got: when ONNX Runtime dropped the TensorRT EP (its libraries did not load) or loaded another
+        TensorRT than assumed, the session is opened once more for what it has."""
+        import onnxruntime as ort
+
+        hwc = self.manifest.preprocessing.input_shape
+        asked = self.precision
+        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        trt_version = installed_trt_version()
+        check_dir = self.bundle_dir if embedding_model is None else None
+        for _ in range(2):
+            major = expected_trt_major(ort.__version__, trt_version)
+            cache = ort_trt_cache_dir(root, ort.__version__, trt_version)
+            config = provider_config(wanted, asked, hwc, batch_profile, cache, self.device_id, major)
+            choice = choose_graph(self.manifest, config, asked, major, check_dir)
             for entry in config:
                 if _provider_name(entry) == TRT_EP:
-                    self._max_batch = int(batch_profile[2])
                     Path(entry[1]["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
                     Path(entry[1]["trt_timing_cache_path"]).mkdir(parents=True, exist_ok=True)
-            if embedding_model is not None:
-                src = embedding_model
-            else:
-                src = self.bundle_dir / embedding_file_for(self.manifest, config, precision, self.bundle_dir)
-            self._embed = make_session(src, config, threads)
-            check_embedding_io(_where(src), self.manifest, *session_io(self._embed))
-            # the head's batch is the number of pairs, not images: no TensorRT profile for it, CUDA EP is enough
-            self._head = CpuHead(
-                self.bundle_dir, self.manifest, threads, [e for e in config if _provider_name(e) != TRT_EP]
-            )
+            src = embedding_model if embedding_model is not None else self.bundle_dir / choice.file
+            session = make_session(src, config, threads)
+            check_embedding_io(_where(src), self.manifest, *session_io(session))
+            got = list(session.get_providers())
+            loaded = session_trt_version() if got and got[0] == TRT_EP else None
+            real = choose_graph(self.manifest, got, asked, expected_trt_major(ort.__version__, loaded or trt_version))
+            same_trt = loaded is None or (trt_version is not None and same_release(loaded, trt_version))
+            if real == choice and same_trt:
+                break
+            wanted = [e for e in wanted if _provider_name(e) in got] or [CPU_EP]
+            trt_version = loaded or trt_version
+        self._embed = session
+        self._got = got
+        self._asked_providers = [_provider_name(e) for e in config]
+        self._graph = Path(src).name if not isinstance(src, bytes) else "(in-memory graph)"
+        self._trt_version = loaded
+        self.precision = real.precision  # what runs, not what was asked (info() reports both)
+        self._asked_precision = asked
+        self._max_batch = int(batch_profile[2]) if got and got[0] == TRT_EP else None
 
     def _run_embed(self, x: np.ndarray) -> np.ndarray:
         if not self._gpu or self._embed.get_providers()[0] not in GPU_PROVIDERS:
@@ -273,14 +418,23 @@ class OnnxRuntimeBackend:
         """Sessions are freed with the backend; nothing to release early."""
 
     def info(self) -> dict[str, Any]:
+        """What runs: the session's leading provider and the precision it computes; on a GPU session also the
+        graph, the TensorRT version the provider loaded, and what was asked for when it differs."""
         provider = self._embed.get_providers()[0]
-        return {
+        out: dict[str, Any] = {
             "backend": self.name,
             "provider": provider,
             "precision": self.precision,
             "bundle": self.manifest.name,
             "device": f"cuda:{self.device_id}" if provider in GPU_PROVIDERS else "cpu",
         }
+        if self._gpu:
+            out["graph"] = self._graph
+            if self._trt_version:
+                out["tensorrt"] = self._trt_version
+            if self._asked_providers[0] != provider or self._asked_precision != self.precision:
+                out["asked"] = {"provider": self._asked_providers[0], "precision": self._asked_precision}
+        return out
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from runtime.engines import (
     ENGINE_GLOB,
     MIN_TRT_MAJOR,
     BatchProfile,
+    Chunk,
     PlanSelection,
     PlanTarget,
     parse_trt_version,
@@ -138,7 +140,11 @@ def plan_verdict(
     if machine_info.get("reason"):
         return False, str(machine_info["reason"]), None
     trt_version = str(machine_info["tensorrt"])
-    if parse_trt_version(trt_version)[0] < MIN_TRT_MAJOR:
+    try:
+        major = parse_trt_version(trt_version)[0]
+    except ValueError as e:
+        return False, str(e), None
+    if major < MIN_TRT_MAJOR:
         return (
             False,
             f"TensorRT {trt_version} is older than {MIN_TRT_MAJOR} (this runtime uses the TensorRT 10+ API)",
@@ -195,6 +201,57 @@ class _PinnedFloats:
         self.array = np.ctypeslib.as_array(ctypes.cast(self.ptr, ctypes.POINTER(ctypes.c_float)), (int(count),))
 
 
+def native_handle(obj: Any) -> int:
+    """The address behind a cuda-python object (a ``cudaStream_t``) as TensorRT's ``execute_async_v3`` takes it.
+    cuda-bindings 12.9.1+ and 13 deprecate ``int(obj)`` for ``cuda.bindings.utils.get_cuda_native_handle``; older
+    releases have only ``int``; plain ints (device pointers) pass through."""
+    if isinstance(obj, int):
+        return obj
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:  # cuda-python < 12.9.1: int() is the handle there, and not deprecated
+        return int(obj)
+    return int(get_cuda_native_handle(obj))
+
+
+def check_batch(x: np.ndarray, hwc: tuple[int, ...]) -> np.ndarray:
+    """The batch as contiguous float32 NHWC; ValueError naming the shape unless it is (N, H, W, C) of the plan."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(hwc):
+        raise ValueError(f"input shape {x.shape}, expected (N, {', '.join(map(str, hwc))})")
+    return x
+
+
+def run_profile(profile: BatchProfile, batch_size: int | None) -> BatchProfile:
+    """The chunking profile for one ``embed`` call: the plan's, or smaller runs when ``batch_size`` asks for them
+    (never below the plan's minimum, which padding reaches)."""
+    if batch_size is None or batch_size >= profile.max:
+        return profile
+    run = max(profile.min, int(batch_size))
+    return BatchProfile(profile.min, run, run)
+
+
+def stage_chunk(dst: np.ndarray, rows: np.ndarray, run: int) -> None:
+    """Copy ``rows`` (size, ...) into the flat staging buffer ``dst`` and zero it up to ``run`` images (the padding
+    up to the profile's minimum, whose outputs are dropped)."""
+    per_image = int(np.prod(rows.shape[1:], dtype=np.int64))
+    n = len(rows) * per_image
+    dst[:n] = rows.reshape(-1)
+    dst[n : run * per_image] = 0.0
+
+
+def embed_in_chunks(
+    x: np.ndarray, dim: int, profile: BatchProfile, run_chunk: Callable[[Chunk, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """(N, H, W, C) -> (N, dim) through ``run_chunk(chunk, rows)``, which returns at least ``chunk.size`` rows of
+    embeddings for a run of ``chunk.run`` images; chunks from ``plan_chunks`` (the rule the C++ backend shares).
+    An empty batch is (0, dim), as ONNX Runtime returns, without running anything."""
+    out = np.empty((len(x), int(dim)), np.float32)
+    for ch in plan_chunks(len(x), profile):
+        out[ch.start : ch.stop] = run_chunk(ch, x[ch.start : ch.stop])[: ch.size]
+    return out
+
+
 class TensorRTBackend:
     """A bundle's TensorRT plan on this GPU. ``precision`` None takes the best matching plan (FP16 first)."""
 
@@ -235,8 +292,7 @@ class TensorRTBackend:
     def _load(self, sidecar_profile: BatchProfile | None) -> None:
         trt = import_tensorrt()
         cudart = self._cudart = import_cudart()
-        if self.device:
-            _cuda_ok(cudart, cudart.cudaSetDevice(self.device), "cudaSetDevice")
+        _cuda_ok(cudart, cudart.cudaSetDevice(self.device), "cudaSetDevice")
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
@@ -286,53 +342,53 @@ class TensorRTBackend:
             self._h_in = _PinnedFloats(cudart, self.profile.max * per_image)
             self._h_out = _PinnedFloats(cudart, self.profile.max * self.dim)
             self._stream = _cuda_ok(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
+            self._stream_handle = native_handle(self._stream)
             if not self._context.set_tensor_address(INPUT_NAME, self._d_in):
                 raise RuntimeError(f"set_tensor_address({INPUT_NAME!r}) failed")
             if not self._context.set_tensor_address(EMBEDDING_OUTPUT, self._d_out):
                 raise RuntimeError(f"set_tensor_address({EMBEDDING_OUTPUT!r}) failed")
         except BaseException:
-            self.close()
+            self._closed = True
+            self._release()
             raise
 
     # -- the backend interface ------------------------------------------------------------------------------------
 
     def embed(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Preprocessed float32 NHWC -> (N, dim) float32; batches beyond the plan's profile run in chunks."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != 4 or tuple(x.shape[1:]) != self._hwc:
-            raise ValueError(f"input shape {x.shape}, expected (N, {', '.join(map(str, self._hwc))})")
-        out = np.empty((len(x), self.dim), np.float32)
-        profile = self.profile
-        if batch_size is not None and batch_size < profile.max:  # smaller runs, still within the plan's profile
-            run = max(profile.min, int(batch_size))
-            profile = BatchProfile(profile.min, run, run)
-        cudart, stream = self._cudart, self._stream
-        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        flat = x.reshape(len(x), -1)
+        """Preprocessed float32 NHWC -> (N, dim) float32; batches beyond the plan's profile run in chunks, those
+        below its minimum are padded. Safe from any thread: each run selects this backend's device first."""
+        x = check_batch(x, self._hwc)
+        profile = run_profile(self.profile, batch_size)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the TensorRT backend was closed")
-            for ch in plan_chunks(len(x), profile):
-                n_in = ch.run * self._per_image
-                self._h_in.array[: ch.size * self._per_image] = flat[ch.start : ch.stop].reshape(-1)
-                if ch.run > ch.size:  # padded up to the profile's minimum batch; those outputs are dropped
-                    self._h_in.array[ch.size * self._per_image : n_in] = 0.0
-                _cuda_ok(cudart, cudart.cudaMemcpyAsync(self._d_in, self._h_in.ptr, n_in * 4, h2d, stream), "H2D copy")
-                if not self._context.set_input_shape(INPUT_NAME, (ch.run, *self._hwc)):
-                    raise RuntimeError(
-                        f"set_input_shape({INPUT_NAME!r}, {(ch.run, *self._hwc)}) rejected (profile {self.profile})"
-                    )
-                if not self._context.execute_async_v3(int(stream)):
-                    raise RuntimeError(f"{self.plan_path.name}: execute_async_v3 failed (TensorRT's log says why)")
-                _cuda_ok(
-                    cudart,
-                    cudart.cudaMemcpyAsync(self._h_out.ptr, self._d_out, ch.run * self.dim * 4, d2h, stream),
-                    "D2H copy",
-                )
-                _cuda_ok(cudart, cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
-                out[ch.start : ch.stop] = self._h_out.array[: ch.size * self.dim].reshape(ch.size, self.dim)
-        return out
+            if len(x) == 0:
+                return np.empty((0, self.dim), np.float32)
+            # the current device is per host thread: a thread other than the constructor's starts on device 0
+            _cuda_ok(self._cudart, self._cudart.cudaSetDevice(self.device), "cudaSetDevice")
+            return embed_in_chunks(x, self.dim, profile, self._run_chunk)
+
+    def _run_chunk(self, ch: Chunk, rows: np.ndarray) -> np.ndarray:
+        """One run of ``ch.run`` images on the GPU (called with the lock held)."""
+        cudart, stream = self._cudart, self._stream
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        stage_chunk(self._h_in.array, rows, ch.run)
+        n_in = ch.run * self._per_image
+        _cuda_ok(cudart, cudart.cudaMemcpyAsync(self._d_in, self._h_in.ptr, n_in * 4, h2d, stream), "H2D copy")
+        if not self._context.set_input_shape(INPUT_NAME, (ch.run, *self._hwc)):
+            raise RuntimeError(
+                f"set_input_shape({INPUT_NAME!r}, {(ch.run, *self._hwc)}) rejected (profile {self.profile})"
+            )
+        if not self._context.execute_async_v3(self._stream_handle):
+            raise RuntimeError(f"{self.plan_path.name}: execute_async_v3 failed (TensorRT's log says why)")
+        _cuda_ok(
+            cudart,
+            cudart.cudaMemcpyAsync(self._h_out.ptr, self._d_out, ch.run * self.dim * 4, d2h, stream),
+            "D2H copy",
+        )
+        _cuda_ok(cudart, cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+        return self._h_out.array[: ch.size * self.dim].reshape(ch.size, self.dim)
 
     def score_embeddings(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
         """(N, dim) x 2 -> (N,) scores in the manifest's units (head.onnx on the CPU, or the distance)."""
@@ -350,27 +406,42 @@ class TensorRTBackend:
         }
 
     def close(self) -> None:
-        """Free the device and pinned buffers and the stream (also on garbage collection). Idempotent."""
-        self._closed = True
-        cudart = getattr(self, "_cudart", None)
-        if cudart is None:
+        """Free the device and pinned buffers, the stream, then the context, engine and runtime (in that order),
+        under the lock ``embed`` holds, so a close never frees memory under a running context. Idempotent; also
+        on garbage collection."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # the constructor failed before the backend had anything to free
+            self._closed = True
             return
-        for attr in ("_d_in", "_d_out"):
-            ptr = getattr(self, attr, None)
-            if ptr:
-                cudart.cudaFree(ptr)
-            setattr(self, attr, None)
-        for attr in ("_h_in", "_h_out"):
-            buf = getattr(self, attr, None)
-            if buf is not None:
-                cudart.cudaFreeHost(buf.ptr)
-            setattr(self, attr, None)
-        stream = getattr(self, "_stream", None)
-        if stream is not None:
-            cudart.cudaStreamDestroy(stream)
-        self._stream = None
+        with lock:
+            self._closed = True
+            self._release()
 
-    def __del__(self):
+    def _release(self) -> None:
+        cudart = getattr(self, "_cudart", None)
+        if cudart is not None and getattr(self, "_context", None) is not None:
+            cudart.cudaSetDevice(self.device)  # free on the device the memory lives on, whichever thread closes
+        if cudart is not None:
+            for attr in ("_d_in", "_d_out"):
+                ptr = getattr(self, attr, None)
+                if ptr:
+                    cudart.cudaFree(ptr)
+                setattr(self, attr, None)
+            for attr in ("_h_in", "_h_out"):
+                buf = getattr(self, attr, None)
+                if buf is not None:
+                    cudart.cudaFreeHost(buf.ptr)
+                setattr(self, attr, None)
+            stream = getattr(self, "_stream", None)
+            if stream is not None:
+                cudart.cudaStreamDestroy(stream)
+            self._stream = None
+        # TensorRT objects: the context before the engine before the runtime (what each was created from)
+        for attr in ("_context", "_engine", "_runtime"):
+            if getattr(self, attr, None) is not None:
+                setattr(self, attr, None)
+
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:
