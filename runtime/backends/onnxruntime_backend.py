@@ -359,6 +359,7 @@ class OnnxRuntimeBackend:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         trt_version = installed_trt_version()
         check_dir = self.bundle_dir if embedding_model is None else None
+        self._asked_providers = [_provider_name(e) for e in order_providers(wanted)]
         for _ in range(2):
             major = expected_trt_major(ort.__version__, trt_version)
             cache = ort_trt_cache_dir(root, ort.__version__, trt_version)
@@ -381,7 +382,6 @@ class OnnxRuntimeBackend:
             trt_version = loaded or trt_version
         self._embed = session
         self._got = got
-        self._asked_providers = [_provider_name(e) for e in config]
         self._graph = Path(src).name if not isinstance(src, bytes) else "(in-memory graph)"
         self._trt_version = loaded
         self.precision = real.precision  # what runs, not what was asked (info() reports both)

@@ -1,6 +1,7 @@
 // TensorRT 10/11: the bundle's plan for this GPU (plans.cpp picks it), IO tensors by name, enqueueV3.
 // Not compiled on machines without TensorRT and CUDA (SIAMESE_WITH_TENSORRT); a learned head runs on the CPU
-// through the OpenCV head graph (a few dense layers: exact and fast there).
+// through the OpenCV head graph (a few dense layers: exact and fast there). Every CUDA and TensorRT object is
+// owned by RAII members, so an exception in the constructor frees what was already made.
 #include <NvInfer.h>
 #include <cuda_runtime_api.h>
 
@@ -11,6 +12,7 @@
 #include <optional>
 
 #include "backends.hpp"
+#include "chunks.hpp"
 #include "opencv_net.hpp"
 #include "plans.hpp"
 #include "siamese/error.hpp"
@@ -38,13 +40,22 @@ struct DeviceBuffer {
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 };
 
+struct Stream {
+  cudaStream_t handle = nullptr;
+  Stream() { cuda_check(cudaStreamCreate(&handle), "cudaStreamCreate"); }
+  ~Stream() {
+    if (handle) cudaStreamDestroy(handle);
+  }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+};
+
 PlanMachine this_machine(int device) {
   cudaDeviceProp prop{};
   cuda_check(cudaSetDevice(device), "cudaSetDevice");
   cuda_check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
   PlanMachine m;
-  m.trt_version = std::to_string(NV_TENSORRT_MAJOR) + "." + std::to_string(NV_TENSORRT_MINOR) + "." +
-                  std::to_string(NV_TENSORRT_PATCH) + "." + std::to_string(NV_TENSORRT_BUILD);
+  m.trt_version = trt_version_from_int(getInferLibVersion());  // the library loaded, not the headers compiled with
   m.cc_major = prop.major;
   m.cc_minor = prop.minor;
   return m;
@@ -52,7 +63,7 @@ PlanMachine this_machine(int device) {
 
 class TensorRTBackend : public Backend {
  public:
-  TensorRTBackend(const Manifest& m, const BackendOptions& options) : Backend(m) {
+  TensorRTBackend(const Manifest& m, const BackendOptions& options) : Backend(m), device_index_(options.device) {
     const PlanMachine here = this_machine(options.device);
     cudaDeviceProp prop{};
     cuda_check(cudaGetDeviceProperties(&prop, options.device), "cudaGetDeviceProperties");
@@ -66,7 +77,6 @@ class TensorRTBackend : public Backend {
     }
     const PlanCheck& plan = plans.front();
     precision_ = plan.precision;
-    max_batch_ = plan.max_batch;
     std::ifstream in(plan.plan, std::ios::binary);
     const std::vector<char> blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     runtime_.reset(nvinfer1::createInferRuntime(logger_));
@@ -80,18 +90,22 @@ class TensorRTBackend : public Backend {
         throw Error(ErrorCode::Backend, plan.plan + ": IO tensor '" + tensor + "', expected image -> embedding");
       }
     }
+    // the batch range the engine itself accepts (its optimization profile), not only what the sidecar says
+    min_batch_ = engine_->getProfileShape("image", 0, nvinfer1::OptProfileSelector::kMIN).d[0];
+    max_batch_ = engine_->getProfileShape("image", 0, nvinfer1::OptProfileSelector::kMAX).d[0];
+    if (min_batch_ < 1 || max_batch_ < min_batch_) {
+      throw Error(ErrorCode::Backend, plan.plan + ": batch profile " + std::to_string(min_batch_) + ".." +
+                                          std::to_string(max_batch_) + ", expected 1 <= min <= max");
+    }
     const Preprocessing& p = m.preprocessing;
     const std::size_t row = static_cast<std::size_t>(p.height) * p.width * p.channels();
-    input_.emplace(sizeof(float) * row * max_batch_);
-    output_.emplace(sizeof(float) * static_cast<std::size_t>(m.embedding_dim) * max_batch_);
-    cuda_check(cudaStreamCreate(&stream_), "cudaStreamCreate");
+    input_.emplace(sizeof(float) * row * static_cast<std::size_t>(max_batch_));
+    output_.emplace(sizeof(float) * static_cast<std::size_t>(m.embedding_dim) * static_cast<std::size_t>(max_batch_));
+    stream_.emplace();
     if (m.head_kind == "learned") {
       if (m.opencv_head_file.empty()) throw Error(ErrorCode::Backend, m.bundle_dir + ": a learned head but no head graph for the CPU");
       head_.emplace(m.path(m.opencv_head_file), std::vector<std::string>{"embedding_a", "embedding_b"});
     }
-  }
-  ~TensorRTBackend() override {
-    if (stream_) cudaStreamDestroy(stream_);
   }
   std::string name() const override { return "tensorrt"; }
   std::string precision() const override { return precision_; }
@@ -99,22 +113,28 @@ class TensorRTBackend : public Backend {
 
   Tensor embed(const Tensor& batch) override {
     check_batch(batch);
+    cuda_check(cudaSetDevice(device_index_), "cudaSetDevice");  // the current device is per host thread
     const int64_t dim = manifest_.embedding_dim;
+    const Preprocessing& p = manifest_.preprocessing;
+    const std::size_t row_bytes = sizeof(float) * static_cast<std::size_t>(batch.row_size());
+    const cudaStream_t stream = stream_->handle;
     Tensor out({batch.rows(), dim});
-    for (int64_t start = 0; start < batch.rows(); start += max_batch_) {
-      const int64_t n = std::min<int64_t>(max_batch_, batch.rows() - start);
-      const Preprocessing& p = manifest_.preprocessing;
-      nvinfer1::Dims4 shape(n, p.height, p.width, p.channels());
+    for (const Chunk& ch : plan_chunks(batch.rows(), min_batch_, max_batch_)) {
+      const std::size_t size = static_cast<std::size_t>(ch.size()), run = static_cast<std::size_t>(ch.run);
+      nvinfer1::Dims4 shape(ch.run, p.height, p.width, p.channels());
       if (!context_->setInputShape("image", shape) || !context_->setTensorAddress("image", input_->ptr) ||
           !context_->setTensorAddress("embedding", output_->ptr)) {
-        throw Error(ErrorCode::Backend, "TensorRT: cannot bind the batch (" + logger_.last + ")");
+        throw Error(ErrorCode::Backend, "TensorRT: cannot bind a batch of " + std::to_string(ch.run) + " (" + logger_.last + ")");
       }
-      const std::size_t in_bytes = sizeof(float) * static_cast<std::size_t>(n * batch.row_size());
-      cuda_check(cudaMemcpyAsync(input_->ptr, batch.row(start), in_bytes, cudaMemcpyHostToDevice, stream_), "copy in");
-      if (!context_->enqueueV3(stream_)) throw Error(ErrorCode::Backend, "TensorRT: enqueueV3 failed (" + logger_.last + ")");
-      cuda_check(cudaMemcpyAsync(out.row(start), output_->ptr, sizeof(float) * static_cast<std::size_t>(n * dim),
-                                 cudaMemcpyDeviceToHost, stream_), "copy out");
-      cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+      cuda_check(cudaMemcpyAsync(input_->ptr, batch.row(ch.start), size * row_bytes, cudaMemcpyHostToDevice, stream), "copy in");
+      if (run > size) {  // padded up to the profile's minimum: zeros, whose outputs are dropped
+        cuda_check(cudaMemsetAsync(static_cast<char*>(input_->ptr) + size * row_bytes, 0, (run - size) * row_bytes, stream),
+                   "zero the padding");
+      }
+      if (!context_->enqueueV3(stream)) throw Error(ErrorCode::Backend, "TensorRT: enqueueV3 failed (" + logger_.last + ")");
+      cuda_check(cudaMemcpyAsync(out.row(ch.start), output_->ptr, sizeof(float) * size * static_cast<std::size_t>(dim),
+                                 cudaMemcpyDeviceToHost, stream), "copy out");
+      cuda_check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
     }
     return out;
   }
@@ -123,15 +143,17 @@ class TensorRTBackend : public Backend {
   std::vector<float> score_learned(const Tensor& ea, const Tensor& eb) override { return head_->run({&ea, &eb}).data; }
 
  private:
-  Logger logger_;  // outlives every TensorRT object (declared first, destroyed last)
+  // destroyed in reverse order: head, stream, buffers, then context before engine before runtime, logger last
+  Logger logger_;
   std::unique_ptr<nvinfer1::IRuntime> runtime_;
   std::unique_ptr<nvinfer1::ICudaEngine> engine_;
   std::unique_ptr<nvinfer1::IExecutionContext> context_;
   std::optional<DeviceBuffer> input_, output_;
-  cudaStream_t stream_ = nullptr;
+  std::optional<Stream> stream_;
   std::optional<OpenCVNet> head_;
   std::string precision_, device_;
-  int max_batch_ = 1;
+  int device_index_ = 0;
+  int64_t min_batch_ = 1, max_batch_ = 1;
 };
 
 }  // namespace
