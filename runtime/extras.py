@@ -26,8 +26,8 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "onnx": ("onnx", "export"),
     "onnxslim": ("onnxslim", "export"),
     "openvino": ("openvino", "openvino"),
-    "tensorrt": ("tensorrt", "gpu"),
-    "cuda": ("cuda-python", "gpu"),
+    "tensorrt": ("tensorrt-cu13", "gpu-cuda13"),  # [gpu] is [gpu-cuda13]; CUDA 12 / JetPack 6: [gpu-cuda12]
+    "cuda": ("cuda-python", "gpu-cuda13"),
 }
 
 F = TypeVar("F", bound=Callable[..., int])

@@ -389,3 +389,14 @@ def test_a_session_that_did_not_get_the_gpu_runs_and_reports_the_graph_for_what_
     ref = ort.InferenceSession(str(bundle / EMBEDDING_ONNX), providers=[ortb.CPU_EP]).run(None, {INPUT_NAME: x})[0]
     np.testing.assert_array_equal(backend.embed(x), ref)
     assert backend.embed(x[:0]).shape == (0, DIM)
+
+
+def test_onnxruntime_and_onnxruntime_gpu_side_by_side_is_named_with_the_fix():
+    assert ortb.ort_conflict({"onnxruntime": "1.31.1"}) is None
+    assert ortb.ort_conflict({"onnxruntime-gpu": "1.31.1"}) is None
+    line = ortb.ort_conflict({"onnxruntime": "1.31.1", "onnxruntime-gpu": "1.30.0"})
+    assert "\n" not in line and "onnxruntime 1.31.1 and onnxruntime-gpu 1.30.0 are both installed" in line
+    assert line.endswith(
+        "pip uninstall -y onnxruntime onnxruntime-gpu && pip install --no-deps 'onnxruntime-gpu==1.30.0'"
+    )
+    assert "onnxruntime" in ortb.ort_distributions()  # this machine: the core's CPU build

@@ -451,16 +451,46 @@ def available_providers() -> list[str] | None:
     return list(ort.get_available_providers())
 
 
+def ort_distributions() -> dict[str, str]:
+    """The ONNX Runtime distributions installed here (name -> version): onnxruntime, onnxruntime-gpu."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def ort_conflict(distributions: dict[str, str]) -> str | None:
+    """One line when onnxruntime and onnxruntime-gpu are both installed: both write the ``onnxruntime`` package,
+    the last one unpacked wins and the GPU providers can vanish. The fix replaces the CPU build (measured with pip:
+    uninstalling only onnxruntime leaves a broken package, so both go and the GPU build comes back alone)."""
+    if not {"onnxruntime", "onnxruntime-gpu"} <= set(distributions):
+        return None
+    gpu = distributions["onnxruntime-gpu"]
+    return (
+        f"onnxruntime {distributions['onnxruntime']} and onnxruntime-gpu {gpu} are both installed and shadow each "
+        f"other; keep the GPU build: pip uninstall -y onnxruntime onnxruntime-gpu && pip install --no-deps "
+        f"'onnxruntime-gpu=={gpu}'"
+    )
+
+
 def _present(gpu: bool):
     def present(bundle_dir, precision, providers) -> Presence:
         have = available_providers()
         if have is None:
             return Presence(False, "needs the onnxruntime package (not installed)")
+        conflict = ort_conflict(ort_distributions()) if gpu else None
         if gpu and providers is None and gpu_providers(have) is None:
             return Presence(
-                False, "this onnxruntime build has no CUDA or TensorRT provider (onnxruntime-gpu is not installed)"
+                False,
+                conflict
+                or "this onnxruntime build has no CUDA or TensorRT provider (onnxruntime-gpu is not installed)",
             )
-        return Presence(True)
+        return Presence(True, "", conflict)
 
     return present
 

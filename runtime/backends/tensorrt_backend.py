@@ -48,7 +48,8 @@ from runtime.engines import (
 )
 from runtime.extras import install_command
 
-INSTALL_HINT = install_command("gpu")
+INSTALL_HINT = install_command("gpu")  # the desktop default (CUDA 13); the other targets: OTHER_TARGETS
+OTHER_TARGETS = f"on CUDA 12 {install_command('gpu-cuda12')}, on a Jetson JetPack's TensorRT (README: GPU and Jetson)"
 
 
 class TensorRTUnavailable(RuntimeError):
@@ -110,7 +111,7 @@ def probe(device: int = 0) -> dict[str, Any]:
         trt = import_tensorrt()
         out["tensorrt"] = str(trt.__version__)
     except ImportError:
-        reasons.append(f"TensorRT is not installed ({INSTALL_HINT})")
+        reasons.append(f"TensorRT is not installed ({INSTALL_HINT}), {OTHER_TARGETS}")
     except Exception as e:  # a tensorrt wheel whose libraries do not load
         reasons.append(f"TensorRT cannot be loaded ({type(e).__name__}: {e})")
     name, cc, why = cuda_device(device)
