@@ -10,7 +10,7 @@ ifndef SIAMESE_EDGE_OMNIGLOT
 OMNIGLOT_ENV := $(if $(wildcard $(OMNIGLOT_DIR)/images_background.zip),SIAMESE_EDGE_OMNIGLOT=$(OMNIGLOT_DIR))
 endif
 
-.PHONY: venv demo test lint bench train-omniglot clean cpp cpp-test cpp-deps
+.PHONY: venv demo test lint bench train-omniglot clean cpp cpp-test cpp-deps gpu-smoke
 
 venv: $(STAMP)
 
@@ -81,6 +81,10 @@ bench: $(STAMP)
 	$(BIN)/python -m camera.bench --clip $(BENCH)/bench_clip_digits.mp4 --bundle $(DEMO)/bundles/demo --min-fps 30 --streams 4 \
 		--min-stream-fps 60 --min-ratio 2.5 --bundle $(BENCH)/bundles/vgg16 --min-fps 15 --streams 2 --min-stream-fps 15 \
 		--out $(BENCH)
+
+## make gpu-smoke: on a machine with an NVIDIA GPU, check the GPU path end to end (no network, < 5 min); each step is skipped with its reason when a library is missing; report in runs/gpu-smoke.json
+gpu-smoke:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m tools.gpu_smoke --out runs/gpu-smoke.json --work runs/gpu-smoke
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -3,7 +3,7 @@ the timing-cache fallback, the engine cache key, TensorRT version strings, batch
 graph an ONNX Runtime session runs for the providers it really got.
 
 Nothing here stands in for TensorRT or a GPU: the pinning is checked on a real graph's node names (the names
-tf2onnx 1.17 gives ``tf.math.l2_normalize``) and on the layer names onnx-tensorrt derives from them (its
+tf2onnx 1.17 gives ``tf.math.l2_normalize``, the bundle tools/gpu_smoke.py builds on a GPU) and on the layer names onnx-tensorrt derives from them (its
 ``getNodeName`` and ``generateUniqueName`` rules, written out below); the ONNX Runtime test opens a real session
 that asks for the CUDA provider this machine does not have.
 """
@@ -33,51 +33,14 @@ from runtime import engines
 from runtime.backends import onnxruntime_backend as ortb
 from runtime.backends import tensorrt_backend as trtb
 from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY, INPUT_NAME
-from runtime.bundle.manifest import load_manifest, write_manifest
+from runtime.bundle.manifest import load_manifest
 from runtime.engines import BatchProfile, Chunk, engine_cache_key, plan_chunks
-from tests.test_tensorrt_build import DIM, HWC, KEY_ARGS, make_bundle
+from tests.test_tensorrt_build import DIM, HWC, KEY_ARGS
+from tools.gpu_smoke import l2_norm_graph, write_l2_bundle
 
 # ---------------------------------------------------------------------------------------------------------------
 # FP32 pinning on TensorRT 10
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def tf2onnx_l2_graph(named: bool = True):
-    """The graph tf2onnx 1.17 writes for ``tf.math.l2_normalize(tf.matmul(tf.reshape(image, [-1, 12]), w), 1)``:
-    its node names, ops and wiring as exported (``Rsqrt__11`` is one of tf2onnx's own helper nodes). ``named``
-    False drops every node name, as graph tools that rebuild nodes do."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    init = [
-        numpy_helper.from_array(np.array([-1, 12], np.int64), "const_fold_opt__13"),
-        numpy_helper.from_array(rng.standard_normal((12, DIM)).astype(np.float32), "MatMul/b:0"),
-        numpy_helper.from_array(np.array([1], np.int64), "const_fold_opt__15"),
-        numpy_helper.from_array(np.array(1e-12, np.float32), "l2_normalize/Maximum/y:0"),
-    ]
-    nodes = [
-        ("Reshape", "Reshape", [INPUT_NAME, "const_fold_opt__13"], ["Reshape:0"], {}),
-        ("MatMul", "MatMul", ["Reshape:0", "MatMul/b:0"], ["MatMul:0"], {}),
-        ("l2_normalize/Square", "Mul", ["MatMul:0", "MatMul:0"], ["l2_normalize/Square:0"], {}),
-        ("l2_normalize/Sum", "ReduceSum", ["l2_normalize/Square:0", "const_fold_opt__15"], ["l2_normalize/Sum:0"],
-         {"keepdims": 1}),
-        ("l2_normalize/Maximum", "Max", ["l2_normalize/Sum:0", "l2_normalize/Maximum/y:0"],
-         ["l2_normalize/Maximum:0"], {}),
-        ("l2_normalize/Rsqrt", "Sqrt", ["l2_normalize/Maximum:0"], ["l2_normalize/Rsqrt:0"], {}),
-        ("l2_normalize/Rsqrt__11", "Reciprocal", ["l2_normalize/Rsqrt:0"], ["l2_normalize/Rsqrt__11:0"], {}),
-        ("l2_normalize", "Mul", ["MatMul:0", "l2_normalize/Rsqrt__11:0"], ["embedding"], {}),
-    ]  # fmt: skip
-    graph = helper.make_graph(
-        [helper.make_node(op, i, o, name=n if named else "", **a) for n, op, i, o, a in nodes],
-        "tf2onnx",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 2, 2, 3])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", DIM])],
-        init,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model)
-    return onnx.shape_inference.infer_shapes(model)
 
 
 def onnx_tensorrt_layers(model) -> list[tuple[str, list[str]]]:
@@ -112,17 +75,9 @@ def onnx_tensorrt_layers(model) -> list[tuple[str, list[str]]]:
 
 @pytest.fixture(params=[True, False], ids=["named-nodes", "unnamed-nodes"])
 def fp16_bundle(request, tmp_path: Path):
-    """A bundle whose FP32 and FP16 graphs are the tf2onnx L2-norm graph (named or not), FP16 made by export.fp16."""
-    import onnx
-
-    from export.fp16 import to_fp16
-
-    bundle = make_bundle(tmp_path, hwc=(2, 2, 3))
-    model = tf2onnx_l2_graph(request.param)
-    onnx.save(model, str(bundle / EMBEDDING_ONNX))
-    onnx.save(to_fp16(model), str(bundle / EMBEDDING_FP16_ONNX))
-    write_manifest(bundle, load_manifest(bundle, verify=False))  # hashes the graphs written here
-    return bundle, model
+    """The smoke check's bundle: tf2onnx's L2-norm graph (named or not) and its FP16 twin from export.fp16."""
+    bundle = write_l2_bundle(tmp_path, named=request.param)
+    return bundle, l2_norm_graph(request.param)
 
 
 def test_the_l2_norm_layers_are_pinned_and_nothing_else(fp16_bundle):

@@ -183,7 +183,7 @@ def available(bundle_dir: str | Path, precision: str | None = None, device: int 
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _cuda_ok(cudart, ret, what: str):
+def cuda_ok(cudart, ret, what: str):
     """Check a cuda-python call's ``(cudaError_t, *values)`` result; return the value(s)."""
     err, *rest = ret if isinstance(ret, tuple) else (ret,)
     if err != cudart.cudaError_t.cudaSuccess:
@@ -193,12 +193,12 @@ def _cuda_ok(cudart, ret, what: str):
     return rest[0] if len(rest) == 1 else tuple(rest)
 
 
-class _PinnedFloats:
+class PinnedFloats:
     """A page-locked host buffer of float32 (cudaMallocHost) seen as a flat numpy array."""
 
     def __init__(self, cudart, count: int):
         self.nbytes = int(count) * 4
-        self.ptr = int(_cuda_ok(cudart, cudart.cudaMallocHost(self.nbytes), "cudaMallocHost"))
+        self.ptr = int(cuda_ok(cudart, cudart.cudaMallocHost(self.nbytes), "cudaMallocHost"))
         self.array = np.ctypeslib.as_array(ctypes.cast(self.ptr, ctypes.POINTER(ctypes.c_float)), (int(count),))
 
 
@@ -293,7 +293,7 @@ class TensorRTBackend:
     def _load(self, sidecar_profile: BatchProfile | None) -> None:
         trt = import_tensorrt()
         cudart = self._cudart = import_cudart()
-        _cuda_ok(cudart, cudart.cudaSetDevice(self.device), "cudaSetDevice")
+        cuda_ok(cudart, cudart.cudaSetDevice(self.device), "cudaSetDevice")
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
@@ -336,13 +336,11 @@ class TensorRTBackend:
         self._stream = None
         self._closed = False
         try:
-            self._d_in = int(_cuda_ok(cudart, cudart.cudaMalloc(self.profile.max * per_image * 4), "cudaMalloc(input)"))
-            self._d_out = int(
-                _cuda_ok(cudart, cudart.cudaMalloc(self.profile.max * self.dim * 4), "cudaMalloc(output)")
-            )
-            self._h_in = _PinnedFloats(cudart, self.profile.max * per_image)
-            self._h_out = _PinnedFloats(cudart, self.profile.max * self.dim)
-            self._stream = _cuda_ok(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
+            self._d_in = int(cuda_ok(cudart, cudart.cudaMalloc(self.profile.max * per_image * 4), "cudaMalloc(input)"))
+            self._d_out = int(cuda_ok(cudart, cudart.cudaMalloc(self.profile.max * self.dim * 4), "cudaMalloc(output)"))
+            self._h_in = PinnedFloats(cudart, self.profile.max * per_image)
+            self._h_out = PinnedFloats(cudart, self.profile.max * self.dim)
+            self._stream = cuda_ok(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
             self._stream_handle = native_handle(self._stream)
             if not self._context.set_tensor_address(INPUT_NAME, self._d_in):
                 raise RuntimeError(f"set_tensor_address({INPUT_NAME!r}) failed")
@@ -366,7 +364,7 @@ class TensorRTBackend:
             if len(x) == 0:
                 return np.empty((0, self.dim), np.float32)
             # the current device is per host thread: a thread other than the constructor's starts on device 0
-            _cuda_ok(self._cudart, self._cudart.cudaSetDevice(self.device), "cudaSetDevice")
+            cuda_ok(self._cudart, self._cudart.cudaSetDevice(self.device), "cudaSetDevice")
             return embed_in_chunks(x, self.dim, profile, self._run_chunk)
 
     def _run_chunk(self, ch: Chunk, rows: np.ndarray) -> np.ndarray:
@@ -376,19 +374,19 @@ class TensorRTBackend:
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         stage_chunk(self._h_in.array, rows, ch.run)
         n_in = ch.run * self._per_image
-        _cuda_ok(cudart, cudart.cudaMemcpyAsync(self._d_in, self._h_in.ptr, n_in * 4, h2d, stream), "H2D copy")
+        cuda_ok(cudart, cudart.cudaMemcpyAsync(self._d_in, self._h_in.ptr, n_in * 4, h2d, stream), "H2D copy")
         if not self._context.set_input_shape(INPUT_NAME, (ch.run, *self._hwc)):
             raise RuntimeError(
                 f"set_input_shape({INPUT_NAME!r}, {(ch.run, *self._hwc)}) rejected (profile {self.profile})"
             )
         if not self._context.execute_async_v3(self._stream_handle):
             raise RuntimeError(f"{self.plan_path.name}: execute_async_v3 failed (TensorRT's log says why)")
-        _cuda_ok(
+        cuda_ok(
             cudart,
             cudart.cudaMemcpyAsync(self._h_out.ptr, self._d_out, ch.run * self.dim * 4, d2h, stream),
             "D2H copy",
         )
-        _cuda_ok(cudart, cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+        cuda_ok(cudart, cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
         return self._h_out.array[: ch.size * self.dim].reshape(ch.size, self.dim)
 
     def score_embeddings(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:

@@ -1,0 +1,450 @@
+"""GPU smoke check (``make gpu-smoke``): the first command to run on a machine with an NVIDIA GPU.
+
+One command, no network, under five minutes. Each step runs what it can and is skipped with its reason when a
+library or the GPU is missing, so on a CPU machine every GPU step says why it did not run. One JSON report:
+
+- installed: driver, CUDA runtime, TensorRT, cuda-bindings, ONNX Runtime and its providers;
+- cuda: pinned and device allocations, a copy round trip on a stream, device memory back to its baseline;
+- tensorrt: a tiny L2-norm bundle built at FP32 and FP16 with a 2:4:8 profile (INT8 is not built by
+  export.tensorrt_build: skipped with that reason), timing-cache reuse and a foreign cache refused cleanly,
+  batches of 0, 1, 3, 8 and 20 against ONNX Runtime's CPU provider within the precision's gate, four threads
+  embedding while one closes, 20 load/close cycles back to the memory baseline, a plan for another compute
+  capability refused;
+- onnxruntime-gpu: the CUDA and TensorRT providers' parity on the same bundle;
+- cpp: the C++ TensorRT backend's ctest, where a build with TensorRT exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+HWC = (2, 2, 3)
+DIM = 4
+PROFILE = "2:4:8"
+BATCHES = (0, 1, 3, 8, 20)
+
+
+class Skip(Exception):
+    """A step that cannot run here; the message is the reason."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# a tiny real bundle: tf2onnx's graph for an L2 norm, its FP16 twin, a manifest (needs the onnx package)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def l2_norm_graph(named: bool = True, dim: int = DIM):
+    """The graph tf2onnx 1.17 writes for ``tf.math.l2_normalize(tf.matmul(tf.reshape(image, [-1, 12]), w), 1)``:
+    its node names, ops and wiring as exported (``Rsqrt__11`` is one of tf2onnx's own helper nodes). ``named``
+    False drops every node name, as graph tools that rebuild nodes do."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from runtime.bundle.layout import INPUT_NAME
+
+    rng = np.random.default_rng(0)
+    init = [
+        numpy_helper.from_array(np.array([-1, 12], np.int64), "const_fold_opt__13"),
+        numpy_helper.from_array(rng.standard_normal((12, dim)).astype(np.float32), "MatMul/b:0"),
+        numpy_helper.from_array(np.array([1], np.int64), "const_fold_opt__15"),
+        numpy_helper.from_array(np.array(1e-12, np.float32), "l2_normalize/Maximum/y:0"),
+    ]
+    nodes = [
+        ("Reshape", "Reshape", [INPUT_NAME, "const_fold_opt__13"], ["Reshape:0"], {}),
+        ("MatMul", "MatMul", ["Reshape:0", "MatMul/b:0"], ["MatMul:0"], {}),
+        ("l2_normalize/Square", "Mul", ["MatMul:0", "MatMul:0"], ["l2_normalize/Square:0"], {}),
+        ("l2_normalize/Sum", "ReduceSum", ["l2_normalize/Square:0", "const_fold_opt__15"], ["l2_normalize/Sum:0"],
+         {"keepdims": 1}),
+        ("l2_normalize/Maximum", "Max", ["l2_normalize/Sum:0", "l2_normalize/Maximum/y:0"],
+         ["l2_normalize/Maximum:0"], {}),
+        ("l2_normalize/Rsqrt", "Sqrt", ["l2_normalize/Maximum:0"], ["l2_normalize/Rsqrt:0"], {}),
+        ("l2_normalize/Rsqrt__11", "Reciprocal", ["l2_normalize/Rsqrt:0"], ["l2_normalize/Rsqrt__11:0"], {}),
+        ("l2_normalize", "Mul", ["MatMul:0", "l2_normalize/Rsqrt__11:0"], ["embedding"], {}),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node(op, i, o, name=n if named else "", **a) for n, op, i, o, a in nodes],
+        "tf2onnx",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", *HWC])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
+        init,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def write_l2_bundle(root: Path, name: str = "l2", named: bool = True) -> Path:
+    """A bundle of ``l2_norm_graph`` (FP32 and FP16 graphs, euclidean distance) written through runtime.bundle."""
+    import onnx
+
+    from export.fp16 import to_fp16
+    from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, SCHEMA_VERSION
+    from runtime.bundle.manifest import Manifest, write_manifest
+    from runtime.preprocess import Preprocessing
+
+    bundle = Path(root) / name
+    bundle.mkdir(parents=True, exist_ok=True)
+    model = l2_norm_graph(named)
+    onnx.save(model, str(bundle / EMBEDDING_ONNX))
+    onnx.save(to_fp16(model), str(bundle / EMBEDDING_FP16_ONNX))
+    fields = {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "preprocessing": Preprocessing(height=HWC[0], width=HWC[1], color="rgb").to_dict(),
+        "embedding": {"file": EMBEDDING_ONNX, "dim": DIM, "l2_normalized": True, "fp16_file": EMBEDDING_FP16_ONNX},
+        "head": {"kind": "euclidean", "file": None},
+        "score": {"kind": "distance", "same_when": "low", "threshold": 0.5},
+        "files": {},
+    }
+    write_manifest(bundle, Manifest.from_dict(fields))
+    return bundle
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the steps
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def step_installed(ctx: dict[str, Any]) -> dict[str, Any]:
+    from runtime.backends import onnxruntime_backend as ortb
+    from runtime.backends.tensorrt_backend import probe
+
+    out: dict[str, Any] = {"python": sys.version.split()[0]}
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        q = subprocess.run(
+            [smi, "--query-gpu=name,driver_version,compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        out["nvidia-smi"] = q.stdout.strip() or q.stderr.strip()
+    else:
+        out["nvidia-smi"] = "not found (no NVIDIA driver here)"
+    out["probe"] = probe()
+    dists = ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "cuda-python", "cuda-bindings", "pycuda")
+    out["distributions"] = {d: _version(d) for d in dists} | ortb.ort_distributions()
+    out["onnxruntime_providers"] = ortb.available_providers()
+    out["onnxruntime_conflict"] = ortb.ort_conflict(ortb.ort_distributions())
+    try:
+        from runtime.backends.tensorrt_backend import import_cudart
+
+        cudart = import_cudart()
+        out["cuda_runtime"] = cudart.cudaRuntimeGetVersion()[1]
+        out["cuda_driver"] = cudart.cudaDriverGetVersion()[1]
+    except Exception as e:  # no cuda-python, or no driver to ask
+        out["cuda_runtime"] = f"unknown ({type(e).__name__}: {e})"
+    ctx["probe"] = out["probe"]
+    return out
+
+
+def _cudart_on_gpu():
+    from runtime.backends.tensorrt_backend import cuda_device, import_cudart
+
+    try:
+        cudart = import_cudart()
+    except ImportError:
+        raise Skip("cuda-python is not installed") from None
+    _, _, why = cuda_device()
+    if why:
+        raise Skip(why)
+    return cudart
+
+
+def _free_bytes(cudart) -> int:
+    from runtime.backends.tensorrt_backend import cuda_ok
+
+    free, _total = cuda_ok(cudart, cudart.cudaMemGetInfo(), "cudaMemGetInfo")
+    return int(free)
+
+
+def step_cuda(ctx: dict[str, Any]) -> dict[str, Any]:
+    from runtime.backends.tensorrt_backend import PinnedFloats, cuda_ok
+
+    cudart = _cudart_on_gpu()
+    n = 1 << 18
+    base = _free_bytes(cudart)
+    h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+    for _ in range(20):
+        host = PinnedFloats(cudart, n)
+        dev = cuda_ok(cudart, cudart.cudaMalloc(n * 4), "cudaMalloc")
+        stream = cuda_ok(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
+        try:
+            want = np.arange(n, dtype=np.float32)
+            host.array[:] = want
+            cuda_ok(cudart, cudart.cudaMemcpyAsync(dev, host.ptr, n * 4, h2d, stream), "H2D")
+            host.array[:] = 0
+            cuda_ok(cudart, cudart.cudaMemcpyAsync(host.ptr, dev, n * 4, d2h, stream), "D2H")
+            cuda_ok(cudart, cudart.cudaStreamSynchronize(stream), "sync")
+            if not np.array_equal(host.array, want):
+                raise AssertionError("the copy round trip changed the data")
+        finally:
+            cudart.cudaStreamDestroy(stream)
+            cudart.cudaFree(dev)
+            cudart.cudaFreeHost(host.ptr)
+    after = _free_bytes(cudart)
+    if base - after > 4 << 20:
+        raise AssertionError(f"device memory not back to baseline after 20 cycles: {base - after} bytes lower")
+    return {"round_trip_floats": n, "cycles": 20, "free_before": base, "free_after": after}
+
+
+def _needs_tensorrt(ctx: dict[str, Any]) -> None:
+    probe = ctx.get("probe") or {}
+    if probe.get("reason"):
+        raise Skip(probe["reason"])
+    try:
+        import onnx  # noqa: F401  (the tiny bundle is written with it)
+    except ImportError:
+        raise Skip("the onnx package is not installed (pip install 'siamese-edge[export]')") from None
+
+
+def _bundle(ctx: dict[str, Any]) -> Path:
+    if "bundle" not in ctx:
+        ctx["bundle"] = write_l2_bundle(ctx["work"])
+    return ctx["bundle"]
+
+
+def _reference(bundle: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    from runtime.bundle.layout import EMBEDDING_ONNX, INPUT_NAME
+
+    session = ort.InferenceSession(str(bundle / EMBEDDING_ONNX), providers=["CPUExecutionProvider"])
+    return session.run(None, {INPUT_NAME: x})[0] if len(x) else np.zeros((0, DIM), np.float32)
+
+
+def _gate(precision: str, got: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
+    """The precision's parity gate on embeddings (runtime.parity's tolerances)."""
+    from runtime.parity import FP16_TOLERANCES, FP32_TOLERANCES
+
+    if len(ref) == 0:
+        return {"rows": 0, "ok": got.shape == (0, DIM)}
+    if precision == "fp32":
+        rel = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+        return {"rows": len(ref), "embedding_rel": rel, "ok": rel <= FP32_TOLERANCES.embedding_rel}
+    cos = np.sum(got * ref, 1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
+    return {"rows": len(ref), "min_cosine": float(cos.min()), "ok": float(cos.min()) >= FP16_TOLERANCES.min_cosine}
+
+
+def step_tensorrt(ctx: dict[str, Any]) -> dict[str, Any]:
+    from export.tensorrt_build import build_engine, register_engine
+    from runtime.backends import tensorrt_backend as trtb
+    from runtime.engines import BatchProfile
+
+    _needs_tensorrt(ctx)
+    cudart = _cudart_on_gpu()
+    bundle = _bundle(ctx)
+    cache = ctx["work"] / "trt_timing.cache"
+    out: dict[str, Any] = {"int8": "skipped: export.tensorrt_build builds fp16 and fp32 plans only"}
+    x = np.random.default_rng(5).random((max(BATCHES), *HWC), dtype=np.float32)
+    ok = True
+    for precision in ("fp32", "fp16"):
+        side = build_engine(bundle, HWC, BatchProfile.parse(PROFILE), precision, 0.25, cache)
+        register_engine(bundle, side)
+        again = build_engine(bundle, HWC, BatchProfile.parse(PROFILE), precision, 0.25, cache, force=True)
+        row: dict[str, Any] = {
+            "plan": side["file"],
+            "strategy": side["strategy"],
+            "fp32_layers_pinned": side.get("fp32_layers_pinned"),
+            "timing_cache_reused_on_rebuild": again["timing_cache_reused"],
+        }
+        backend = trtb.TensorRTBackend(bundle, precision=precision)
+        try:
+            row["batches"] = {
+                str(n): _gate(precision, backend.embed(x[:n]), _reference(bundle, x[:n])) for n in BATCHES
+            }
+        finally:
+            backend.close()
+        ok &= all(b["ok"] for b in row["batches"].values()) and row["timing_cache_reused_on_rebuild"] is True
+        out[precision] = row
+
+    foreign = ctx["work"] / "foreign.cache"
+    foreign.write_bytes(b"a timing cache from another GPU" * 64)
+    side = build_engine(bundle, HWC, BatchProfile.parse(PROFILE), "fp16", 0.25, foreign, force=True)
+    out["foreign_cache"] = {"built": True, "timing_cache_reused": side["timing_cache_reused"]}
+    ok &= side["timing_cache_reused"] is False
+
+    backend = trtb.TensorRTBackend(bundle, precision="fp16")
+    errors: list[str] = []
+    results: list[int] = []
+
+    def worker() -> None:
+        for _ in range(50):
+            try:
+                results.append(len(backend.embed(x[:8])))
+            except RuntimeError as e:  # closed under it: the one error allowed
+                if "closed" not in str(e):
+                    errors.append(str(e))
+                return
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    backend.close()
+    for t in threads:
+        t.join(60)
+    out["close_while_embedding"] = {"runs_before_close": len(results), "errors": errors}
+    ok &= not errors
+
+    base = _free_bytes(cudart)
+    for _ in range(20):
+        trtb.TensorRTBackend(bundle, precision="fp16").close()
+    drop = base - _free_bytes(cudart)
+    out["load_close_cycles"] = {"cycles": 20, "device_bytes_lost": drop}
+    ok &= drop <= 4 << 20
+
+    out["other_gpu_plan"] = _other_gpu_plan_refused(bundle, ctx["probe"])
+    ok &= out["other_gpu_plan"]["refused"]
+    out["ok"] = bool(ok)
+    if not ok:
+        raise AssertionError(json.dumps(out))
+    return out
+
+
+def _other_gpu_plan_refused(bundle: Path, probe: dict[str, Any]) -> dict[str, Any]:
+    """A plan and sidecar as export.tensorrt_build writes them, for this TensorRT but another compute capability:
+    the runtime's plan check refuses it and never selects it."""
+    from runtime import engines
+    from runtime.bundle.layout import EMBEDDING_ONNX
+    from runtime.fileio import sha256_file
+
+    trt, (major, minor) = probe["tensorrt"], probe["compute_capability"]
+    other, profile, sha = (major, minor + 1), engines.BatchProfile.parse(PROFILE), sha256_file(bundle / EMBEDDING_ONNX)
+    key = engines.engine_cache_key(sha, trt, other, "fp32", profile, HWC)
+    plan = bundle / engines.engine_file_name(trt, other, "fp32", key)
+    plan.write_bytes(b"not an engine: a plan for another GPU")
+    side = engines.engine_sidecar(plan, key, trt, other, "fp32", EMBEDDING_ONNX, sha, HWC, profile, gpu="another GPU")
+    plan.with_name(engines.sidecar_name(plan.name)).write_text(json.dumps(side))
+    here = engines.PlanTarget(trt, (major, minor), probe.get("gpu"))
+    check = engines.check_plan(plan, here, HWC)
+    chosen = engines.select_plan(bundle, here, HWC).plan
+    return {"refused": not check.ok and (chosen is None or chosen.plan != plan), "why": check.summary()}
+
+
+def step_onnxruntime_gpu(ctx: dict[str, Any]) -> dict[str, Any]:
+    from runtime.backends import onnxruntime_backend as ortb
+
+    have = ortb.available_providers() or []
+    gpu = [p for p in ortb.GPU_PROVIDERS if p in have]
+    if not gpu:
+        raise Skip(f"this onnxruntime has no GPU provider (providers: {', '.join(have) or 'none'})")
+    _cudart_on_gpu()
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise Skip("the onnx package is not installed (pip install 'siamese-edge[export]')") from None
+    bundle = _bundle(ctx)
+    x = np.random.default_rng(6).random((20, *HWC), dtype=np.float32)
+    ref = _reference(bundle, x)
+    out: dict[str, Any] = {}
+    for provider in gpu:
+        for precision in ("fp32", "fp16"):
+            b = ortb.OnnxRuntimeBackend(
+                bundle, providers=[provider, ortb.CPU_EP], precision=precision, cache_dir=ctx["work"] / "ort-trt"
+            )
+            out[f"{provider}/{precision}"] = {"info": b.info(), **_gate(b.precision, b.embed(x), ref)}
+    if not all(v["ok"] for v in out.values()):
+        raise AssertionError(json.dumps(out))
+    return out
+
+
+def step_cpp(ctx: dict[str, Any]) -> dict[str, Any]:
+    build = ROOT / "build" / "cpp"
+    cache = build / "CMakeCache.txt"
+    if not cache.is_file():
+        raise Skip(f"no C++ build in {build} (make cpp-test builds one; with TensorRT found it adds the backend)")
+    if "SIAMESE_HAVE_TENSORRT:INTERNAL=ON" not in cache.read_text() and "tensorrt" not in _backends(build):
+        raise Skip("the C++ build has no TensorRT backend (NvInfer.h, nvinfer or the CUDA runtime not found)")
+    ctest = shutil.which("ctest")
+    if ctest is None:
+        raise Skip("ctest is not installed")
+    proc = subprocess.run(
+        [ctest, "--test-dir", str(build), "-R", "tensorrt", "--output-on-failure"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    tail = proc.stdout.strip().splitlines()[-5:]
+    if proc.returncode:
+        raise AssertionError("\n".join(tail))
+    return {"ctest": tail}
+
+
+def _backends(build: Path) -> str:
+    cli = build / "runtime" / "cpp" / "siamese-cli"
+    if not cli.is_file():
+        return ""
+    return subprocess.run([str(cli), "--version"], capture_output=True, text=True, timeout=30).stdout
+
+
+STEPS: tuple[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]], ...] = (
+    ("installed", step_installed),
+    ("cuda", step_cuda),
+    ("tensorrt", step_tensorrt),
+    ("onnxruntime-gpu", step_onnxruntime_gpu),
+    ("cpp", step_cpp),
+)
+
+
+def run(work: Path) -> dict[str, Any]:
+    """Every step, in order; one entry each: passed (with details), skipped (with the reason) or failed."""
+    work.mkdir(parents=True, exist_ok=True)
+    ctx: dict[str, Any] = {"work": work}
+    steps = []
+    for name, fn in STEPS:
+        start = time.perf_counter()
+        entry: dict[str, Any] = {"step": name}
+        try:
+            entry |= {"status": "passed", "details": fn(ctx)}
+        except Skip as e:
+            entry |= {"status": "skipped", "reason": str(e)}
+        except Exception as e:
+            entry |= {"status": "failed", "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()[-2000:]}
+        entry["seconds"] = round(time.perf_counter() - start, 3)
+        steps.append(entry)
+    counts = {s: sum(1 for e in steps if e["status"] == s) for s in ("passed", "skipped", "failed")}
+    return {
+        "report": "siamese-edge gpu-smoke",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **counts,
+        "steps": steps,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.gpu_smoke", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu-smoke.json", help="the JSON report (%(default)s)")
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "gpu-smoke", help="scratch folder (%(default)s)")
+    args = p.parse_args(argv)
+    report = run(args.work)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, default=str))
+    print(json.dumps(report, indent=1, default=str))
+    return 1 if report["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
