@@ -280,7 +280,21 @@ def test_run_profile_and_batch_checks():
 
 def test_native_handle_passes_ints_and_converts_handles():
     assert trtb.native_handle(1234) == 1234
-    assert trtb.native_handle(np.uint64(99)) == 99  # without cuda.bindings.utils: int() of the handle
+    assert trtb.native_handle(np.uint64(99)) == 99  # an address already read out
+
+
+def test_native_handle_of_a_cuda_bindings_stream_without_int():
+    """With cuda-python installed (up to the first call that needs a driver): the stream's handle comes from
+    cuda.bindings.utils where it exists, and no DeprecationWarning from int(stream) is raised."""
+    cudart = pytest.importorskip(
+        "cuda.bindings.runtime", reason="cuda-python is not installed (a GPU extra installs it)"
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert trtb.native_handle(cudart.cudaStream_t()) == 0  # a null stream: the default stream's handle
+    assert trtb.import_cudart() is cudart
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -206,8 +206,8 @@ def native_handle(obj: Any) -> int:
     """The address behind a cuda-python object (a ``cudaStream_t``) as TensorRT's ``execute_async_v3`` takes it.
     cuda-bindings 12.9.1+ and 13 deprecate ``int(obj)`` for ``cuda.bindings.utils.get_cuda_native_handle``; older
     releases have only ``int``; plain ints (device pointers) pass through."""
-    if isinstance(obj, int):
-        return obj
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
     try:
         from cuda.bindings.utils import get_cuda_native_handle
     except ImportError:  # cuda-python < 12.9.1: int() is the handle there, and not deprecated
