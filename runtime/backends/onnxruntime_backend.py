@@ -380,6 +380,12 @@ class OnnxRuntimeBackend:
                 break
             wanted = [e for e in wanted if _provider_name(e) in got] or [CPU_EP]
             trt_version = loaded or trt_version
+        else:  # twice a session that does not match what it was opened for: say so rather than mislabel it
+            raise RuntimeError(
+                f"onnxruntime opened {choice.file} for {self._asked_providers[0]} at {asked}, but the session runs "
+                f"{got[0] if got else 'no provider'}{f' with TensorRT {loaded}' if loaded else ''}, which needs "
+                f"{real.file}{' with trt_fp16_enable' if real.trt_fp16 else ''}"
+            )
         self._embed = session
         self._got = got
         self._graph = Path(src).name if not isinstance(src, bytes) else "(in-memory graph)"
@@ -513,7 +519,7 @@ def _build(gpu: bool):
         model = None
         if precision == "fp16" and not uses_gpu(chosen):
             # the CPU provider runs graphs as they are: fp16 means the bundle's FP16 graph (on a GPU provider the
-            # backend itself picks: the TensorRT EP builds FP16 from the FP32 graph, the CUDA EP runs the FP16 graph)
+            # backend itself picks for the providers its session got: choose_graph)
             fp16 = manifest.fp16_file
             if not fp16 or fp16 not in manifest.files:
                 raise RuntimeError("the bundle has no FP16 graph (re-export without --no-fp16)")

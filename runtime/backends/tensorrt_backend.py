@@ -417,6 +417,7 @@ class TensorRTBackend:
             self._release()
 
     def _release(self) -> None:
+        """Free what ``_load`` made, whatever it got to (also after a failed load); the caller holds the lock."""
         cudart = getattr(self, "_cudart", None)
         if cudart is not None and getattr(self, "_context", None) is not None:
             cudart.cudaSetDevice(self.device)  # free on the device the memory lives on, whichever thread closes
