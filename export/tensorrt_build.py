@@ -541,9 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _default_cache_here(bundle: Path) -> Path | None:
-    """This machine's default timing cache for ``bundle``; None when there is no TensorRT or GPU (build_engine then
-    says which is missing)."""
+def default_timing_cache_here(bundle: Path) -> Path | None:
+    """This machine's default timing cache for ``bundle`` (``default_timing_cache`` with this TensorRT and GPU), for
+    every command that builds plans; None when there is no TensorRT or GPU (build_engine then says which)."""
     info = probe()
     if info["reason"]:
         return None
@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = BatchProfile.parse(args.batch)
         workspace_bytes(args.workspace)
         manifest = load_manifest(bundle)
-        cache = Path(args.timing_cache) if args.timing_cache else _default_cache_here(bundle)
+        cache = Path(args.timing_cache) if args.timing_cache else default_timing_cache_here(bundle)
         sidecar = build_engine(
             bundle, manifest.preprocessing.input_shape, profile, args.precision, args.workspace, cache, args.force
         )

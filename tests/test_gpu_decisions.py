@@ -369,3 +369,11 @@ def test_onnxruntime_and_onnxruntime_gpu_side_by_side_is_named_with_the_fix():
         "pip uninstall -y onnxruntime onnxruntime-gpu && pip install --no-deps 'onnxruntime-gpu==1.30.0'"
     )
     assert "onnxruntime" in ortb.ort_distributions()  # this machine: the core's CPU build
+
+
+def test_without_tensorrt_there_is_no_default_timing_cache_and_the_build_says_why(tmp_path):
+    from export.tensorrt_build import default_timing_cache_here
+
+    if not trtb.probe()["reason"]:
+        pytest.skip("TensorRT and a GPU are here: the default cache is a real path")
+    assert default_timing_cache_here(tmp_path / "b") is None
