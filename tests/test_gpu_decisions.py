@@ -371,7 +371,7 @@ def test_onnxruntime_and_onnxruntime_gpu_side_by_side_is_named_with_the_fix():
     assert "onnxruntime" in ortb.ort_distributions()  # this machine: the core's CPU build
 
 
-def test_without_tensorrt_there_is_no_default_timing_cache_and_the_build_says_why(tmp_path):
+def test_without_tensorrt_there_is_no_default_timing_cache(tmp_path):
     from export.tensorrt_build import default_timing_cache_here
 
     if not trtb.probe()["reason"]:

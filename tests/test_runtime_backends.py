@@ -502,6 +502,7 @@ def test_tensorrt_backend_on_a_real_plan(trt_ready, omniglot_bundle, tmp_path, p
     ref = _reference(bundle)["inputs"]
     one = backend.embed(ref[:1])  # with a profile minimum of 2: padded with zeros, the extra output dropped
     assert one.shape == (1, backend.dim)
+    assert backend.embed(ref[:0]).shape == (0, backend.dim)  # as ONNX Runtime: an empty batch runs nothing
     np.testing.assert_allclose(one, backend.embed(ref[:8])[:1], atol=1e-3)
     with ThreadPoolExecutor(4) as pool:
         outs = list(pool.map(lambda _: backend.embed(ref[:20]), range(8)))
