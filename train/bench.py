@@ -1,4 +1,5 @@
-"""``python -m train.bench``: training and embedding throughput per architecture, FP32 vs mixed bf16.
+"""``python -m train.bench``: training and embedding throughput per architecture, FP32 vs mixed bf16; with
+``--data-jobs``, whole training jobs with their peak memory, time to first step and steps/s (``train.bench_data``).
 
 Everything is measured in one run on the same machine, so the ratios (bf16 / fp32, arch / arch) are what
 to read; absolute numbers move with whatever else the machine is doing.
@@ -70,7 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default="runs/bench")
+    p.add_argument(
+        "--data-jobs",
+        action="store_true",
+        help="instead: run issue 16's training jobs (VGG16 on Omniglot, the Omniglot recipe in memory and streamed, "
+        "a generated folder) and report peak RSS, time to first step and steps/s",
+    )
+    p.add_argument("--folder-images", type=int, default=50_000, help="--data-jobs: generated folder size (0: skip)")
     args = p.parse_args(argv)
+    if args.data_jobs:
+        return _data_jobs(Path(args.out), args.folder_images)
     from tqdm.auto import tqdm
 
     from runtime.fileio import write_json_atomic, write_text_atomic
@@ -99,6 +109,20 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(out / "train_bench.txt", table + "\n")
     print(f"written: {out / 'train_bench.json'}, {out / 'train_bench.txt'}")
     return 0
+
+
+def _data_jobs(out: Path, folder_images: int) -> int:
+    from runtime.fileio import write_json_atomic, write_text_atomic
+    from train.bench_data import data_jobs, summarize
+
+    rows = data_jobs(out / "data_jobs", folder_images)
+    table, verdicts = summarize(rows)
+    print(table)
+    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    write_json_atomic(out / "train_data_bench.json", {"meta": meta, "results": rows, "targets": verdicts})
+    write_text_atomic(out / "train_data_bench.txt", table + "\n")
+    print(f"written: {out / 'train_data_bench.json'}, {out / 'train_data_bench.txt'}")
+    return 0 if all(verdicts.values()) else 1
 
 
 if __name__ == "__main__":

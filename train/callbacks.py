@@ -147,3 +147,35 @@ class Snapshots(keras.callbacks.Callback):
             }
         )
         write_json_atomic(self.history_file, self.entries)
+
+
+class StepTimes(keras.callbacks.Callback):
+    """When the first training step ended (seconds after ``t0``, the job's start) and the steady rate after it
+    (steps per second over every later step, data waits included, validation excluded): what a user waits for
+    and what the data pipeline must keep up with."""
+
+    def __init__(self, t0: float):
+        super().__init__()
+        self.t0 = t0
+        self.first_step_seconds: float | None = None
+        self._busy = 0.0
+        self._steps = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        import time
+
+        self._begin = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        import time
+
+        now = time.time()
+        if self.first_step_seconds is None:
+            self.first_step_seconds = now - self.t0
+            return
+        self._busy += now - self._begin
+        self._steps += 1
+
+    @property
+    def steps_per_second(self) -> float | None:
+        return self._steps / self._busy if self._steps and self._busy > 0 else None

@@ -62,6 +62,7 @@ def check_model_args(parser: argparse.ArgumentParser, arch: str, kwargs: dict) -
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from train.data.store import LOADINGS, MEMORY_BUDGET_BYTES
     from train.trainer import SCHEDULES, STRATEGIES
 
     p = argparse.ArgumentParser(
@@ -171,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="tf.distribute: mirrored (all GPUs or CPUs here), multiworker (cluster from TF_CONFIG)",
     )
+    r.add_argument(
+        "--data-loading",
+        choices=LOADINGS,
+        default="auto",
+        help="memory: decode the dataset once into RAM; stream: read and preprocess each batch's images on the fly "
+        f"in parallel (memory does not grow with the dataset); auto: memory up to {MEMORY_BUDGET_BYTES >> 20} MB "
+        "of float32 inputs, else stream",
+    )
     r.add_argument("--no-progress", action="store_true", help="plain lines instead of progress bars")
     return p
 
@@ -228,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         resume=args.resume,
         force=args.force,
         strategy=args.strategy,
+        data_loading=args.data_loading,
         precision=args.precision,
         threshold_method=args.threshold_method,
         target_far=args.target_far,

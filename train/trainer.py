@@ -14,13 +14,16 @@ import keras
 import numpy as np
 
 from runtime.fileio import atomic_path
-from train.augment import AffineAugment, mirror_classes, rotation_classes
-from train.callbacks import EpochSeed, Snapshots, TimeBudget, TqdmProgress, VerificationMetrics
+from train.augment import AffineAugment, VariantImages, class_variants
+from train.callbacks import EpochSeed, Snapshots, StepTimes, TimeBudget, TqdmProgress, VerificationMetrics
+from train.data.loading import default_workers
+from train.data.store import DecodedImages, StreamedImages, SubsetImages, choose_loading
 from train.losses import loss_for
 from train.model_card import command_line, versions, write_card
 from train.models import Siamese, create_model
-from train.pair_dataset import EpisodeBatches, FixedPairs, SampledPairs
+from train.pair_dataset import EpisodeBatches, FixedPairs, SampledPairs, as_tf_dataset
 from train.sampling import EpisodeSampler, PairSampler, split_items
+from train.validation import ValidationPairs
 
 log = logging.getLogger("train")
 
@@ -60,6 +63,7 @@ class TrainOptions:
     resume: bool = False
     force: bool = False
     strategy: str = "none"
+    data_loading: str = "auto"
     precision: str = "float32"
     threshold_method: str = "eer"
     target_far: float = 1e-3
@@ -154,8 +158,14 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
     augment = AffineAugment() if opts.augment else None
     split_info: dict[str, Any]
 
+    workers = default_workers()
     if isinstance(ds, datasets.ImageSet):
-        x, ds = datasets.load_images(ds, pre, progress=opts.progress)
+        loading = choose_loading(len(ds), pre, opts.data_loading)
+        if loading == "memory":
+            x, ds = datasets.load_images(ds, pre, progress=opts.progress)
+            store = DecodedImages(x)
+        else:
+            store = StreamedImages(ds.items, ds.read_item, pre, ds.name)
         by = opts.val_split
         if by == "auto":
             by = "classes" if len(ds.classes) >= 20 else "items"
@@ -163,37 +173,48 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
         val_pairs = PairSampler(ds.labels[va], ds.class_groups, opts.same_group_negatives).sample(
             opts.val_pairs, np.random.default_rng([opts.seed, 10_000])
         )
-        x_va = x[va]
-        xva_a, xva_b, va_same = x_va[val_pairs.a], x_va[val_pairs.b], val_pairs.same
-        x_tr, lab_tr, groups_tr = x[tr], ds.labels[tr], ds.class_groups
-        del x
-        if opts.rotation_classes:
-            x_tr, lab_tr, groups_tr = rotation_classes(x_tr, lab_tr, groups_tr)
-        if opts.mirror_classes:
-            x_tr, lab_tr, groups_tr = mirror_classes(x_tr, lab_tr, groups_tr)
+        validation = ValidationPairs(SubsetImages(store, va), val_pairs.a, val_pairs.b, val_pairs.same, workers)
+        train_images, lab_tr, groups_tr = SubsetImages(store, tr), ds.labels[tr], ds.class_groups
+        if opts.rotation_classes or opts.mirror_classes:
+            variants = class_variants(lab_tr, groups_tr, rotations=opts.rotation_classes, mirror=opts.mirror_classes)
+            train_images, lab_tr, groups_tr = (
+                VariantImages(train_images, variants),
+                variants.labels,
+                variants.class_groups,
+            )
         if config.loss == "supcon":
             episodes = EpisodeSampler(
                 lab_tr, groups_tr, opts.batch_size // opts.per_class, opts.per_class, opts.same_group_negatives
             )
-            train_data = EpisodeBatches(x_tr, episodes, opts.steps_per_epoch, opts.seed, augment)
+            train_data = EpisodeBatches(train_images, episodes, opts.steps_per_epoch, opts.seed, augment)
         else:
             train_sampler = PairSampler(lab_tr, groups_tr, opts.same_group_negatives)
             train_data = SampledPairs(
-                x_tr, train_sampler, config.targets, opts.batch_size, opts.steps_per_epoch, opts.seed, augment
+                train_images, train_sampler, config.targets, opts.batch_size, opts.steps_per_epoch, opts.seed, augment
             )
         split_info = {"by": by, "train_items": len(tr), "val_items": len(va), "val_pairs": len(val_pairs)}
     else:
         if config.loss == "supcon":
             raise ValueError(f"--loss supcon needs class-labelled images; {opts.data} is a list of pairs")
-        xa, xb, same = datasets.load_pairs(ds, pre, progress=opts.progress)
+        unique, ia, ib = datasets.pair_index(ds)
+        loading = choose_loading(len(unique), pre, opts.data_loading)
+        if loading == "memory":
+            x, ia, ib, same = datasets.decode_pairs(ds, pre, progress=opts.progress)
+            store = DecodedImages(x)
+        else:
+            store, same = StreamedImages(unique, ds.read, pre, ds.name), ds.same
         rng = np.random.default_rng(opts.seed)
         perm = rng.permutation(len(same))
         n_val = max(2, int(round(len(same) * opts.val_fraction)))
         va, tr = perm[:n_val], perm[n_val:]
-        xva_a, xva_b, va_same = xa[va], xb[va], same[va]
-        train_data = FixedPairs(xa[tr], xb[tr], same[tr], config.targets, opts.batch_size, opts.seed, augment)
+        validation = ValidationPairs(store, ia[va], ib[va], same[va], workers)
+        train_data = FixedPairs(store, ia[tr], ib[tr], same[tr], config.targets, opts.batch_size, opts.seed, augment)
         opts.steps_per_epoch = len(train_data)
         split_info = {"by": "pairs", "train_pairs": len(tr), "val_pairs": len(va)}
+    if loading == "stream":
+        validation.drop_unreadable(ds.name, progress=opts.progress)
+        split_info["val_pairs"] = len(validation)
+    va_same = validation.same
     if len(np.unique(va_same)) < 2:
         raise ValueError(
             "validation pairs hold only one kind (all same or all different); add data or change --val-fraction"
@@ -211,12 +232,14 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
         fit_model.compile(optimizer=optimizer, loss=loss_for(config, opts.temperature))
 
     def val_scores() -> np.ndarray:
-        return siamese.score(xva_a, xva_b)
+        return validation.scores(siamese)
 
     monitor = "val_auc"
     ckpt_dir = out / "checkpoints"
+    step_times = StepTimes(t_start)
     callbacks = [
         EpochSeed(train_data),
+        step_times,
         VerificationMetrics(val_scores, va_same, config.score),
         keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.ModelCheckpoint(str(ckpt_dir / "best.keras"), monitor=monitor, mode="max", save_best_only=True),
@@ -228,14 +251,13 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
         callbacks.append(TimeBudget(opts.time_budget_minutes))
     if opts.snapshot_every:
         callbacks.append(Snapshots(siamese.model, ckpt_dir, opts.snapshot_every, out / "snapshots.json"))
-    validation = None if config.loss == "supcon" else ((xva_a, xva_b), config.targets(va_same))
     t_fit = time.time()
     history = fit_model.fit(
-        train_data,
+        as_tf_dataset(train_data, workers),
         epochs=opts.epochs,
-        validation_data=validation,
-        validation_batch_size=256,
+        validation_data=None if config.loss == "supcon" else validation.fit_data(config.targets, opts.seed),
         callbacks=callbacks,
+        shuffle=False,  # the batches are drawn at random already
         verbose=0,
     )
     fit_seconds = time.time() - t_fit
@@ -273,7 +295,7 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
     shown = np.random.default_rng(opts.seed).choice(len(va_same), size=min(16, len(va_same)), replace=False)
     plots["pairs"] = str(
         plot_pair_montage(
-            xva_a[shown], xva_b[shown], scores[shown], va_same[shown], spec, plots_dir / "pairs.png"
+            *validation.pair_images(shown), scores[shown], va_same[shown], spec, plots_dir / "pairs.png"
         ).relative_to(out)
     )
 
@@ -286,6 +308,11 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
         "training": {
             "seconds": round(time.time() - t_start, 1),
             "fit_seconds": round(fit_seconds, 1),
+            "first_step_seconds": _rounded(step_times.first_step_seconds, 2),
+            "steps_per_second": _rounded(step_times.steps_per_second, 3),
+            "data_loading": loading,
+            "data_workers": workers,
+            "unreadable_images_skipped": len(getattr(store, "unreadable", ())),
             "epochs_run": len(hist.get("loss", [])),
             "strategy": opts.strategy,
             "replicas": int(getattr(strategy, "num_replicas_in_sync", 1)),
@@ -314,6 +341,10 @@ def _full_history(out: Path, last: dict[str, list]) -> dict[str, list[float]]:
             keys = [k for k in rows[0] if k != "epoch"]
             return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in keys}
     return {k: [float(v) for v in vals] for k, vals in last.items()}
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _cpu_count() -> int:

@@ -1,7 +1,9 @@
 """Datasets for training and evaluation: Omniglot (folder, zip, download), class folders, pair folders with
 annos.csv, pair CSVs and scikit-learn's digits, all read through ``runtime.preprocess``.
 
-``open_dataset`` recognises the layout; ``load_images`` / ``load_pairs`` turn a dataset into network inputs.
+``open_dataset`` recognises the layout and indexes it (item ids, labels, groups, sha256; nothing decoded);
+``load_images`` / ``load_pairs`` / ``decode_pairs`` decode a small dataset into arrays, and ``train.data.store``
+reads a large one on the fly (``choose_loading`` decides).
 """
 
 from train.data.digits import open_digits
@@ -9,7 +11,7 @@ from train.data.download import cache_root, download_file, safe_extract, verify_
 from train.data.errors import DatasetError, DatasetWarning
 from train.data.folders import open_image_folder
 from train.data.imageset import ImageSet, PairSet
-from train.data.loading import load_images, load_pairs
+from train.data.loading import decode_pairs, load_images, load_pairs, pair_index
 from train.data.omniglot import cache_dir, check_counts, count_tree, fetch_omniglot, omniglot_dir_default, open_omniglot
 from train.data.opener import describe_as_given, open_dataset
 from train.data.pairs import open_pair_folders, open_pairs_csv
@@ -24,6 +26,7 @@ __all__ = [
     "cache_root",
     "check_counts",
     "count_tree",
+    "decode_pairs",
     "describe_as_given",
     "download_file",
     "fetch_omniglot",
@@ -37,6 +40,7 @@ __all__ = [
     "open_omniglot",
     "open_pair_folders",
     "open_pairs_csv",
+    "pair_index",
     "safe_extract",
     "verify_sha256sums",
 ]

@@ -54,6 +54,10 @@ class ImageSet:
         """Image ``i`` as uint8 RGB HxWx3 or gray HxW; raises ``ImageReadError`` naming the item."""
         return self._source.read(self.items[i])
 
+    def read_item(self, item: str) -> np.ndarray:
+        """One image by its id (from ``items``), as ``read`` gives it: what a streamed store reads."""
+        return self._source.read(item)
+
     def subset(self, idx: Sequence[int] | np.ndarray) -> ImageSet:
         """Keep the given item indices (or a boolean mask); classes and groups keep their indices."""
         idx = np.asarray(idx)

@@ -101,6 +101,42 @@ def load_images(
     return x, ds
 
 
+def pair_index(ps: PairSet) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Each image of a pair set once: (unique item ids, indices of every pair's a and b among them)."""
+    unique = list(dict.fromkeys(ps.items_a + ps.items_b))
+    index = {item: i for i, item in enumerate(unique)}
+    ia = np.array([index[i] for i in ps.items_a], dtype=np.int64)
+    ib = np.array([index[i] for i in ps.items_b], dtype=np.int64)
+    return unique, ia, ib
+
+
+def decode_pairs(
+    ps: PairSet,
+    preprocessing: Preprocessing,
+    *,
+    progress: bool = True,
+    skip_bad: bool = True,
+    workers: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """-> (x: each image once, a, b: indices into x, same); pairs with an unreadable image dropped with one
+    warning."""
+    unique, ia, ib = pair_index(ps)
+    x, ok, errors = preprocess_items(
+        unique, ps.read, preprocessing, progress=progress, skip_bad=skip_bad, desc=ps.name, workers=workers
+    )
+    keep = ok[ia] & ok[ib]
+    if errors:
+        warn_names(
+            f"{ps.name}: unreadable images skipped ({int((~keep).sum())} of {len(ps)} pairs dropped)",
+            errors,
+            total=len(unique),
+            stacklevel=4,
+        )
+        if not keep.any():
+            raise DatasetError(f"{ps.source}: no pair has two readable images (first: {errors[0]})")
+    return x, ia[keep], ib[keep], ps.same[keep].copy()
+
+
 def load_pairs(
     ps: PairSet,
     preprocessing: Preprocessing,
@@ -110,20 +146,5 @@ def load_pairs(
     workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """-> (xa, xb, same): each image read once; pairs with an unreadable image dropped with one warning."""
-    unique = list(dict.fromkeys(ps.items_a + ps.items_b))
-    index = {item: i for i, item in enumerate(unique)}
-    x, ok, errors = preprocess_items(
-        unique, ps.read, preprocessing, progress=progress, skip_bad=skip_bad, desc=ps.name, workers=workers
-    )
-    ia = np.array([index[i] for i in ps.items_a], dtype=np.int64)
-    ib = np.array([index[i] for i in ps.items_b], dtype=np.int64)
-    keep = ok[ia] & ok[ib]
-    if errors:
-        warn_names(
-            f"{ps.name}: unreadable images skipped ({int((~keep).sum())} of {len(ps)} pairs dropped)",
-            errors,
-            total=len(unique),
-        )
-        if not keep.any():
-            raise DatasetError(f"{ps.source}: no pair has two readable images (first: {errors[0]})")
-    return x[ia[keep]], x[ib[keep]], ps.same[keep].copy()
+    x, ia, ib, same = decode_pairs(ps, preprocessing, progress=progress, skip_bad=skip_bad, workers=workers)
+    return x[ia], x[ib], same
