@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from runtime.extras import explain_missing_extras
+from train.text_table import text_table
 
 DEFAULT_ARCHS = ("pyimagesearch", "keras-contrastive", "koch", "vgg16-siamese")
 
@@ -94,14 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         b = base.get(r["arch"])
         r["train_speedup_vs_fp32"] = r["train_pairs_per_s"] / b["train_pairs_per_s"] if b else None
         r["embed_speedup_vs_fp32"] = r["embed_images_per_s"] / b["embed_images_per_s"] if b else None
-    header = f"{'arch':18s} {'precision':15s} {'params':>11s} {'train pairs/s':>14s} {'x fp32':>7s} {'embed img/s':>12s} {'x fp32':>7s}"
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        lines.append(
-            f"{r['arch']:18s} {r['precision']:15s} {r['params']:11,d} {r['train_pairs_per_s']:14.1f} "
-            f"{(r['train_speedup_vs_fp32'] or 0):7.2f} {r['embed_images_per_s']:12.1f} {(r['embed_speedup_vs_fp32'] or 0):7.2f}"
+    table = "\n".join(
+        text_table(
+            [
+                ("arch", -18, lambda r: r["arch"]),
+                ("precision", -15, lambda r: r["precision"]),
+                ("params", 11, lambda r: f"{r['params']:,d}"),
+                ("train pairs/s", 14, lambda r: f"{r['train_pairs_per_s']:.1f}"),
+                ("x fp32", 7, lambda r: f"{r['train_speedup_vs_fp32'] or 0:.2f}"),
+                ("embed img/s", 12, lambda r: f"{r['embed_images_per_s']:.1f}"),
+                ("x fp32", 7, lambda r: f"{r['embed_speedup_vs_fp32'] or 0:.2f}"),
+            ],
+            rows,
         )
-    table = "\n".join(lines)
+    )
     print(table)
     out = Path(args.out)
     meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()}

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from train.text_table import text_table
+
 # the committed Omniglot recipe (Makefile OMNIGLOT_TRAIN) cut to one 40-step epoch without time budget or snapshots
 OMNIGLOT_RECIPE = [
     "--arch", "omniglot-conv", "--model-arg", "members=3", "--input-shape", "40x40x1", "--data", "omniglot",
@@ -94,13 +96,17 @@ def data_jobs(out: Path, folder_images: int) -> list[dict[str, Any]]:
 
 def summarize(rows: list[dict[str, Any]]) -> tuple[str, dict[str, bool]]:
     """The table and each target's verdict (peak RSS, first step, streamed vs in-memory steps/s)."""
-    header = f"{'job':58s} {'loading':8s} {'peak RSS MB':>11s} {'1st step s':>10s} {'steps/s':>8s} {'wall s':>7s}"
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        lines.append(
-            f"{r['job']:58s} {r['loading']:8s} {r['peak_rss_mb']:11.1f} {r['first_step_s']:10.1f} "
-            f"{(r['steps_per_s'] or 0):8.3f} {r['wall_s']:7.1f}"
-        )
+    lines = text_table(
+        [
+            ("job", -58, lambda r: r["job"]),
+            ("loading", -8, lambda r: r["loading"]),
+            ("peak RSS MB", 11, lambda r: f"{r['peak_rss_mb']:.1f}"),
+            ("1st step s", 10, lambda r: f"{r['first_step_s']:.1f}"),
+            ("steps/s", 8, lambda r: f"{r['steps_per_s'] or 0:.3f}"),
+            ("wall s", 7, lambda r: f"{r['wall_s']:.1f}"),
+        ],
+        rows,
+    )
     by_job = {r["job"]: r for r in rows}
     mem = by_job.get("committed Omniglot recipe, memory", {}).get("steps_per_s")
     stream = by_job.get("committed Omniglot recipe, stream", {}).get("steps_per_s")
