@@ -114,3 +114,29 @@ def test_training_streams_end_to_end_and_skips_unreadable_images(tmp_path: Path)
     assert t["first_step_seconds"] > 0 and t["steps_per_second"] > 0
     assert result.card["data"]["images"] == 24 * 5 + 1  # the index keeps every file; streaming skips the bad one
     assert np.isfinite(result.card["metrics"]["validation"]["auc"])
+
+
+def test_pair_lists_train_streamed_like_decoded(tmp_path: Path) -> None:
+    data = _folder(tmp_path / "f", classes=8, per_class=4, bad=1)
+    files = sorted(str(p) for p in data.rglob("*.png") if "broken" not in p.name)
+    rng = np.random.default_rng(0)
+    rows = ["path_a,path_b,label"]
+    for _ in range(120):
+        a, b = rng.choice(len(files), 2, replace=False)
+        rows.append(f"{files[a]},{files[b]},{int(Path(files[a]).parent == Path(files[b]).parent)}")
+    rows.append(f"{data / 'c0' / 'broken0.png'},{files[0]},0")  # dropped wherever it is drawn
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    cards = {}
+    for loading in ("memory", "stream"):
+        opts = TrainOptions(
+            arch="pyimagesearch", data=str(csv_path), out=str(tmp_path / loading), input_shape=(16, 16, 1),
+            epochs=1, batch_size=16, progress=False, data_loading=loading,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DatasetWarning)
+            cards[loading] = train(opts).card
+    assert cards["stream"]["training"]["data_loading"] == "stream"
+    assert cards["stream"]["training"]["unreadable_images_skipped"] == 1
+    assert cards["stream"]["training"]["epochs_run"] == 1
+    assert np.isfinite(cards["stream"]["metrics"]["validation"]["auc"])
