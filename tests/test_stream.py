@@ -12,9 +12,9 @@ import pytest
 
 from runtime.preprocess import Preprocessing
 from train.augment import AffineAugment, VariantImages, class_variants, mirror_classes, rotation_classes
-from train.data import DatasetWarning, load_images, open_dataset
+from train.data import DatasetError, DatasetWarning, load_images, open_dataset
 from train.data.store import DecodedImages, StreamedImages, SubsetImages
-from train.pair_dataset import EpisodeBatches, SampledPairs, as_tf_dataset
+from train.pair_dataset import EpisodeBatches, SampledPairs, as_tf_dataset, batch_errors
 from train.sampling import EpisodeSampler, PairSampler
 from train.trainer import TrainOptions, train
 
@@ -140,3 +140,18 @@ def test_pair_lists_train_streamed_like_decoded(tmp_path: Path) -> None:
     assert cards["stream"]["training"]["unreadable_images_skipped"] == 1
     assert cards["stream"]["training"]["epochs_run"] == 1
     assert np.isfinite(cards["stream"]["metrics"]["validation"]["auc"])
+
+
+def test_a_batch_that_cannot_be_built_raises_its_own_one_line_error(tmp_path: Path) -> None:
+    for c in range(3):
+        (tmp_path / "f" / f"c{c}").mkdir(parents=True)
+        for i in range(2):
+            (tmp_path / "f" / f"c{c}" / f"{i}.png").write_bytes(b"not a png")
+    ds = open_dataset(tmp_path / "f")  # indexing reads no pixels
+    images = StreamedImages(ds.items, ds.read_item, GRAY, ds.name)
+    batches = EpisodeBatches(images, EpisodeSampler(ds.labels, None, classes=3, per_class=2), steps=2, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        with pytest.raises(DatasetError, match=r"^epoch 1, episode 0: fewer than 2 readable images$"):
+            with batch_errors(batches):
+                list(as_tf_dataset(batches, workers=1).as_numpy_iterator())

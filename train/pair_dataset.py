@@ -7,7 +7,8 @@ parallel tf.data workers, ahead of the training step, and a resumed run sees the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -182,6 +183,21 @@ class ItemBatches:
         return self.images.take(idx)
 
 
+@contextmanager
+def batch_errors(batches: Batches) -> Iterator[None]:
+    """Inside: what building a batch of ``batches`` raised (a ``DatasetError`` naming the files) comes out as
+    itself, not as the TensorFlow error that wraps it with a traceback."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.OpError:
+        error = getattr(batches, "error", None)
+        if error is not None:
+            raise error from None
+        raise
+
+
 def as_tf_dataset(batches: Batches, workers: int):
     """A tf.data pipeline over ``batches``: up to ``workers`` batches built at once in tf.data's threads, in
     order, and ``PREFETCH`` more kept ready. A new iterator (each epoch in ``fit``) reads ``batches.epoch``."""
@@ -191,9 +207,14 @@ def as_tf_dataset(batches: Batches, workers: int):
     flat = tf.nest.flatten(signature)
 
     def build(i):
-        return [
-            np.asarray(t, dtype=s.dtype.as_numpy_dtype) for t, s in zip(tf.nest.flatten(batches.batch(int(i))), flat)
-        ]
+        try:
+            return [
+                np.asarray(t, dtype=s.dtype.as_numpy_dtype)
+                for t, s in zip(tf.nest.flatten(batches.batch(int(i))), flat)
+            ]
+        except Exception as e:  # kept so batch_errors can raise it as it was, not wrapped by TensorFlow
+            batches.error = e
+            raise
 
     def make(i):
         tensors = tf.numpy_function(build, [i], [s.dtype for s in flat], stateful=True)

@@ -21,7 +21,7 @@ from train.data.store import DecodedImages, StreamedImages, SubsetImages, choose
 from train.losses import loss_for
 from train.model_card import command_line, versions, write_card
 from train.models import Siamese, create_model
-from train.pair_dataset import EpisodeBatches, FixedPairs, SampledPairs, as_tf_dataset
+from train.pair_dataset import EpisodeBatches, FixedPairs, SampledPairs, as_tf_dataset, batch_errors
 from train.sampling import EpisodeSampler, PairSampler, split_items
 from train.validation import ValidationPairs
 
@@ -252,14 +252,15 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
     if opts.snapshot_every:
         callbacks.append(Snapshots(siamese.model, ckpt_dir, opts.snapshot_every, out / "snapshots.json"))
     t_fit = time.time()
-    history = fit_model.fit(
-        as_tf_dataset(train_data, workers),
-        epochs=opts.epochs,
-        validation_data=None if config.loss == "supcon" else validation.fit_data(config.targets, opts.seed),
-        callbacks=callbacks,
-        shuffle=False,  # the batches are drawn at random already
-        verbose=0,
-    )
+    with batch_errors(train_data):
+        history = fit_model.fit(
+            as_tf_dataset(train_data, workers),
+            epochs=opts.epochs,
+            validation_data=None if config.loss == "supcon" else validation.fit_data(config.targets, opts.seed),
+            callbacks=callbacks,
+            shuffle=False,  # the batches are drawn at random already
+            verbose=0,
+        )
     fit_seconds = time.time() - t_fit
 
     # what users get: a fresh float32 model with the trained weights, without optimizer state or compile config
