@@ -368,9 +368,11 @@ class EngineRequired(RuntimeError):
 
 
 def _try_engine(bundle_dir: Path, input_shape, profile, opts: ExportOptions) -> tuple[str, dict | None]:
-    from export.tensorrt_build import EngineBuildError, EngineUnavailable, build_engine
+    from export.tensorrt_build import EngineBuildError, EngineUnavailable, build_engine, default_timing_cache_here
 
-    cache = Path(opts.timing_cache) if opts.timing_cache else Path(opts.out) / "trt_timing.cache"
+    # the default: one cache per TensorRT release and GPU in --out (a cache from another GPU never has its name)
+    cache = Path(opts.timing_cache) if opts.timing_cache else default_timing_cache_here(bundle_dir)
+    cache = cache or Path(opts.out) / "trt_timing.cache"  # no TensorRT or GPU here: build_engine says which
     try:
         sidecar = build_engine(bundle_dir, input_shape, profile, "fp16", opts.workspace, cache, force=opts.force)
     except EngineUnavailable as e:

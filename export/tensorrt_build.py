@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.backends.onnxruntime_backend import CPU_PROVIDER
 from runtime.backends.tensorrt_backend import import_tensorrt, probe
 from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY, INPUT_NAME
 from runtime.engines import (
@@ -293,7 +294,7 @@ def fp32_pinned_layers(bundle_dir: Path) -> list[str]:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     props = (
-        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+        ort.InferenceSession(str(path), opts, providers=[CPU_PROVIDER]).get_modelmeta().custom_metadata_map
     )
     return [n for n in props.get(FP32_NODES_KEY, "").split(",") if n]
 

@@ -229,9 +229,10 @@ def _bundle(ctx: dict[str, Any]) -> Path:
 def _reference(bundle: Path, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
+    from runtime.backends.onnxruntime_backend import CPU_PROVIDER
     from runtime.bundle.layout import EMBEDDING_ONNX, INPUT_NAME
 
-    session = ort.InferenceSession(str(bundle / EMBEDDING_ONNX), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(bundle / EMBEDDING_ONNX), providers=[CPU_PROVIDER])
     return session.run(None, {INPUT_NAME: x})[0] if len(x) else np.zeros((0, DIM), np.float32)
 
 
