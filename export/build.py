@@ -27,7 +27,8 @@ class ExportOptions:
 
     out/name: the bundle goes to ``<out>/<name>/`` (name: from the model file); arch: when the file does not say;
     opset; batch: MIN:OPT:MAX for engines and Triton; calib_images: a folder of real images for the reference
-    (else the model card's data, else random inputs), reference_images of them; fp16 / opencv: also write the FP16
+    (else the model card's data, else random inputs), reference_images of them; int8 (int8_images): also write the QDQ
+    INT8 graph calibrated on that many real images; fp16 / opencv: also write the FP16
     and the OpenCV DNN graphs; engine (require_engine, workspace GiB, timing_cache): a TensorRT plan where TensorRT
     and a GPU exist; triton: also write a Triton model repository there; simplify: onnxslim the graphs; force:
     replace an existing bundle; allow_unsafe_lambda: load unrecognised Lambda layers; seed; quiet: print nothing.
@@ -41,6 +42,8 @@ class ExportOptions:
     calib_images: str | Path | None = None
     reference_images: int = 64
     fp16: bool = True
+    int8: bool = False
+    int8_images: int = 256
     opencv: bool = True
     engine: bool = False
     require_engine: bool = False
@@ -121,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-images", type=int, default=64, help="images in reference.npz (default: %(default)s)")
     p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True, help="write embedding.fp16.onnx")
     p.add_argument(
+        "--int8",
+        action="store_true",
+        help="write embedding.int8.onnx: QDQ INT8 (ONNX Runtime static quantization) calibrated on real images "
+        "(--calib-images, else the model card's data); run it with --precision int8",
+    )
+    p.add_argument(
+        "--int8-images", type=int, default=256, metavar="N", help="calibration images for --int8 (default: %(default)s)"
+    )
+    p.add_argument(
         "--opencv",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -192,6 +204,7 @@ def new_bundle_manifest(siamese, model_path: Path, name: str, opts: ExportOption
             cfg.embedding_dim,
             l2_normalized=cfg.l2_normalized,
             fp16_file=layout.EMBEDDING_FP16_ONNX if layout.EMBEDDING_FP16_ONNX in files_present else None,
+            int8_file=layout.EMBEDDING_INT8_ONNX if layout.EMBEDDING_INT8_ONNX in files_present else None,
         ),
         head=mf.Head.of(cfg.head, _euclidean_epsilon(siamese)),
         siamese=mf.Siamese(),
@@ -227,8 +240,11 @@ def run_parity(bundle_dir: Path, manifest, ref, with_fp16: bool, with_tensorrt: 
     for e in registered():
         if e.device != "cpu":
             continue
-        for prec in e.preferred():
-            if prec is not None and e.present(None, prec, None).ok:
+        precisions = [p for p in e.preferred() if p is not None]
+        if manifest.embedding.int8_file and "int8" in e.precisions:
+            precisions.append("int8")  # measured and reported; auto never takes int8
+        for prec in precisions:
+            if e.present(None, prec, None).ok:
                 backend = e.build(bundle_dir, manifest, precision=prec)
                 check(backend, e.parity_label(backend.info()), prec)
     if with_fp16:
@@ -309,12 +325,15 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
             from export.fp16 import convert_to_fp16
 
             convert_to_fp16(tmp / mf.EMBEDDING_ONNX, tmp / mf.EMBEDDING_FP16_ONNX)
+        int8 = _int8_graph(siamese, tmp, card, opts, say) if opts.int8 else None
         ref = build_reference(siamese, opts.calib_images, card, n_images=opts.reference_images, seed=opts.seed)
         ref.save(tmp / mf.REFERENCE_NPZ)
         raw_reference = write_raw(ref, tmp)
         opencv = _opencv_variants(siamese, tmp, ref, meta, say) if opts.opencv else None
         manifest = new_bundle_manifest(siamese, model_path, name, opts, ref, {p.name for p in tmp.iterdir()})
-        manifest = replace(manifest, reference=replace(manifest.reference, raw=raw_reference), opencv=opencv)
+        manifest = replace(
+            manifest, reference=replace(manifest.reference, raw=raw_reference), opencv=opencv, int8=int8
+        )
         engines = []
         if opts.engine:
             engine_line, sidecar = _try_engine(tmp, cfg.preprocessing.input_shape, profile, opts)
@@ -380,6 +399,22 @@ def _try_engine(bundle_dir: Path, input_shape, profile, opts: ExportOptions) -> 
     except (EngineBuildError, FileNotFoundError) as e:
         return f"not built: the TensorRT build failed: {e}", None
     return f"built: {sidecar.get('file')}", sidecar
+
+
+def _int8_graph(siamese, bundle_dir: Path, card, opts: ExportOptions, say=print):
+    """embedding.int8.onnx from embedding.onnx (export.int8), calibrated on real images other than the
+    reference's (another seed), and the manifest's record of how."""
+    from export.int8 import quantize_int8
+    from export.reference import calibration_inputs
+    from runtime.bundle.layout import EMBEDDING_INT8_ONNX, EMBEDDING_ONNX
+    from runtime.bundle.manifest import Int8Calibration
+
+    if opts.int8_images < 1:
+        raise ValueError(f"--int8-images {opts.int8_images}: expected a positive number of images")
+    x, source = calibration_inputs(siamese, opts.calib_images, card, opts.int8_images, seed=opts.seed + 1)
+    say(f"int8:     calibrating on {len(x)} images ({source})", flush=True)
+    result = quantize_int8(bundle_dir / EMBEDDING_ONNX, bundle_dir / EMBEDDING_INT8_ONNX, x, progress=not opts.quiet)
+    return Int8Calibration(source, result.images)
 
 
 def _opencv_variants(siamese, bundle_dir: Path, ref, meta: dict, say=print):

@@ -40,7 +40,9 @@ def _from_calib_dir(siamese: Siamese, folder: Path, n: int, seed: int):
     return x, [str(f) for f in files], labels, f"calib-images: {folder}"
 
 
-def _from_card_data(siamese: Siamese, card: dict, n: int, seed: int):
+def _from_card_data(siamese: Siamese, card: dict, n: int, seed: int, per_class: int = 4):
+    """About ``n`` images of the card's data, ``per_class`` of each identity picked (the reference wants pairs of
+    several identities; calibration wants ``n`` images spread over every identity)."""
     from train import data as datasets
 
     spec = card.get("options", {}).get("data")
@@ -54,12 +56,12 @@ def _from_card_data(siamese: Siamese, card: dict, n: int, seed: int):
         return None
     rng = np.random.default_rng(seed)
     classes = [c for c, idx in enumerate(ds.indices_by_class()) if len(idx) >= 2]
-    picked_classes = rng.choice(classes, size=min(len(classes), max(2, n // 4)), replace=False)
+    picked_classes = rng.choice(classes, size=min(len(classes), max(2, n // per_class)), replace=False)
     by_class = ds.indices_by_class()
     idx = []
     for c in picked_classes:
         members = by_class[c]
-        idx.extend(rng.choice(members, size=min(4, len(members)), replace=False).tolist())
+        idx.extend(rng.choice(members, size=min(per_class, len(members)), replace=False).tolist())
     sub = ds.subset(np.array(sorted(idx)))
     x, sub = datasets.load_images(sub, siamese.config.preprocessing, progress=False)
     return x, list(sub.items), np.asarray(sub.labels), f"model card data: {ds.name}"
@@ -70,6 +72,28 @@ def _random_inputs(siamese: Siamese, n: int, seed: int):
     u8 = np.random.default_rng(seed).integers(0, 256, size=(n, pre.height, pre.width, pre.channels), dtype=np.uint8)
     x = np.stack([pre(img) for img in u8])
     return x, [f"random-{i}" for i in range(n)], None, "random inputs (no real images available)"
+
+
+def calibration_inputs(
+    siamese: Siamese, calib_images: str | Path | None, card: dict | None, n_images: int, seed: int
+) -> tuple[np.ndarray, str]:
+    """Real images for INT8 calibration, preprocessed: ``--calib-images``, else the model card's training data;
+    (inputs, where they came from). Random inputs calibrate nothing, so without real images this is an error."""
+    from export.int8 import Int8Error
+
+    got = None
+    if calib_images:
+        got = _from_calib_dir(siamese, Path(calib_images), n_images, seed)
+    elif card:
+        classes = max(1, int(card.get("data", {}).get("classes") or 1))  # spread over every identity when known
+        got = _from_card_data(siamese, card, n_images, seed, per_class=max(4, -(-n_images // classes)))
+    if got is None:
+        raise Int8Error(
+            "INT8 calibration needs real images and none were found: pass --calib-images DIR (a folder of the "
+            "images the model will see), or export a model whose model card names its training data"
+        )
+    x, _, _, source = got
+    return x.astype(np.float32), source
 
 
 def build_reference(

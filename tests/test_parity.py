@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.parity import FP16_TOLERANCES, FP32_TOLERANCES, compare, format_table, tolerances_for
+from runtime.parity import FP16_TOLERANCES, FP32_TOLERANCES, INT8_TOLERANCES, compare, format_table, tolerances_for
 from runtime.scoring import ScoreSpec
 
 PROB = ScoreSpec("probability", "high", 0.5)
@@ -88,8 +88,9 @@ def test_shape_mismatch_is_an_error_naming_the_backend():
 def test_tolerances_for_precisions():
     assert tolerances_for("fp32") is FP32_TOLERANCES
     assert tolerances_for("fp16") is FP16_TOLERANCES and tolerances_for("bf16") is FP16_TOLERANCES
-    with pytest.raises(ValueError, match="int8"):
-        tolerances_for("int8")
+    assert tolerances_for("int8") is INT8_TOLERANCES and INT8_TOLERANCES.min_cosine == 0.99
+    with pytest.raises(ValueError, match="int4"):
+        tolerances_for("int4")
 
 
 def test_table_shows_asked_observed_and_status():

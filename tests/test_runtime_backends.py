@@ -178,12 +178,12 @@ def test_openvino_available_and_precision_order():
 
     assert ovb.available()[0] and ovb.available(precision=None)[0]
     assert ovb.precisions() == (("bf16", "fp32") if ovb.bf16_support() == "native" else ("fp32",))
-    assert ovb.available(precision="int8") == (
+    assert ovb.available(precision="int4") == (
         False,
-        "precision 'int8': the OpenVINO backend runs fp32 or bf16 or fp16",
+        "precision 'int4': the OpenVINO backend runs fp32 or bf16 or fp16 or int8",
     )
-    with pytest.raises(ValueError, match="precision 'int8'"):
-        ovb.OpenVINOBackend("nowhere", precision="int8")
+    with pytest.raises(ValueError, match="precision 'int4'"):
+        ovb.OpenVINOBackend("nowhere", precision="int4")
 
 
 def test_bf16_support_reads_openvinos_capabilities():

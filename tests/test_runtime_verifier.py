@@ -156,8 +156,8 @@ def test_runtime_exports_load_lazily():
 def test_bad_load_arguments(bundle):
     with pytest.raises(ValueError, match="backend 'cuda'"):
         runtime.load(bundle, backend="cuda")
-    with pytest.raises(ValueError, match="precision 'int8'"):
-        runtime.load(bundle, precision="int8")
+    with pytest.raises(ValueError, match="precision 'int4'"):
+        runtime.load(bundle, precision="int4")
     with pytest.raises(ValueError, match="threads"):
         runtime.load(bundle, threads=0)
     with pytest.raises(ValueError, match="providers"):

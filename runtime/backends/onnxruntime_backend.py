@@ -514,9 +514,15 @@ def _build(gpu: bool):
         else:
             chosen = [CPU_PROVIDER]
         precision = precision or "fp32"
-        if precision not in ("fp32", "fp16"):
-            raise RuntimeError(f"onnxruntime runs fp32 and fp16, not {precision}")
+        if precision not in ("fp32", "fp16", "int8") or (precision == "int8" and uses_gpu(chosen)):
+            where = "GPU providers run fp32 and fp16" if uses_gpu(chosen) else "the CPU runs fp32, fp16 and int8"
+            raise RuntimeError(f"onnxruntime: {where}, not {precision}")
         model = None
+        if precision == "int8":
+            int8 = manifest.embedding.int8_file
+            if not int8 or not (Path(bundle_dir) / int8).is_file():  # a loaded bundle's named files are hash-checked
+                raise RuntimeError("the bundle has no INT8 graph (export it with --int8)")
+            model = Path(bundle_dir) / int8
         if precision == "fp16" and not uses_gpu(chosen):
             # the CPU provider runs graphs as they are: fp16 means the bundle's FP16 graph (on a GPU provider the
             # backend itself picks for the providers its session got: choose_graph)
@@ -542,13 +548,13 @@ register(
         variant="onnxruntime-cpu",
         backend="onnxruntime",
         device="cpu",
-        precisions=("fp32", "fp16"),
+        precisions=("fp32", "fp16", "int8"),
         preferred=lambda: ("fp32",),  # the CPU provider computes FP16 graphs in FP32: nothing to gain
         present=_present(gpu=False),
         build=_build(gpu=False),
         parity_label=parity_label,
         rank=lambda precision, preferred: 3,
-        bench=(("onnxruntime", "fp32"),),
+        bench=(("onnxruntime", "fp32"), ("onnxruntime-int8", "int8")),
         distributions=("onnxruntime", "onnxruntime-gpu"),
         serves_providers=lambda providers: not any(p in GPU_PROVIDERS for p in providers),
     )

@@ -25,8 +25,11 @@ from runtime.bundle.layout import INPUT_NAME
 from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.extras import install_command
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-_OV_TYPES = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+# the inference precision hint per precision; int8 runs the bundle's QDQ graph (OpenVINO's low-precision
+# transformations turn its Q/DQ pairs into int8 kernels) with f32 for what stays unquantized
+_OV_TYPES = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+_LOW_LAYER_TYPES = {"bf16": ("bf16",), "fp16": ("f16",), "int8": ("i8", "u8")}  # what proves the precision ran
 INSTALL_HINT = install_command("openvino")
 DEVICE = "CPU"
 
@@ -174,7 +177,12 @@ class OpenVINOBackend:
             ok, why = available(None, "fp16")
             if not ok:
                 raise OpenVINOUnavailable(why + "; use precision='fp32'")
-        src = Path(embedding_model) if embedding_model is not None else self.bundle_dir / self.manifest.embedding_file
+        graph = self.manifest.embedding_file
+        if precision == "int8":
+            graph = self.manifest.embedding.int8_file
+            if not graph or not (self.bundle_dir / graph).is_file():
+                raise OpenVINOUnavailable("the bundle has no INT8 graph (export it with --int8)")
+        src = Path(embedding_model) if embedding_model is not None else self.bundle_dir / graph
         core = ov.Core()
         model = core.read_model(str(src))
         outputs = _ports(model.outputs, self.manifest.embedding.output)
@@ -184,10 +192,11 @@ class OpenVINOBackend:
         got = self._compiled.get_property("INFERENCE_PRECISION_HINT")
         self.inference_precision = got.to_string() if hasattr(got, "to_string") else str(got)  # "f32", "bf16"
         self.layer_precisions = runtime_precisions(self._compiled)
-        low = _OV_TYPES[precision]
-        if precision != "fp32" and low not in self.layer_precisions:
+        low = _LOW_LAYER_TYPES.get(precision, ())
+        if low and not any(t in self.layer_precisions for t in low):
             raise OpenVINOUnavailable(
-                f"OpenVINO compiled no layer in {low} on this CPU (layers: {self.layer_precisions}); use precision='fp32'"
+                f"OpenVINO compiled no layer in {'/'.join(low)} on this CPU (layers: {self.layer_precisions}); "
+                "use precision='fp32'"
             )
         from runtime.backends.onnxruntime_backend import CpuHead
 
@@ -275,13 +284,13 @@ register(
         variant="openvino",
         backend="openvino",
         device="cpu",
-        precisions=("bf16", "fp16", "fp32"),
+        precisions=("bf16", "fp16", "fp32", "int8"),
         preferred=lambda: precisions(),  # looked up when asked (tests stand in for the CPU)
         present=_present,
         build=_build,
         parity_label=parity_label,
         rank=_rank,
-        bench=(("openvino-fp32", "fp32"), ("openvino-bf16", "bf16")),
+        bench=(("openvino-fp32", "fp32"), ("openvino-bf16", "bf16"), ("openvino-int8", "int8")),
         distributions=("openvino",),
     )
 )

@@ -27,7 +27,7 @@ from runtime.bundle.manifest import Manifest, load_manifest, write_manifest
 from runtime.bundle.parity_report import ParityReport, read_report
 from runtime.bundle.reference import Reference
 
-GRAPH_PRECISIONS = ("fp16",)  # the reduced-precision embedding graphs a bundle can hold beside the FP32 one
+GRAPH_PRECISIONS = ("fp16", "int8")  # the reduced-precision embedding graphs a bundle can hold beside the FP32 one
 
 
 @dataclass(frozen=True)

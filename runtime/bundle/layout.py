@@ -23,6 +23,7 @@ MANIFEST_NAME = "manifest.json"
 # the names of a bundle's files (manifest.json lists each one present with its sha256 and size)
 EMBEDDING_ONNX = "embedding.onnx"
 EMBEDDING_FP16_ONNX = "embedding.fp16.onnx"
+EMBEDDING_INT8_ONNX = "embedding.int8.onnx"  # QDQ: ONNX Runtime, OpenVINO and TensorRT read it as INT8
 HEAD_ONNX = "head.onnx"
 SIAMESE_ONNX = "siamese.onnx"
 REFERENCE_NPZ = "reference.npz"

@@ -57,13 +57,14 @@ class Source:
 
 @dataclass(frozen=True)
 class Embedding:
-    """The embedding graph (FP32) and its FP16 twin when exported with --fp16."""
+    """The embedding graph (FP32), its FP16 twin (--fp16) and its INT8 QDQ twin (--int8)."""
 
     dim: int
     file: str = EMBEDDING_ONNX
     output: str = EMBEDDING_OUTPUT
     l2_normalized: bool = False
     fp16_file: str | None = None
+    int8_file: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Embedding:
@@ -73,16 +74,35 @@ class Embedding:
             d.get("output") or EMBEDDING_OUTPUT,
             bool(d.get("l2_normalized", False)),
             d.get("fp16_file") or None,
+            d.get("int8_file") or None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "file": self.file,
             "output": self.output,
             "dim": self.dim,
             "l2_normalized": self.l2_normalized,
             "fp16_file": self.fp16_file,
         }
+        return d | ({"int8_file": self.int8_file} if self.int8_file else {})
+
+
+@dataclass(frozen=True)
+class Int8Calibration:
+    """How the INT8 graph was calibrated: on which images (real ones only), how many, with what scheme."""
+
+    source: str
+    images: int
+    method: str = "minmax"
+    scheme: str = "QDQ, per-channel symmetric int8 weights, symmetric int8 activations"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Int8Calibration:
+        return cls(str(d["source"]), int(d["images"]), str(d.get("method", "minmax")), str(d.get("scheme", "")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "images": self.images, "method": self.method, "scheme": self.scheme}
 
 
 @dataclass(frozen=True)
@@ -256,6 +276,7 @@ class Manifest:
     onnx: OnnxExport | None = None
     reference: ReferenceInfo | None = None
     opencv: OpenCVGraphs | None = None
+    int8: Int8Calibration | None = None
     engines: list[dict[str, Any]] = field(default_factory=list)  # TensorRT plans: their sidecars (runtime.engines)
     parity: dict[str, str] = field(default_factory=dict)  # parity.json's status per row label, at a glance
     parity_file: str = PARITY_JSON
@@ -312,7 +333,7 @@ class Manifest:
     def named_files(self) -> list[str]:
         """Every bundle file a section of the manifest points to (each must be listed under ``files``; the parity
         report is optional, and listed when present)."""
-        names = [self.embedding.file, self.embedding.fp16_file, self.head.file]
+        names = [self.embedding.file, self.embedding.fp16_file, self.embedding.int8_file, self.head.file]
         if self.siamese is not None:
             names.append(self.siamese.file)
         if self.reference is not None:
@@ -348,6 +369,7 @@ class Manifest:
             "onnx": None if self.onnx is None else self.onnx.to_dict(),
             "reference": None if self.reference is None else self.reference.to_dict(),
             "opencv": None if self.opencv is None else self.opencv.to_dict(),
+            "int8": None if self.int8 is None else self.int8.to_dict(),
             "engines": [dict(e) for e in self.engines] or None,  # none built: no key
             "parity": dict(self.parity),
             "parity_file": self.parity_file,
@@ -365,6 +387,7 @@ class Manifest:
                 "onnx": OnnxExport.from_dict(d["onnx"]) if d.get("onnx") else None,
                 "reference": ReferenceInfo.from_dict(d["reference"]) if d.get("reference") else None,
                 "opencv": OpenCVGraphs.from_dict(d["opencv"]) if d.get("opencv") else None,
+                "int8": Int8Calibration.from_dict(d["int8"]) if d.get("int8") else None,
             }
             m = cls(
                 name=d["name"],
@@ -396,7 +419,7 @@ class Manifest:
 
 _MODELLED = frozenset(
     "schema_version name created source tools input preprocessing embedding head siamese score training onnx "
-    "reference opencv engines parity parity_file files".split()
+    "reference opencv int8 engines parity parity_file files".split()
 )
 
 
