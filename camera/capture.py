@@ -50,6 +50,58 @@ class Backoff:
             yield d
             d = min(d * self.factor, self.maximum)
 
+    def waits(self, elapsed: Callable[[], float]) -> Iterator[float]:
+        """The waits before each attempt, ``elapsed()`` s after the stream dropped: the last one is cut short to end
+        at the timeout, so the timeout is used whole and the stream gets one more try right at it."""
+        for d in self.delays():
+            if self.timeout < 0:
+                yield d
+                continue
+            left = self.timeout - elapsed()
+            if left <= 0:
+                return
+            yield min(d, left)
+
+
+class Passes:
+    """The passes over one file or folder (``--loop`` rewinds it): frame numbers as in the source, and what the
+    passes could not deliver, so an early end or an unreadable frame is reported instead of passing as a clean end.
+
+    ``unreadable`` names the frames skipped as undecodable (a folder's images); ``short`` holds (frames read, frames
+    the file's header gives) for each pass of a video that ended before its known length (corrupt or cut short)."""
+
+    def __init__(self, source: FrameSource):
+        self.source: FrameSource | None = source
+        self._base = 0  # frames of the passes before this one
+        self._unreadable: list[str] = []
+        self.short: list[tuple[int, int]] = []
+
+    def index(self) -> int:
+        """The source's number of the frame just read (across passes)."""
+        return self._base + (self.source.position if self.source is not None else 0) - 1
+
+    def end(self) -> None:
+        """The current pass ended (the source returned no frame): count what it could not deliver."""
+        s, self.source = self.source, None
+        if s is None:
+            return
+        self._base += s.position
+        self._unreadable += s.skipped
+        if s.spec.kind == "file" and s.frame_count and s.position < s.frame_count:
+            self.short.append((s.position, s.frame_count))
+
+    def begin(self, source: FrameSource) -> None:
+        self.source = source
+
+    @property
+    def unreadable(self) -> list[str]:
+        return self._unreadable + (list(self.source.skipped) if self.source is not None else [])
+
+    @property
+    def missing(self) -> int:
+        """Frames the file's header gives that no pass could read."""
+        return sum(expected - got for got, expected in self.short)
+
 
 class SequentialReader:
     """Every frame of a file or folder, in order, read in the caller's thread. ``loop``: -1 forever, N times."""
@@ -60,6 +112,7 @@ class SequentialReader:
         self.fps = source.fps
         self.loop = loop
         self._opener = opener
+        self.passes = Passes(source)
         self.read_count = 0
         self.dropped = 0
         self.reconnects = 0  # a file is rewound (--loop), never reconnected
@@ -80,7 +133,8 @@ class SequentialReader:
             image = self.source.read()
             if image is not None:
                 self.read_count += 1
-                return Frame(self.read_count - 1, image, time.monotonic())
+                return Frame(self.passes.index(), image, time.monotonic())
+            self.passes.end()
             if not self._rewind():
                 self.ended = True
         return None
@@ -91,6 +145,7 @@ class SequentialReader:
         self._loops_done += 1
         self.source.close()
         self.source = self._opener(self.spec)
+        self.passes.begin(self.source)
         return True
 
     def close(self) -> None:
@@ -128,6 +183,7 @@ class LatestFrameReader:
         self._slot: Frame | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"capture[{self.spec.uri}]", daemon=True)
+        self.passes = Passes(source)  # a file read --realtime; a live stream is numbered by frames read instead
         self.read_count = 0
         self.dropped = 0
         self.reconnects = 0
@@ -174,11 +230,13 @@ class LatestFrameReader:
                         if not self._reopen():
                             break
                         continue
+                    self.passes.end()
                     if self.loop == 0 or (self.loop > 0 and loops_done >= self.loop):
                         break
                     loops_done += 1
                     self.source.close()
                     self.source = self._opener(self.spec)
+                    self.passes.begin(self.source)
                     continue
                 if self.pace_fps:
                     paced += 1
@@ -199,7 +257,8 @@ class LatestFrameReader:
         with self._cond:
             if self._slot is not None:
                 self.dropped += 1
-            self._slot = Frame(self.read_count, image, time.monotonic())
+            index = self.read_count if self.spec.live else self.passes.index()
+            self._slot = Frame(index, image, time.monotonic())
             self.read_count += 1
             self._cond.notify_all()
         if self._wake is not None:
@@ -217,10 +276,7 @@ class LatestFrameReader:
             self.failure = f"{self.spec.uri}: the stream dropped (reconnecting is off)"
             return False
         attempts, last_error = 0, ""
-        for delay in policy.delays():
-            elapsed = time.monotonic() - lost_at
-            if policy.timeout > 0 and elapsed + delay > policy.timeout:
-                break
+        for delay in policy.waits(lambda: time.monotonic() - lost_at):
             if self._stop.wait(delay):
                 return False
             attempts += 1
@@ -275,6 +331,10 @@ class QueuedReader:
     @property
     def read_count(self) -> int:
         return self._reader.read_count
+
+    @property
+    def passes(self) -> Passes:
+        return self._reader.passes
 
     @property
     def ended(self) -> bool:

@@ -6,8 +6,13 @@ Exit codes (for scripts and supervisors):
   1  a stream was lost mid-run and did not come back within --reconnect-timeout, or its capture failed (the
      other streams ran on to their end; the summary names the stream)
   2  bad input at start: a source that cannot be opened, a missing or tampered bundle, an unreadable
-     reference image, a gallery of another bundle, a bad --detect spec, bad arguments (one line on stderr)
+     reference image, a gallery of another bundle, a bad --detect spec, bad arguments, an output that is one of
+     the inputs or cannot be written (one line on stderr)
   3  the backend asked for cannot run here
+  4  a video file ended before the length its header gives (corrupt or cut short): the frames that could be read
+     were verified, a warning names the file (1 wins when a stream was also lost)
+  70 an unexpected error (a bug; --debug prints the traceback)
+  130 interrupted before the run started (Ctrl-C, SIGTERM); once frames flow, a signal stops the run and exits 0
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import signal
 import sys
 import threading
@@ -23,12 +29,14 @@ from typing import Any
 
 from camera.hysteresis import DEFAULT_HOLD
 from camera.pipeline import DEFAULT_MAX_BATCH
+from camera.sources import quiet_ffmpeg
 from runtime import console
 from runtime.backends.base import PRECISIONS, backend_names
-from runtime.console import CliError, cli_warnings, load_verifier
+from runtime.console import BOUNDARY_EXIT_CODES, CliError, cli_warnings, load_verifier, run_cli
 from runtime.extras import explain_missing_extras
 
 EXIT_OK, EXIT_LOST, EXIT_INPUT, EXIT_BACKEND = 0, 1, console.EXIT_INPUT, console.EXIT_BACKEND
+EXIT_ENDED_EARLY = 4  # a video file ended before its known length
 
 EXAMPLES = """
 sources (jetson-utils' grammar; give --source several times, or a .streams file listing one a line):
@@ -60,8 +68,14 @@ Each step takes a frame of every stream and embeds all their crops in one batche
 --output out.mp4 writes out.stream0.mp4, out.stream1.mp4, ... (an existing folder: DIR/stream0.mp4, ...),
 --display shows a mosaic, and every event line names its stream ("stream": 0, 1, ...).
 
-exit codes: 0 every stream ended as expected or the run was stopped, 1 a stream was lost, 2 bad input at start,
-3 backend unavailable
+exit codes:
+  0  every stream ended as expected, or the run was stopped (Ctrl-C, SIGTERM, --max-frames, q)
+  1  a stream was lost (it stayed down past --reconnect-timeout) or its capture failed
+  2  bad input at start (one line: a source, the bundle, a reference, arguments, an output that is an input)
+  3  the backend cannot run here
+  4  a video file ended before its known length (corrupt or cut short); a warning names it
+{boundary}
+     (once frames flow, Ctrl-C or SIGTERM stops at the next frame, closes the outputs and exits 0)
 """
 
 
@@ -71,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time verification on cameras, streams, video files or folders of frames: each frame is "
         "cropped (or its detections are), embedded and scored against reference images (or a gallery), and each "
         "stream's decision is smoothed with hysteresis. Writes annotated videos, JSON lines per frame, a summary.",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES.format(boundary=BOUNDARY_EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", required=True, metavar="DIR", help="bundle folder written by python -m export.build")
@@ -163,7 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference (default: the backend's)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--debug", action="store_true", help="print the traceback of an unexpected error; keep FFmpeg's own log lines"
+    )
     return p
+
+
+NEGATIVE_VALUE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)  # "-5,0,10,10", "-inf": argparse sees options
+VALUE_OPTIONS = ("--roi", "--threshold", "--margin")
+
+
+def attach_values(argv: list[str], options: tuple[str, ...] = VALUE_OPTIONS) -> list[str]:
+    """``--roi -5,0,10,10`` -> ``--roi=-5,0,10,10``: argparse stops at a value that starts with '-' and is not a
+    plain number ("expected one argument"); attached, the value reaches the check that says what is wrong with it."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in options and i + 1 < len(argv) and NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -201,10 +237,11 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from camera.crop import Roi
     from camera.detect import load_detector
     from camera.matcher import Matcher
+    from camera.outputs import check_outputs, input_files
     from camera.pipeline import LoopOptions, Sinks, run_loop
     from camera.sinks import EventLog, SinkError, VideoSink, Window, stream_outputs
     from camera.sources import SourceError, open_source, parse_source
-    from camera.stats import format_summary
+    from camera.stats import format_summary, source_warnings
     from camera.streams import expand_sources, make_reader
     from runtime.gallery import GalleryError
     from runtime.preprocess import ImageReadError
@@ -213,10 +250,19 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     try:
         roi = Roi.parse(args.roi) if args.roi else None
         specs = [parse_source(t, args.width, args.height, args.fps) for t in expand_sources(args.source)]
+        outputs = [("--output", p) for p in stream_outputs(args.output, len(specs))] if args.output else []
+        outputs += [("--events", Path(args.events))] if args.events else []
+        inputs = input_files(args.source, specs, args.reference or (), args.gallery, args.bundle)
+        check_outputs(outputs, inputs)
         detector = load_detector(args.detect, args.threads) if args.detect else None
-    except (ValueError, SourceError) as e:  # DetectorError is a ValueError
+    except (ValueError, SourceError, SinkError) as e:  # DetectorError is a ValueError
         raise CliError(EXIT_INPUT, str(e)) from None
     verifier = load_verifier(args.bundle, args.backend, args.precision, args.threads)
+    if args.threshold is not None:
+        try:  # the score's own rule (finite; a probability in [0, 1]), before any source is opened
+            verifier.spec.with_threshold(args.threshold, "--threshold")
+        except ValueError as e:
+            raise CliError(EXIT_INPUT, f"--threshold {args.threshold}: {e}") from None
     try:
         if args.reference:
             matcher = Matcher.from_references(verifier, args.reference, args.threshold)
@@ -228,142 +274,159 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     backend = f"{info['variant']} {info['precision']}"
 
     stop, why, wake = threading.Event(), [], threading.Event()
-    events = window = None
-    sources, videos = [], []
-    try:
-        for spec in specs:
-            sources.append(open_source(spec))
-        if args.output:
-            for path, source in zip(stream_outputs(args.output, len(specs)), sources):
-                videos.append(VideoSink(path, args.fps or source.fps or 30.0))
-        if args.events:
-            events = EventLog(args.events)
-        if args.display:
-            window = Window(f"siamese-edge: {specs[0].uri}" + (f" +{len(specs) - 1}" if len(specs) > 1 else ""))
-    except (SourceError, SinkError) as e:
-        for source in sources:
-            source.close()
+    with _stop_on_signals(stop, why):  # from here a signal stops the run at the next frame; outputs close properly
+        events = window = None
+        sources, videos = [], []
+        try:
+            for spec in specs:
+                sources.append(open_source(spec))
+            if args.output:
+                for path, source in zip(stream_outputs(args.output, len(specs)), sources):
+                    videos.append(VideoSink(path, args.fps or source.fps or 30.0))
+            if args.events:
+                events = EventLog(args.events)
+            if args.display:
+                window = Window(f"siamese-edge: {specs[0].uri}" + (f" +{len(specs) - 1}" if len(specs) > 1 else ""))
+        except (SourceError, SinkError) as e:
+            for source in sources:
+                source.close()
+            if events is not None:
+                events.close()
+            raise CliError(EXIT_INPUT, str(e)) from None
+
+        def on_event(i: int):
+            if events is None:
+                return None
+            return lambda e: events.write({**e, "stream": i})
+
+        readers = [
+            make_reader(
+                source,
+                loop=args.loop,
+                realtime=args.realtime,
+                pace_fps=args.fps,
+                backoff=Backoff(timeout=args.reconnect_timeout),
+                on_event=on_event(i),
+                wake=wake,
+            )
+            for i, source in enumerate(sources)
+        ]
+        threaded = [spec.live or args.realtime for spec in specs]
+        described = [
+            {"stream": i, "source": spec.uri, "source_kind": spec.kind, "live": spec.live, "realtime": t}
+            for i, (spec, t) in enumerate(zip(specs, threaded))
+        ]
+        start = {
+            "event": "start",
+            **({k: v for k, v in described[0].items() if k != "stream"} if len(specs) == 1 else {}),
+            "streams": described,
+            "bundle": info["bundle"],
+            "backend": info["variant"],
+            "precision": info["precision"],
+            "device": info["device"],
+            "mode": matcher.mode,
+            "references": [str(p) for p in args.reference] if args.reference else None,
+            "gallery": args.gallery,
+            "detector": args.detect,
+            "score": verifier.spec.describe(),
+            "threshold": matcher.gallery.spec.threshold,
+            "threshold_source": matcher.gallery.spec.threshold_source,
+        }
+        what = specs[0].describe() if len(specs) == 1 else f"{len(specs)} streams"
+        print(f"camera: {what} -> {info['bundle']} on {backend} ({matcher.describe()})", file=sys.stderr)
         if events is not None:
-            events.close()
-        raise CliError(EXIT_INPUT, str(e)) from None
+            events.write(start)
 
-    def on_event(i: int):
-        if events is None:
-            return None
-        return lambda e: events.write({**e, "stream": i})
+        bar = None
+        if not args.no_progress:
+            from tqdm import tqdm
 
-    readers = [
-        make_reader(
-            source,
-            loop=args.loop,
-            realtime=args.realtime,
-            pace_fps=args.fps,
-            backoff=Backoff(timeout=args.reconnect_timeout),
-            on_event=on_event(i),
-            wake=wake,
+            total = None
+            counts = [s.frame_count for s in sources]
+            if not any(threaded) and args.loop == 0 and all(counts):
+                per = [-(-c // args.every) for c in counts]
+                total = sum(min(n, args.max_frames) if args.max_frames else n for n in per)
+            bar = tqdm(total=total, unit="frame", desc="camera", disable=None, dynamic_ncols=True)
+        opts = LoopOptions(
+            roi=roi,
+            center=args.center_crop,
+            every=args.every,
+            hold=args.hold,
+            margin=args.margin,
+            backend=backend,
+            max_frames=args.max_frames,
+            max_batch=args.max_batch,
         )
-        for i, source in enumerate(sources)
-    ]
-    threaded = [spec.live or args.realtime for spec in specs]
-    described = [
-        {"stream": i, "source": spec.uri, "source_kind": spec.kind, "live": spec.live, "realtime": t}
-        for i, (spec, t) in enumerate(zip(specs, threaded))
-    ]
-    start = {
-        "event": "start",
-        **({k: v for k, v in described[0].items() if k != "stream"} if len(specs) == 1 else {}),
-        "streams": described,
-        "bundle": info["bundle"],
-        "backend": info["variant"],
-        "precision": info["precision"],
-        "device": info["device"],
-        "mode": matcher.mode,
-        "references": [str(p) for p in args.reference] if args.reference else None,
-        "gallery": args.gallery,
-        "detector": args.detect,
-        "score": verifier.spec.describe(),
-        "threshold": matcher.gallery.spec.threshold,
-        "threshold_source": matcher.gallery.spec.threshold_source,
-    }
-    what = specs[0].describe() if len(specs) == 1 else f"{len(specs)} streams"
-    print(f"camera: {what} -> {info['bundle']} on {backend} ({matcher.describe()})", file=sys.stderr)
-    if events is not None:
-        events.write(start)
-
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        total = None
-        counts = [s.frame_count for s in sources]
-        if not any(threaded) and args.loop == 0 and all(counts):
-            per = [-(-c // args.every) for c in counts]
-            total = sum(min(n, args.max_frames) if args.max_frames else n for n in per)
-        bar = tqdm(total=total, unit="frame", desc="camera", disable=None, dynamic_ncols=True)
-    opts = LoopOptions(
-        roi=roi,
-        center=args.center_crop,
-        every=args.every,
-        hold=args.hold,
-        margin=args.margin,
-        backend=backend,
-        max_frames=args.max_frames,
-        max_batch=args.max_batch,
-    )
-    sinks = Sinks(videos=videos, events=events, window=window, on_frame=(lambda _e: bar.update(1)) if bar else None)
-    summary: dict[str, Any] = {}
-    error: str | None = None
-    try:
-        with _stop_on_signals(stop, why):
+        sinks = Sinks(videos=videos, events=events, window=window, on_frame=(lambda _e: bar.update(1)) if bar else None)
+        summary: dict[str, Any] = {}
+        error: str | None = None
+        try:
             for reader in readers:
                 reader.start()
             summary = run_loop(readers, matcher, opts, sinks, stop, why, detector=detector, wake=wake)
-    except ValueError as e:  # an ROI that does not fit the frames
-        error = str(e)
-    finally:
-        if bar is not None:
-            bar.close()
-        for reader in readers:
-            reader.close()
-        for video in videos:
-            video.close()
-        if window is not None:
-            window.close()
-    if error is not None:
+        except ValueError as e:  # an ROI that does not fit the frames
+            error = str(e)
+        finally:
+            if bar is not None:
+                bar.close()
+            for reader in readers:
+                reader.close()
+            for video in videos:
+                video.close()
+            if window is not None:
+                window.close()
+        if error is not None:
+            if events is not None:
+                events.write({"event": "error", "error": error})
+                events.close()
+            raise CliError(EXIT_INPUT, error)
+        failures = [r.failure for r in readers if r.failure]
+        outputs = [str(v.path) for v in videos]
+        summary.update(
+            {
+                "event": "summary",
+                "source": specs[0].uri if len(specs) == 1 else [s.uri for s in specs],
+                "backend": backend,
+                "failure": "; ".join(failures) or None,
+                "output": (outputs[0] if len(outputs) == 1 else outputs) if outputs else None,
+            }
+        )
+        warnings = source_warnings(summary)
         if events is not None:
-            events.write({"event": "error", "error": error})
+            for w in warnings:
+                events.write({"event": "warning", "warning": w})
+            events.write(summary)
             events.close()
-        raise CliError(EXIT_INPUT, error)
-    failures = [r.failure for r in readers if r.failure]
-    outputs = [str(v.path) for v in videos]
-    summary.update(
-        {
-            "event": "summary",
-            "source": specs[0].uri if len(specs) == 1 else [s.uri for s in specs],
-            "backend": backend,
-            "failure": "; ".join(failures) or None,
-            "output": (outputs[0] if len(outputs) == 1 else outputs) if outputs else None,
-        }
-    )
-    if events is not None:
-        events.write(summary)
-        events.close()
-    print(format_summary(summary), file=sys.stderr)
-    return (EXIT_LOST if failures else EXIT_OK), summary
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print(format_summary(summary), file=sys.stderr)
+        return _exit_code(failures, summary), summary
 
 
-@explain_missing_extras()
+def _exit_code(failures: list[str], summary: dict[str, Any]) -> int:
+    if failures:
+        return EXIT_LOST
+    return EXIT_ENDED_EARLY if summary.get("frames_missing") else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    with cli_warnings():
-        try:
-            code, summary = run(args)
-        except CliError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return e.code
-    if args.json:
-        print(json.dumps(summary, default=str))
-    return code
+    args = build_parser().parse_args(attach_values(sys.argv[1:] if argv is None else list(argv)))
+    if not args.debug:
+        quiet_ffmpeg()
+
+    @explain_missing_extras()
+    def body() -> int:
+        with cli_warnings():
+            try:
+                code, summary = run(args)
+            except CliError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return e.code
+        if args.json:
+            print(json.dumps(summary, default=str))
+        return code
+
+    return run_cli(body, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from camera.stats import RunStats
 from camera.streams import Reader, Ticker
 
 NO_DETECTION = "no detection"
+ENDED_EARLY = "ended early"  # a video file ended before the length its header gives (corrupt or cut short)
 DEFAULT_MAX_BATCH = 32  # crops per network call: the batch the runtime's backends run in one go
 
 
@@ -157,7 +158,7 @@ def run_loop(
     while not stop.is_set():
         for s in streams:
             if s.active and s.reader.finished:
-                s.stopped_by = "stream lost" if s.reader.failure else "end of source"
+                s.stopped_by = _end_reason(s.reader)
         active = {s.index for s in streams if s.active}
         if not active:
             break
@@ -263,13 +264,24 @@ def _draw(streams: list[_Stream], tick: list[tuple[int, Frame]], sinks: Sinks) -
     return True
 
 
+def _end_reason(r: Reader) -> str:
+    if r.failure:
+        return "stream lost"
+    return ENDED_EARLY if r.passes.short else "end of source"
+
+
 def _stream_summary(s: _Stream) -> dict[str, Any]:
     r = s.reader
+    unreadable = r.passes.unreadable
     return s.stats.summary(
         read=r.read_count,
         dropped=r.dropped,
-        skipped=s.skipped,
+        skipped=s.skipped + len(unreadable),
         reconnects=r.reconnects,
+        frames_unreadable=len(unreadable),
+        unreadable=unreadable,
+        frames_missing=r.passes.missing,
+        short_passes=[{"read": got, "expected": n} for got, n in r.passes.short],
         matches=s.matches,
         no_detection=s.no_detection,
         frames_received=s.received,
@@ -288,7 +300,16 @@ def _summary(streams: list[_Stream], batches: BatchStats, wall0: float, why: lis
     batch = batches.summary()
     if len(per) == 1:
         return {**per[0], "batch": batch, "started": round(wall0, 3)}
-    keys = ("frames_read", "frames_processed", "frames_dropped", "frames_skipped", "frames_written", "reconnects")
+    keys = (
+        "frames_read",
+        "frames_processed",
+        "frames_dropped",
+        "frames_skipped",
+        "frames_unreadable",
+        "frames_missing",
+        "frames_written",
+        "reconnects",
+    )
     total: dict[str, Any] = {k: sum(p[k] for p in per) for k in keys}
     elapsed = max(p["elapsed_s"] for p in per)
     lat = np.concatenate([np.asarray(s.stats.latencies_ms, np.float64) for s in streams])

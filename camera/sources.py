@@ -100,6 +100,18 @@ def csi_pipeline(sensor_id: int, width: int | None, height: int | None, fps: flo
     )
 
 
+FFMPEG_LOGLEVEL_ENV = "OPENCV_FFMPEG_LOGLEVEL"  # read by OpenCV when its FFmpeg backend starts (the first capture)
+
+
+def quiet_ffmpeg() -> None:
+    """Silence FFmpeg's own log lines ("[mpeg4 @ 0x...] header damaged") for the rest of the process: the command
+    line reports a damaged video in one warning line of its own. Must run before the first capture is opened; a
+    value the user set (to debug a stream) is kept."""
+    import os
+
+    os.environ.setdefault(FFMPEG_LOGLEVEL_ENV, "-8")  # AV_LOG_QUIET
+
+
 @lru_cache(maxsize=1)
 def opencv_video_backends() -> dict[str, bool]:
     """Which video I/O backends this OpenCV was built with (GStreamer is absent from the PyPI wheels)."""
@@ -120,11 +132,17 @@ def opencv_has_gui() -> bool:
 
 
 class FrameSource(Protocol):
-    """What the capture loop reads: BGR uint8 frames, None at the end of the stream (or when it drops)."""
+    """What the capture loop reads: BGR uint8 frames, None at the end of the stream (or when it drops).
+
+    ``position`` is the source's own number of the next frame (frames returned plus frames skipped as unreadable),
+    so a frame keeps the number it has in the source; ``skipped`` names the frames that could not be decoded.
+    """
 
     spec: SourceSpec
     fps: float | None
     frame_count: int | None
+    position: int
+    skipped: list[str]
 
     def read(self) -> np.ndarray | None: ...
 
@@ -162,6 +180,8 @@ class VideoCaptureSource:
         self.fps = spec.fps or (native_fps if 0 < native_fps < 1000 else None)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if spec.kind == "file" and count > 0 else None
+        self.position = 0
+        self.skipped: list[str] = []  # FFmpeg gives no frame back for a damaged one: a video ends there instead
 
     @staticmethod
     def _target(spec: SourceSpec) -> tuple[int, str | int]:
@@ -193,6 +213,7 @@ class VideoCaptureSource:
         ok, frame = self._cap.read()
         if not ok or frame is None:
             return None
+        self.position += 1
         return frame if frame.ndim == 3 else _to_bgr(frame)
 
     def close(self) -> None:
@@ -200,7 +221,8 @@ class VideoCaptureSource:
 
 
 class FolderSource:
-    """A folder of images in natural order; unreadable files are skipped and counted."""
+    """A folder of images in natural order; an unreadable file is skipped, named in ``skipped``, and keeps its frame
+    number (the next image is not renumbered), so the events stay aligned with a truth file."""
 
     def __init__(self, spec: SourceSpec):
         from runtime.preprocess import IMAGE_SUFFIXES  # here, like cv2: importing this module stays light
@@ -213,14 +235,15 @@ class FolderSource:
         self.fps = spec.fps or DEFAULT_FOLDER_FPS
         self.frame_count = len(self.files)
         self.skipped: list[str] = []
-        self._next = 0
+        self.position = 0
+        self._closed = False
 
     def read(self) -> np.ndarray | None:
         import cv2
 
-        while self._next < len(self.files):
-            path = self.files[self._next]
-            self._next += 1
+        while not self._closed and self.position < len(self.files):
+            path = self.files[self.position]
+            self.position += 1
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if frame is not None:
                 return frame
@@ -228,7 +251,7 @@ class FolderSource:
         return None
 
     def close(self) -> None:
-        self._next = len(self.files)
+        self._closed = True
 
 
 def open_source(spec: SourceSpec) -> FrameSource:

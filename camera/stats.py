@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,9 +73,13 @@ def format_summary(s: dict[str, Any]) -> str:
     def ms(v: Any) -> str:
         return "-" if v is None else f"{v:.1f} ms"
 
+    unreadable, missing = s.get("frames_unreadable") or 0, s.get("frames_missing") or 0
+    by_every = (s.get("frames_skipped") or 0) - unreadable
     lines = [
         f"frames: {s['frames_read']} read, {s['frames_processed']} processed, {s['frames_dropped']} dropped"
-        + (f", {s['frames_skipped']} skipped (--every)" if s.get("frames_skipped") else ""),
+        + (f", {by_every} skipped (--every)" if by_every else "")
+        + (f", {unreadable} unreadable (skipped)" if unreadable else "")
+        + (f", {missing} missing (a video ended early)" if missing else ""),
         f"speed: {s['fps']:.1f} FPS; latency p50 {ms(s['latency_ms_p50'])}, p99 {ms(s['latency_ms_p99'])}",
     ]
     if "matches" in s:
@@ -101,3 +106,25 @@ def format_summary(s: dict[str, Any]) -> str:
     if s.get("failure"):
         lines.append(f"failure: {s['failure']}")
     return "\n".join(lines)
+
+
+def source_warnings(s: dict[str, Any]) -> list[str]:
+    """One line for each video that ended before its known length and each folder with unreadable images: what
+    the command line warns about, so an incomplete source never passes for a clean end."""
+    per = s.get("streams") or [s]
+    out = []
+    for p in per:
+        name = f"stream {p['stream']} ({p['source']})" if len(per) > 1 else str(p["source"])
+        for short in p.get("short_passes") or []:
+            out.append(
+                f"{name}: the video ended after {short['read']} of its {short['expected']} frames (corrupt or cut "
+                "short); the frames after that were not verified"
+            )
+        bad = p.get("unreadable") or []
+        if bad:
+            shown = ", ".join(Path(b).name for b in bad[:3]) + (", ..." if len(bad) > 3 else "")
+            out.append(
+                f"{name}: {len(bad)} image(s) could not be read and were skipped ({shown}); the other frames keep "
+                "their numbers"
+            )
+    return out

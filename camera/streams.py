@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from camera.capture import Backoff, Frame, LatestFrameReader, QueuedReader
+from camera.capture import Backoff, Frame, LatestFrameReader, Passes, QueuedReader
 from camera.sources import FrameSource, SourceError, SourceSpec
 
 STREAMS_SUFFIX = ".streams"  # Ultralytics' list of sources, one a line
@@ -31,6 +31,7 @@ class Reader(Protocol):
     dropped: int
     reconnects: int
     failure: str | None
+    passes: Passes  # a file's or folder's frame numbers and what it could not deliver
 
     @property
     def finished(self) -> bool: ...

@@ -2,7 +2,8 @@
 
 Each connection streams the given JPEG frames at ``fps`` and then closes, as a camera whose network drops
 does; ``max_connections`` makes later connections fail, as a camera that is unplugged for good; ``pause_at``
-stalls the stream for ``pause_s`` seconds before that frame, as a congested network does.
+stalls the stream for ``pause_s`` seconds before that frame, as a congested network does; ``outage_s`` refuses
+connections for that long after each stream ends, as a camera that reboots does.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class MjpegServer:
         max_connections: int | None = None,
         pause_at: int | None = None,
         pause_s: float = 0.0,
+        outage_s: float = 0.0,
     ):
         import cv2
 
@@ -30,6 +32,9 @@ class MjpegServer:
         self.max_connections = max_connections
         self.connections = 0
         self.refused = 0
+        self.outage_s = outage_s
+        self.down_until = 0.0  # time.monotonic() until which connections are refused
+        self.back_at: list[float] = []  # when each outage ended (time.monotonic())
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +42,10 @@ class MjpegServer:
                 pass
 
             def do_GET(self) -> None:
+                if time.monotonic() < server.down_until:  # rebooting: not counted as a connection
+                    server.refused += 1
+                    self.send_error(503, "camera rebooting")
+                    return
                 server.connections += 1
                 if server.max_connections is not None and server.connections > server.max_connections:
                     server.refused += 1
@@ -54,6 +63,9 @@ class MjpegServer:
                         time.sleep(1.0 / server.fps)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                if server.outage_s > 0:
+                    server.down_until = time.monotonic() + server.outage_s
+                    server.back_at.append(server.down_until)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
