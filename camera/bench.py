@@ -40,11 +40,13 @@ from typing import Any
 
 from camera.score import score_events
 from runtime.backends.base import backend_names, cpu_backends
+from runtime.console import BOUNDARY_EXIT_CODES, run_cli
 from runtime.extras import explain_missing_extras
-from runtime.fileio import write_json_atomic, write_text_atomic
+from runtime.fileio import check_writable_dir, write_json_atomic, write_text_atomic
 from runtime.machine import cpu_name
 
 BENCH_SCHEMA = 1
+REPORT_FILES = ("camera_bench.txt", "camera_bench.json")
 
 
 def bench_clip_files(clip: str | Path) -> tuple[Path, Path, Path]:
@@ -244,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m camera.bench",
         description="End-to-end FPS, latency p50/p99 and dropped frames of python -m camera on a 640x480, 30 fps clip.",
+        epilog=f"""exit codes:
+  0  measured (and, with --check, every target met)
+  1  --check: a target was missed
+  2  bad input: the clip's files, a bundle, arguments, an --out that cannot be written or that holds an input
+{BOUNDARY_EXIT_CODES}""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", action="append", required=True, metavar="DIR", help="a bundle (repeat for several)")
     p.add_argument(
@@ -293,15 +301,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="exit 1 when a target (--min-fps, --min-stream-fps, --min-ratio) is missed"
     )
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     return p
 
 
-@explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: _main(args, argv), debug=args.debug, what="the report was not written")
+
+
+@explain_missing_extras()
+def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     from camera.clip import ClipTruth
+    from camera.outputs import check_outputs, input_files
+    from camera.sinks import SinkError
+    from camera.sources import parse_source
     from runtime.console import EXIT_BACKEND, CliError
 
-    args = build_parser().parse_args(argv)
     for option in ("min_fps", "streams", "min_stream_fps", "min_ratio"):
         given = getattr(args, option) or []
         if len(given) > len(args.bundle):
@@ -315,10 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         return given[i] if i < len(given) else None
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     try:
         clip, ref, truth = bench_clip_files(args.clip)
-    except ValueError as e:
+        check_writable_dir(out, "--out")
+        inputs = input_files([], [parse_source(str(clip))], [str(ref), str(truth)])
+        for bundle in args.bundle:
+            inputs |= input_files([], [], bundle=bundle)
+        check_outputs([("--out", out / name) for name in REPORT_FILES], inputs)
+    except (ValueError, OSError, SinkError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     t = ClipTruth.load(truth)
@@ -350,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         "absent": absent,
     }
     table = format_table(report)
-    write_text_atomic(out / "camera_bench.txt", table + "\n")
-    write_json_atomic(out / "camera_bench.json", report)
+    write_text_atomic(out / REPORT_FILES[0], table + "\n")
+    write_json_atomic(out / REPORT_FILES[1], report)
     print(json.dumps(report, indent=2) if args.json else table)
     missed = [r for r in results if r["met"] is False]
     missed += [r for r in results if r["best"] and False in r.get("multi", {}).get("met", {}).values()]

@@ -12,7 +12,8 @@ Exit codes (for scripts and supervisors):
   4  a video file ended before the length its header gives (corrupt or cut short): the frames that could be read
      were verified, a warning names the file (1 wins when a stream was also lost)
   70 an unexpected error (a bug; --debug prints the traceback)
-  130 interrupted before the run started (Ctrl-C, SIGTERM); once frames flow, a signal stops the run and exits 0
+  130 interrupted while loading (Ctrl-C, SIGTERM); from the opening of the sources on, a signal stops the run at
+      the next frame and it exits 0
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ import re
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from camera.crop import Roi
+from camera.detect import Detector
 from camera.hysteresis import DEFAULT_HOLD
+from camera.matcher import Matcher
 from camera.pipeline import DEFAULT_MAX_BATCH
-from camera.sources import quiet_ffmpeg
+from camera.sinks import EventLog, VideoSink, Window
+from camera.sources import FrameSource, SourceSpec, quiet_ffmpeg
 from runtime import console
 from runtime.backends.base import PRECISIONS, backend_names
 from runtime.console import BOUNDARY_EXIT_CODES, CliError, cli_warnings, load_verifier, run_cli
@@ -75,7 +81,8 @@ exit codes:
   3  the backend cannot run here
   4  a video file ended before its known length (corrupt or cut short); a warning names it
 {boundary}
-     (once frames flow, Ctrl-C or SIGTERM stops at the next frame, closes the outputs and exits 0)
+     (from the opening of the sources on, Ctrl-C or SIGTERM stops the run at the next frame, closes the
+     outputs and exits 0)
 """
 
 
@@ -232,17 +239,24 @@ def _stop_on_signals(stop: threading.Event, why: list[str]):
             signal.signal(s, h)
 
 
-def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
-    from camera.capture import Backoff
-    from camera.crop import Roi
+@dataclass
+class Setup:
+    """Everything checked and loaded before a source is opened: a bad argument never leaves a file behind."""
+
+    specs: list[SourceSpec]
+    roi: Roi | None
+    detector: Detector | None
+    verifier: Any
+    matcher: Matcher
+
+
+def prepare(args: argparse.Namespace) -> Setup:
+    """Check the arguments (outputs against inputs included), load the network and embed the references."""
     from camera.detect import load_detector
-    from camera.matcher import Matcher
     from camera.outputs import check_outputs, input_files
-    from camera.pipeline import LoopOptions, Sinks, run_loop
-    from camera.sinks import EventLog, SinkError, VideoSink, Window, stream_outputs
-    from camera.sources import SourceError, open_source, parse_source
-    from camera.stats import format_summary, source_warnings
-    from camera.streams import expand_sources, make_reader
+    from camera.sinks import SinkError, stream_outputs
+    from camera.sources import SourceError, parse_source
+    from camera.streams import expand_sources
     from runtime.gallery import GalleryError
     from runtime.preprocess import ImageReadError
 
@@ -252,14 +266,13 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         specs = [parse_source(t, args.width, args.height, args.fps) for t in expand_sources(args.source)]
         outputs = [("--output", p) for p in stream_outputs(args.output, len(specs))] if args.output else []
         outputs += [("--events", Path(args.events))] if args.events else []
-        inputs = input_files(args.source, specs, args.reference or (), args.gallery, args.bundle)
-        check_outputs(outputs, inputs)
+        check_outputs(outputs, input_files(args.source, specs, args.reference or (), args.gallery, args.bundle))
         detector = load_detector(args.detect, args.threads) if args.detect else None
     except (ValueError, SourceError, SinkError) as e:  # DetectorError is a ValueError
         raise CliError(EXIT_INPUT, str(e)) from None
     verifier = load_verifier(args.bundle, args.backend, args.precision, args.threads)
     if args.threshold is not None:
-        try:  # the score's own rule (finite; a probability in [0, 1]), before any source is opened
+        try:  # the score's own rule: finite, and a probability in [0, 1]
             verifier.spec.with_threshold(args.threshold, "--threshold")
         except ValueError as e:
             raise CliError(EXIT_INPUT, f"--threshold {args.threshold}: {e}") from None
@@ -270,137 +283,171 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
             matcher = Matcher.from_gallery(verifier, args.gallery, args.threshold)
     except (ImageReadError, GalleryError, ValueError) as e:
         raise CliError(EXIT_INPUT, str(e)) from None
-    info = verifier.info()
+    return Setup(specs, roi, detector, verifier, matcher)
+
+
+def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    """The whole run; (exit code, summary). A signal from the opening of the sources on stops it at the next frame."""
+    setup = prepare(args)
+    stop, why = threading.Event(), []
+    with _stop_on_signals(stop, why):
+        return _stream(args, setup, stop, why)
+
+
+@dataclass
+class Opened:
+    sources: list[FrameSource]
+    videos: list[VideoSink]
+    events: EventLog | None
+    window: Window | None
+
+
+def _open(args: argparse.Namespace, specs: list[SourceSpec]) -> Opened:
+    """The sources, then the sinks; on a failure everything opened so far is closed and it is exit 2."""
+    from camera.sinks import EventLog, SinkError, VideoSink, Window, stream_outputs
+    from camera.sources import SourceError, open_source
+
+    opened = Opened([], [], None, None)
+    try:
+        for spec in specs:
+            opened.sources.append(open_source(spec))
+        if args.output:
+            for path, source in zip(stream_outputs(args.output, len(specs)), opened.sources):
+                opened.videos.append(VideoSink(path, args.fps or source.fps or 30.0))
+        if args.events:
+            opened.events = EventLog(args.events)
+        if args.display:
+            opened.window = Window(f"siamese-edge: {specs[0].uri}" + (f" +{len(specs) - 1}" if len(specs) > 1 else ""))
+    except (SourceError, SinkError) as e:
+        for source in opened.sources:
+            source.close()
+        if opened.events is not None:
+            opened.events.close()
+        raise CliError(EXIT_INPUT, str(e)) from None
+    return opened
+
+
+def _start_event(args: argparse.Namespace, setup: Setup, threaded: list[bool]) -> dict[str, Any]:
+    info, matcher, specs = setup.verifier.info(), setup.matcher, setup.specs
+    described = [
+        {"stream": i, "source": spec.uri, "source_kind": spec.kind, "live": spec.live, "realtime": t}
+        for i, (spec, t) in enumerate(zip(specs, threaded))
+    ]
+    return {
+        "event": "start",
+        **({k: v for k, v in described[0].items() if k != "stream"} if len(specs) == 1 else {}),
+        "streams": described,
+        "bundle": info["bundle"],
+        "backend": info["variant"],
+        "precision": info["precision"],
+        "device": info["device"],
+        "mode": matcher.mode,
+        "references": [str(p) for p in args.reference] if args.reference else None,
+        "gallery": args.gallery,
+        "detector": args.detect,
+        "score": setup.verifier.spec.describe(),
+        "threshold": matcher.gallery.spec.threshold,
+        "threshold_source": matcher.gallery.spec.threshold_source,
+    }
+
+
+def _progress_bar(args: argparse.Namespace, sources: list[FrameSource], threaded: list[bool]):
+    if args.no_progress:
+        return None
+    from tqdm import tqdm
+
+    total = None
+    counts = [s.frame_count for s in sources]
+    if not any(threaded) and args.loop == 0 and all(counts):
+        per = [-(-c // args.every) for c in counts]
+        total = sum(min(n, args.max_frames) if args.max_frames else n for n in per)
+    return tqdm(total=total, unit="frame", desc="camera", disable=None, dynamic_ncols=True)
+
+
+def _stream(args: argparse.Namespace, setup: Setup, stop: threading.Event, why: list[str]) -> tuple[int, dict]:
+    """Open, run the loop, close everything, report; (exit code, summary)."""
+    from camera.capture import Backoff
+    from camera.pipeline import LoopOptions, Sinks, run_loop
+    from camera.stats import format_summary, source_warnings
+    from camera.streams import make_reader
+
+    specs, wake = setup.specs, threading.Event()
+    opened = _open(args, specs)
+    events, videos = opened.events, opened.videos
+
+    def on_event(i: int):
+        if events is None:
+            return None
+        return lambda e: events.write({**e, "stream": i})
+
+    readers = [
+        make_reader(
+            source,
+            loop=args.loop,
+            realtime=args.realtime,
+            pace_fps=args.fps,
+            backoff=Backoff(timeout=args.reconnect_timeout),
+            on_event=on_event(i),
+            wake=wake,
+        )
+        for i, source in enumerate(opened.sources)
+    ]
+    threaded = [spec.live or args.realtime for spec in specs]
+    info = setup.verifier.info()
     backend = f"{info['variant']} {info['precision']}"
+    what = specs[0].describe() if len(specs) == 1 else f"{len(specs)} streams"
+    print(f"camera: {what} -> {info['bundle']} on {backend} ({setup.matcher.describe()})", file=sys.stderr)
+    if events is not None:
+        events.write(_start_event(args, setup, threaded))
 
-    stop, why, wake = threading.Event(), [], threading.Event()
-    with _stop_on_signals(stop, why):  # from here a signal stops the run at the next frame; outputs close properly
-        events = window = None
-        sources, videos = [], []
-        try:
-            for spec in specs:
-                sources.append(open_source(spec))
-            if args.output:
-                for path, source in zip(stream_outputs(args.output, len(specs)), sources):
-                    videos.append(VideoSink(path, args.fps or source.fps or 30.0))
-            if args.events:
-                events = EventLog(args.events)
-            if args.display:
-                window = Window(f"siamese-edge: {specs[0].uri}" + (f" +{len(specs) - 1}" if len(specs) > 1 else ""))
-        except (SourceError, SinkError) as e:
-            for source in sources:
-                source.close()
-            if events is not None:
-                events.close()
-            raise CliError(EXIT_INPUT, str(e)) from None
-
-        def on_event(i: int):
-            if events is None:
-                return None
-            return lambda e: events.write({**e, "stream": i})
-
-        readers = [
-            make_reader(
-                source,
-                loop=args.loop,
-                realtime=args.realtime,
-                pace_fps=args.fps,
-                backoff=Backoff(timeout=args.reconnect_timeout),
-                on_event=on_event(i),
-                wake=wake,
-            )
-            for i, source in enumerate(sources)
-        ]
-        threaded = [spec.live or args.realtime for spec in specs]
-        described = [
-            {"stream": i, "source": spec.uri, "source_kind": spec.kind, "live": spec.live, "realtime": t}
-            for i, (spec, t) in enumerate(zip(specs, threaded))
-        ]
-        start = {
-            "event": "start",
-            **({k: v for k, v in described[0].items() if k != "stream"} if len(specs) == 1 else {}),
-            "streams": described,
-            "bundle": info["bundle"],
-            "backend": info["variant"],
-            "precision": info["precision"],
-            "device": info["device"],
-            "mode": matcher.mode,
-            "references": [str(p) for p in args.reference] if args.reference else None,
-            "gallery": args.gallery,
-            "detector": args.detect,
-            "score": verifier.spec.describe(),
-            "threshold": matcher.gallery.spec.threshold,
-            "threshold_source": matcher.gallery.spec.threshold_source,
-        }
-        what = specs[0].describe() if len(specs) == 1 else f"{len(specs)} streams"
-        print(f"camera: {what} -> {info['bundle']} on {backend} ({matcher.describe()})", file=sys.stderr)
+    bar = _progress_bar(args, opened.sources, threaded)
+    same_names = {k: getattr(args, k) for k in ("every", "hold", "margin", "max_frames", "max_batch")}
+    opts = LoopOptions(roi=setup.roi, center=args.center_crop, backend=backend, **same_names)
+    on_frame = (lambda _e: bar.update(1)) if bar else None
+    sinks = Sinks(videos=videos, events=events, window=opened.window, on_frame=on_frame)
+    summary: dict[str, Any] = {}
+    error: str | None = None
+    try:
+        for reader in readers:
+            reader.start()
+        summary = run_loop(readers, setup.matcher, opts, sinks, stop, why, detector=setup.detector, wake=wake)
+    except ValueError as e:  # an ROI that does not fit the frames
+        error = str(e)
+    finally:
+        if bar is not None:
+            bar.close()
+        for reader in readers:
+            reader.close()
+        for video in videos:
+            video.close()
+        if opened.window is not None:
+            opened.window.close()
+    if error is not None:
         if events is not None:
-            events.write(start)
-
-        bar = None
-        if not args.no_progress:
-            from tqdm import tqdm
-
-            total = None
-            counts = [s.frame_count for s in sources]
-            if not any(threaded) and args.loop == 0 and all(counts):
-                per = [-(-c // args.every) for c in counts]
-                total = sum(min(n, args.max_frames) if args.max_frames else n for n in per)
-            bar = tqdm(total=total, unit="frame", desc="camera", disable=None, dynamic_ncols=True)
-        opts = LoopOptions(
-            roi=roi,
-            center=args.center_crop,
-            every=args.every,
-            hold=args.hold,
-            margin=args.margin,
-            backend=backend,
-            max_frames=args.max_frames,
-            max_batch=args.max_batch,
-        )
-        sinks = Sinks(videos=videos, events=events, window=window, on_frame=(lambda _e: bar.update(1)) if bar else None)
-        summary: dict[str, Any] = {}
-        error: str | None = None
-        try:
-            for reader in readers:
-                reader.start()
-            summary = run_loop(readers, matcher, opts, sinks, stop, why, detector=detector, wake=wake)
-        except ValueError as e:  # an ROI that does not fit the frames
-            error = str(e)
-        finally:
-            if bar is not None:
-                bar.close()
-            for reader in readers:
-                reader.close()
-            for video in videos:
-                video.close()
-            if window is not None:
-                window.close()
-        if error is not None:
-            if events is not None:
-                events.write({"event": "error", "error": error})
-                events.close()
-            raise CliError(EXIT_INPUT, error)
-        failures = [r.failure for r in readers if r.failure]
-        outputs = [str(v.path) for v in videos]
-        summary.update(
-            {
-                "event": "summary",
-                "source": specs[0].uri if len(specs) == 1 else [s.uri for s in specs],
-                "backend": backend,
-                "failure": "; ".join(failures) or None,
-                "output": (outputs[0] if len(outputs) == 1 else outputs) if outputs else None,
-            }
-        )
-        warnings = source_warnings(summary)
-        if events is not None:
-            for w in warnings:
-                events.write({"event": "warning", "warning": w})
-            events.write(summary)
+            events.write({"event": "error", "error": error})
             events.close()
+        raise CliError(EXIT_INPUT, error)
+    failures = [r.failure for r in readers if r.failure]
+    outputs = [str(v.path) for v in videos]
+    summary.update(
+        {
+            "event": "summary",
+            "source": specs[0].uri if len(specs) == 1 else [s.uri for s in specs],
+            "backend": backend,
+            "failure": "; ".join(failures) or None,
+            "output": (outputs[0] if len(outputs) == 1 else outputs) if outputs else None,
+        }
+    )
+    warnings = source_warnings(summary)
+    if events is not None:
         for w in warnings:
-            print(f"warning: {w}", file=sys.stderr)
-        print(format_summary(summary), file=sys.stderr)
-        return _exit_code(failures, summary), summary
+            events.write({"event": "warning", "warning": w})
+        events.write(summary)
+        events.close()
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(format_summary(summary), file=sys.stderr)
+    return _exit_code(failures, summary), summary
 
 
 def _exit_code(failures: list[str], summary: dict[str, Any]) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.console import BOUNDARY_EXIT_CODES, run_cli
 from runtime.extras import explain_missing_extras
 
 
@@ -56,14 +57,24 @@ def score_events(
     return out
 
 
-@explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m camera.score", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p = argparse.ArgumentParser(
+        prog="python -m camera.score",
+        description=__doc__.splitlines()[0].split(": ", 1)[1],
+        epilog=f"exit codes:\n  0  scored\n  2  bad input: an unreadable truth or events file, arguments\n"
+        f"{BOUNDARY_EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--truth", required=True, help="the clip's truth file (train.clipmaker writes CLIP.truth.json)")
     p.add_argument("--events", required=True, help="the events file of the camera run (python -m camera --events)")
     p.add_argument("--stream", type=int, metavar="N", help="score stream N of a run with several")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     args = p.parse_args(argv)
+    return run_cli(explain_missing_extras()(lambda: _report(args)), debug=args.debug)
+
+
+def _report(args: argparse.Namespace) -> int:
     try:
         s = score_events(args.truth, args.events, args.stream)
     except ValueError as e:
