@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import re
 import signal
 import sys
@@ -214,10 +215,14 @@ def _check_args(args: argparse.Namespace) -> None:
         v = getattr(args, name)
         if v is not None and v < 1:
             raise CliError(EXIT_INPUT, f"--{name.replace('_', '-')} {v}: expected a positive integer")
-    if args.margin is not None and not args.margin >= 0:
-        raise CliError(EXIT_INPUT, f"--margin {args.margin}: expected a score difference >= 0")
-    if args.fps is not None and args.fps <= 0:
-        raise CliError(EXIT_INPUT, f"--fps {args.fps}: expected a positive number")
+    if args.margin is not None and not 0 <= args.margin < math.inf:
+        raise CliError(EXIT_INPUT, f"--margin {args.margin}: expected a finite score difference >= 0")
+    if args.fps is not None and not 0 < args.fps < math.inf:
+        raise CliError(EXIT_INPUT, f"--fps {args.fps}: expected a finite positive number")
+    if not math.isfinite(args.reconnect_timeout):  # NaN would retry forever, unlike -1, which says so
+        raise CliError(
+            EXIT_INPUT, f"--reconnect-timeout {args.reconnect_timeout}: expected seconds (0 = never, -1 = forever)"
+        )
     for img in args.reference or []:
         if not Path(img).is_file():
             raise CliError(EXIT_INPUT, f"--reference {img}: no such file")

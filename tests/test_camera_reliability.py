@@ -288,6 +288,20 @@ def test_a_bad_roi_is_one_line_naming_it(bundle, media, capsys, roi, expected):
     assert len(err) == 1 and err[0].startswith("error: --roi") and expected in err[0], err
 
 
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--fps", "nan"], "--fps nan: expected a finite positive number"),
+        (["--margin", "inf"], "--margin inf: expected a finite score difference"),
+        (["--margin", "-0.1"], "--margin -0.1: expected a finite score difference"),
+        (["--reconnect-timeout", "nan"], "--reconnect-timeout nan: expected seconds"),
+    ],
+)
+def test_non_finite_numbers_are_refused(bundle, media, capsys, extra, expected):
+    assert main(base(bundle, media["clip"], media["reference"]) + extra) == EXIT_INPUT
+    assert expected in one_error_line(capsys)
+
+
 # -- 7, 8. the command line's boundary --
 
 
@@ -312,6 +326,21 @@ def test_an_unexpected_error_is_one_line_and_exit_70(bundle, media, monkeypatch,
     assert err[-1] == "error: unexpected RuntimeError: a bug in the loop (run again with --debug for the traceback)"
     assert main([*argv, "--debug"]) == EXIT_INTERNAL
     assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_bench_refuses_an_out_it_cannot_write_before_measuring(media, tmp_path, capsys):
+    from camera.bench import main as bench
+
+    clip = shutil.copy(media["clip"], tmp_path / "b.mp4")
+    shutil.copy(media["reference"], tmp_path / "b.reference.png")
+    (tmp_path / "b.truth.json").write_text("{}")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.access(ro, os.W_OK):
+        ro = Path("/sys")
+    assert bench(["--clip", str(clip), "--bundle", str(tmp_path / "none"), "--out", str(ro)]) == EXIT_INPUT
+    assert f"--out {ro}: cannot write there" in one_error_line(capsys)
 
 
 def test_help_lists_every_exit_code(capsys):
