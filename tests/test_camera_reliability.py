@@ -78,6 +78,13 @@ def one_error_line(capsys) -> str:
     return err[0]
 
 
+def read_only_folder(tmp_path: Path) -> Path:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    return Path("/sys") if os.access(ro, os.W_OK) else ro  # root writes anywhere; sysfs is read-only for root too
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -120,11 +127,7 @@ def test_an_output_that_is_an_input_is_refused_before_anything_is_written(bundle
 
 
 def test_a_read_only_output_folder_is_one_line_before_the_run(bundle, media, tmp_path, capsys):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    if os.access(ro, os.W_OK):  # root writes anywhere; sysfs is read-only for root too
-        ro = Path("/sys")
+    ro = read_only_folder(tmp_path)
     for option, name in (("--output", "out.mp4"), ("--events", "events.jsonl")):
         code = main(base(bundle, media["clip"], media["reference"]) + [option, str(ro / name)])
         assert code == EXIT_INPUT
@@ -334,11 +337,7 @@ def test_bench_refuses_an_out_it_cannot_write_before_measuring(media, tmp_path, 
     clip = shutil.copy(media["clip"], tmp_path / "b.mp4")
     shutil.copy(media["reference"], tmp_path / "b.reference.png")
     (tmp_path / "b.truth.json").write_text("{}")
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    if os.access(ro, os.W_OK):
-        ro = Path("/sys")
+    ro = read_only_folder(tmp_path)
     assert bench(["--clip", str(clip), "--bundle", str(tmp_path / "none"), "--out", str(ro)]) == EXIT_INPUT
     assert f"--out {ro}: cannot write there" in one_error_line(capsys)
 
