@@ -331,6 +331,27 @@ def test_an_unexpected_error_is_one_line_and_exit_70(bundle, media, monkeypatch,
     assert "Traceback (most recent call last)" in capsys.readouterr().err
 
 
+def test_sigterm_while_the_bundle_loads_is_exit_130_and_the_handlers_are_restored(media, tmp_path, monkeypatch, capsys):
+    """Before any source is opened, a signal ends the command at run_cli's boundary (130); once the sources open,
+    the camera's own handler takes over (stop at the next frame, exit 0: test_camera's signal tests)."""
+    import signal
+
+    from camera import cli
+    from runtime.console import EXIT_INTERRUPTED
+
+    def terminated_while_loading(*args, **kwargs):
+        # what a SIGTERM runs here; a real one sent to this process crashes the TensorFlow that other tests' bundle
+        # fixture loads into it (test_camera sends real signals to a camera subprocess)
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        raise AssertionError("the SIGTERM handler did not interrupt the load")
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(cli, "load_verifier", terminated_while_loading)
+    assert main(base(tmp_path, media["clip"], media["reference"])) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("interrupted (SIGTERM)")
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
 def test_bench_refuses_an_out_it_cannot_write_before_measuring(media, tmp_path, capsys):
     from camera.bench import main as bench
 
