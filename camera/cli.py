@@ -241,7 +241,7 @@ def _stop_on_signals(stop: threading.Event, why: list[str]):
         yield
     finally:
         for s, h in previous.items():
-            signal.signal(s, h)
+            signal.signal(s, h if h is not None else signal.SIG_DFL)  # None: a handler not set from Python
 
 
 @dataclass

@@ -114,6 +114,11 @@ def test_an_output_that_is_an_input_is_refused_before_anything_is_written(bundle
         (base(bundle, folder, reference) + ["--events", str(folder / "f0.png")], "is a frame of --source"),
         (base(bundle, clip, reference) + ["--events", str(manifest)], "is a file of --bundle"),
         (
+            ["--bundle", str(bundle), "--source", str(clip), "--gallery", str(tmp_path / "staff")]
+            + ["--events", str(tmp_path / "staff.json")],
+            "is a file of --gallery",
+        ),
+        (
             base(bundle, clip, reference) + ["--output", str(tmp_path / "o.mp4"), "--events", str(tmp_path / "o.mp4")],
             "is also --output",
         ),
