@@ -278,7 +278,7 @@ def prepare(args: argparse.Namespace) -> Setup:
     verifier = load_verifier(args.bundle, args.backend, args.precision, args.threads)
     if args.threshold is not None:
         try:  # the score's own rule: finite, and a probability in [0, 1]
-            verifier.spec.with_threshold(args.threshold, "--threshold")
+            verifier.spec.with_given_threshold(args.threshold, "--threshold")
         except ValueError as e:
             raise CliError(EXIT_INPUT, f"--threshold {args.threshold}: {e}") from None
     try:

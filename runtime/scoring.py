@@ -65,6 +65,14 @@ class ScoreSpec:
     def with_threshold(self, threshold: float, source: str) -> ScoreSpec:
         return ScoreSpec(self.kind, self.same_when, float(threshold), source)
 
+    def with_given_threshold(self, threshold: float, source: str) -> ScoreSpec:
+        """A threshold a person gave (a command line's ``--threshold``): finite, and for a probability in [0, 1].
+        Computed thresholds (calibration's reject-all one may sit just past 1.0) go through ``with_threshold``."""
+        spec = self.with_threshold(threshold, source)
+        if self.kind == "probability" and not 0.0 <= spec.threshold <= 1.0:
+            raise ValueError(f"score threshold {spec.threshold}: a probability threshold lies in [0, 1]")
+        return spec
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

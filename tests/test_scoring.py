@@ -141,3 +141,12 @@ def test_a_nan_threshold_in_a_manifest_is_refused_naming_it(tmp_path) -> None:
     }
     with pytest.raises(BundleError, match="manifest.json: score threshold nan: expected a finite number"):
         Manifest.from_dict(json.loads(json.dumps(d)))
+
+
+def test_a_given_probability_threshold_lies_in_0_1() -> None:
+    spec = ScoreSpec("probability", "high", 0.5)
+    assert spec.with_given_threshold(0.7, "--threshold").threshold == 0.7
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"a probability threshold lies in \[0, 1\]"):
+            spec.with_given_threshold(bad, "--threshold")
+    assert spec.with_threshold(float(np.nextafter(1.0, 2.0)), "reject all").threshold > 1.0  # computed: allowed
