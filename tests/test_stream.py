@@ -152,6 +152,7 @@ def test_a_batch_that_cannot_be_built_raises_its_own_one_line_error(tmp_path: Pa
     batches = EpisodeBatches(images, EpisodeSampler(ds.labels, None, classes=3, per_class=2), steps=2, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DatasetWarning)
-        with pytest.raises(DatasetError, match=r"^epoch 1, episode 0: fewer than 2 readable images$"):
+        # prefetching builds the next episode too: either may be the first to fail, on a busy machine
+        with pytest.raises(DatasetError, match=r"^epoch 1, episode [01]: fewer than 2 readable images$"):
             with batch_errors(batches):
                 list(as_tf_dataset(batches, workers=1).as_numpy_iterator())
