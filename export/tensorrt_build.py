@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.backends.onnxruntime_backend import CPU_PROVIDER
-from runtime.backends.tensorrt_backend import import_tensorrt, probe
+from runtime.backends.tensorrt_backend import MachineInfo, dims_tuple, probe
 from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY, INPUT_NAME
 from runtime.engines import (
     ENGINE_GLOB,
@@ -48,6 +48,9 @@ from runtime.engines import (
 from runtime.extras import explain_missing_extras
 from runtime.fileio import atomic_path, sha256_file, write_json_atomic
 
+if TYPE_CHECKING:
+    import tensorrt as trt
+
 EXIT_OK, EXIT_BUILD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 # how a plan gets its precision: the strategy is chosen per TensorRT version (fp16_strategy) and recorded in the
@@ -55,6 +58,10 @@ EXIT_OK, EXIT_BUILD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 STRATEGY_BUILDER_FLAG = "builder-flag"  # TensorRT 10.x: the FP32 graph + BuilderFlag.FP16 (weak typing)
 STRATEGY_STRONGLY_TYPED = "strongly-typed-fp16-onnx"  # TensorRT >= 11: FP16 lives in the graph, no FP16 flag
 STRATEGY_FP32 = "fp32"  # the FP32 graph, no reduced precision (TF32 off), any version
+# TensorRT 11 removed weak typing: no BuilderFlag.FP16/INT8/..., no OBEY_PRECISION_CONSTRAINTS, no calibrators, no
+# layer precisions; every network is strongly typed. Code using those names runs only under
+# ``if major < STRONGLY_TYPED_MAJOR`` or in a ``*_trt10`` function called from there (tests/test_gpu_typecheck.py)
+STRONGLY_TYPED_MAJOR = 11
 
 
 class EngineUnavailable(RuntimeError):
@@ -123,25 +130,24 @@ def reusable(plan_path: Path, key: str) -> dict[str, Any] | None:
     return side
 
 
-def _parser_errors(parser) -> list[str]:
-    """One line per ONNX parser error, naming the node (index, name, operator) where TensorRT has them."""
+def _parser_errors(parser: trt.OnnxParser) -> list[str]:
+    """One line per ONNX parser error, naming the node (index, name, operator)."""
     lines = []
     for i in range(parser.num_errors):
         e = parser.get_error(i)
         where = f"node {e.node()}"
-        for attr, label in (("node_name", "name"), ("node_operator", "op")):
-            fn = getattr(e, attr, None)  # TensorRT >= 8.6
-            if fn is not None and fn():
-                where += f" {label}={fn()!r}"
+        for label, value in (("name", e.node_name()), ("op", e.node_operator())):
+            if value:
+                where += f" {label}={value!r}"
         lines.append(f"  {where}: {e.desc()} [{e.code()}]")
     return lines
 
 
-def _check_network_input(network, src: Path, input_shape: tuple[int, int, int]) -> None:
+def _check_network_input(network: trt.INetworkDefinition, src: Path, input_shape: tuple[int, int, int]) -> None:
     names = [network.get_input(i).name for i in range(network.num_inputs)]
     if names != [INPUT_NAME]:
         raise EngineBuildError(f"{src}: inputs {names}, expected exactly [{INPUT_NAME!r}] (NHWC float32)")
-    shape = tuple(network.get_input(0).shape)
+    shape = dims_tuple(network.get_input(0).shape)
     if len(shape) != 4 or tuple(shape[1:]) != tuple(input_shape):
         raise EngineBuildError(
             f"{src}: input {INPUT_NAME!r} has shape {list(shape)}, expected [-1, {', '.join(map(str, input_shape))}]"
@@ -190,19 +196,25 @@ def default_timing_cache(bundle_dir: Path, trt_version: str, compute_capability:
     )
 
 
-def timing_cache_bytes(cache: Any) -> bytes | None:
+def timing_cache_bytes(cache: trt.ITimingCache | None) -> bytes | None:
     """The serialized cache of ``config.get_timing_cache()``, or None when TensorRT returned none (nothing to
     save: the plan is written all the same)."""
     if cache is None:
         return None
-    data = cache.serialize()
-    return bytes(data) if data is not None else None
+    data: trt.IHostMemory | None = cache.serialize()
+    return host_bytes(data) if data is not None else None
 
 
-def _attach_timing_cache(config: Any, path: Path | None, warn: Callable[[str], None]) -> bool:
+def host_bytes(memory: trt.IHostMemory) -> bytes:
+    """The bytes of a TensorRT ``IHostMemory`` (a buffer; the stubs do not declare it as one)."""
+    return bytes(memoryview(memory))
+
+
+def _attach_timing_cache(config: trt.IBuilderConfig, path: Path | None, warn: Callable[[str], None]) -> bool:
     """Attach the timing cache at ``path`` (or an empty one) to ``config``; whether the file's cache was reused."""
     data = path.read_bytes() if path is not None and path.is_file() else b""
-    cache, accepted = None, False
+    cache: trt.ITimingCache | None = None
+    accepted = False
     if data:
         try:
             cache = config.create_timing_cache(data)
@@ -213,7 +225,7 @@ def _attach_timing_cache(config: Any, path: Path | None, warn: Callable[[str], N
     if verdict.warning:
         warn(verdict.warning)
     if not verdict.reused:
-        empty = config.create_timing_cache(b"")
+        empty: trt.ITimingCache | None = config.create_timing_cache(b"")
         if empty is None or not config.set_timing_cache(empty, ignore_mismatch=False):
             warn("TensorRT refused an empty timing cache; building without one")
     return verdict.reused
@@ -293,14 +305,15 @@ def fp32_pinned_layers(bundle_dir: Path) -> list[str]:
         return []
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    props = (
-        ort.InferenceSession(str(path), opts, providers=[CPU_PROVIDER]).get_modelmeta().custom_metadata_map
-    )
+    props = ort.InferenceSession(str(path), opts, providers=[CPU_PROVIDER]).get_modelmeta().custom_metadata_map
     return [n for n in props.get(FP32_NODES_KEY, "").split(",") if n]
 
 
-def _pin_fp32(trt: Any, network: Any, names: list[str], config: Any) -> int:
-    """Pin the layers ``plan_fp32_pins`` picks to FP32 (checked: every node asked for pins a layer); how many."""
+def _pin_fp32_trt10(network: trt.INetworkDefinition, names: list[str], config: trt.IBuilderConfig) -> int:
+    """Pin the layers ``plan_fp32_pins`` picks to FP32 (checked: every node asked for pins a layer); how many.
+    TensorRT 10 only: layer precisions and OBEY_PRECISION_CONSTRAINTS are weak-typing APIs, removed in 11."""
+    import tensorrt as trt
+
     layers = []
     for i in range(network.num_layers):
         layer = network.get_layer(i)
@@ -317,6 +330,18 @@ def _pin_fp32(trt: Any, network: Any, names: list[str], config: Any) -> int:
     return len(plan.layers)
 
 
+def _weak_typing_trt10(
+    network: trt.INetworkDefinition, config: trt.IBuilderConfig, strategy: str, fp32_layers: list[str]
+) -> int:
+    """TensorRT 10's precision: the FP16 flag on the FP32 graph with its FP32 islands pinned; layers pinned."""
+    import tensorrt as trt
+
+    if strategy != STRATEGY_BUILDER_FLAG:
+        return 0
+    config.set_flag(trt.BuilderFlag.FP16)
+    return _pin_fp32_trt10(network, fp32_layers, config)
+
+
 @dataclass(frozen=True)
 class BuiltPlan:
     """What ``_serialize_plan`` produced: the plan bytes, whether the timing cache file was reused, how many
@@ -328,7 +353,6 @@ class BuiltPlan:
 
 
 def _serialize_plan(
-    trt: Any,
     src: Path,
     input_shape: tuple[int, int, int],
     profile: BatchProfile,
@@ -338,13 +362,12 @@ def _serialize_plan(
     fp32_layers: list[str] | None = None,
 ) -> BuiltPlan:
     """Parse ``src`` and build a serialized engine (plain plan bytes)."""
+    import tensorrt as trt
+
+    major = parse_trt_version(trt.__version__)[0]
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 0
-    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    if strategy == STRATEGY_STRONGLY_TYPED and strongly_typed is not None:
-        flags |= 1 << int(strongly_typed)  # 11.x: deprecated and ignored (always strongly typed), still accepted
-    network = builder.create_network(flags)
+    network = builder.create_network(0)  # 10.x: weakly typed (the flags below); 11.x: always strongly typed
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(src)):
         raise EngineBuildError(f"{src}: the TensorRT ONNX parser failed:\n" + "\n".join(_parser_errors(parser)))
@@ -353,18 +376,18 @@ def _serialize_plan(
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes(workspace_gib))
     pinned = 0
-    if strategy == STRATEGY_BUILDER_FLAG:
-        config.set_flag(trt.BuilderFlag.FP16)
-        pinned = _pin_fp32(trt, network, fp32_layers or [], config)
-    elif strategy == STRATEGY_FP32 and hasattr(trt.BuilderFlag, "TF32"):
+    if major < STRONGLY_TYPED_MAJOR:
+        pinned = _weak_typing_trt10(network, config, strategy, fp32_layers or [])
+    # else TensorRT 11+: the graph's own types are the plan's (embedding.fp16.onnx for FP16); nothing to set
+    if strategy == STRATEGY_FP32:
         config.clear_flag(trt.BuilderFlag.TF32)  # FP32 parity (1e-4) needs real FP32 math
     shapes = profile.shapes(input_shape)
     opt_profile = builder.create_optimization_profile()
-    opt_profile.set_shape(INPUT_NAME, shapes["min"], shapes["opt"], shapes["max"])
+    opt_profile.set_shape(INPUT_NAME, *(trt.Dims(list(shapes[k])) for k in ("min", "opt", "max")))
     config.add_optimization_profile(opt_profile)
     reused = _attach_timing_cache(config, timing_cache, _warn)
 
-    serialized = builder.build_serialized_network(network, config)
+    serialized: trt.IHostMemory | None = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError(f"{src}: TensorRT could not build an engine (its log above says why)")
     if timing_cache is not None:
@@ -374,7 +397,7 @@ def _serialize_plan(
         else:
             with atomic_path(timing_cache) as tmp:
                 tmp.write_bytes(data)
-    return BuiltPlan(bytes(serialized), reused, pinned)
+    return BuiltPlan(host_bytes(serialized), reused, pinned)
 
 
 def _warn(message: str) -> None:
@@ -424,6 +447,14 @@ def plan_identity(
     return PlanIdentity(strategy, source, source_sha, pins, fp16_sha, key, name)
 
 
+def machine_target(info: MachineInfo) -> tuple[str, tuple[int, int]]:
+    """(TensorRT version, compute capability) from ``probe()``'s result; EngineUnavailable with its reason."""
+    version, cc = info["tensorrt"], info["compute_capability"]
+    if info["reason"] or version is None or cc is None:
+        raise EngineUnavailable(info["reason"] or "TensorRT or a CUDA GPU is missing")
+    return version, cc
+
+
 def build_engine(
     bundle_dir: Path,
     input_shape: tuple[int, int, int],
@@ -448,19 +479,16 @@ def build_engine(
         raise ValueError(f"profile {profile!r}: expected a BatchProfile (BatchProfile.parse('1:8:32'))")
 
     info = probe()
-    if info["reason"]:
-        raise EngineUnavailable(info["reason"])
-    trt_version, cc = info["tensorrt"], info["compute_capability"]
+    trt_version, cc = machine_target(info)
     ident = plan_identity(bundle_dir, trt_version, cc, precision, profile, input_shape)
     plan_path = bundle_dir / ident.file_name
     if not force and (side := reusable(plan_path, ident.key)) is not None:
         return {**side, "reused": True}
 
-    trt = import_tensorrt()
     start = time.perf_counter()
     src = bundle_dir / ident.source
     built = _serialize_plan(
-        trt, src, input_shape, profile, ident.strategy, workspace_gib, timing_cache, list(ident.fp32_pins)
+        src, input_shape, profile, ident.strategy, workspace_gib, timing_cache, list(ident.fp32_pins)
     )
     seconds = round(time.perf_counter() - start, 3)
     with atomic_path(plan_path) as tmp:
@@ -545,10 +573,11 @@ def build_parser() -> argparse.ArgumentParser:
 def default_timing_cache_here(bundle: Path) -> Path | None:
     """This machine's default timing cache for ``bundle`` (``default_timing_cache`` with this TensorRT and GPU), for
     every command that builds plans; None when there is no TensorRT or GPU (build_engine then says which)."""
-    info = probe()
-    if info["reason"]:
+    try:
+        version, cc = machine_target(probe())
+    except EngineUnavailable:
         return None
-    return default_timing_cache(bundle, info["tensorrt"], info["compute_capability"])
+    return default_timing_cache(bundle, version, cc)
 
 
 @explain_missing_extras()

@@ -30,6 +30,7 @@ from export.tensorrt_build import (
     timing_cache_verdict,
 )
 from runtime import engines
+from runtime.backends import cuda_memory
 from runtime.backends import onnxruntime_backend as ortb
 from runtime.backends import tensorrt_backend as trtb
 from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY, INPUT_NAME
@@ -279,8 +280,8 @@ def test_run_profile_and_batch_checks():
 
 
 def test_native_handle_passes_ints_and_converts_handles():
-    assert trtb.native_handle(1234) == 1234
-    assert trtb.native_handle(np.uint64(99)) == 99  # an address already read out
+    assert cuda_memory.native_handle(1234) == 1234
+    assert cuda_memory.native_handle(np.uint64(99)) == 99  # an address already read out
 
 
 def test_native_handle_of_a_cuda_bindings_stream_without_int():
@@ -293,8 +294,8 @@ def test_native_handle_of_a_cuda_bindings_stream_without_int():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
-        assert trtb.native_handle(cudart.cudaStream_t()) == 0  # a null stream: the default stream's handle
-    assert trtb.import_cudart() is cudart
+        assert cuda_memory.native_handle(cudart.cudaStream_t()) == 0  # a null stream: the default stream's handle
+    assert cuda_memory.import_cudart() is cudart
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -332,7 +332,7 @@ def test_probe_reports_that_tensorrt_is_missing():
     assert info["tensorrt"] is None
     assert info["reason"].startswith("TensorRT is not installed (pip install 'siamese-edge[gpu]')")
     assert "\n" not in info["reason"]
-    assert set(info) == {"tensorrt", "gpu", "compute_capability", "reason"}
+    assert set(info) == {"tensorrt", "cuda_api", "gpu", "compute_capability", "reason"}  # cuda_api: issue 19 item 3
 
 
 @needs_no_trt
@@ -428,7 +428,7 @@ def _run_plan(plan: bytes, x: np.ndarray, dim: int) -> np.ndarray:
     """Deserialize the plain plan and run one batch through it with cuda-python buffers."""
     import tensorrt as trt
 
-    from runtime.backends.tensorrt_backend import import_cudart
+    from runtime.backends.cuda_memory import import_cudart
 
     cudart = import_cudart()
 

@@ -4,7 +4,8 @@ One command, no network, under five minutes. Each step runs what it can and is s
 library or the GPU is missing, so on a CPU machine every GPU step says why it did not run. One JSON report:
 
 - installed: driver, CUDA runtime, TensorRT, cuda-bindings, ONNX Runtime and its providers;
-- cuda: pinned and device allocations, a copy round trip on a stream, device memory back to its baseline;
+- cuda: through each CUDA API installed (cuda-python, pycuda: runtime.backends.cuda_memory), pinned and device
+  allocations, a copy round trip on a stream, 20 times, device memory back to its baseline;
 - tensorrt: a tiny L2-norm bundle built at FP32 and FP16 with a 2:4:8 profile (INT8 is not built by
   export.tensorrt_build: skipped with that reason), timing-cache reuse and a foreign cache refused cleanly,
   batches of 0, 1, 3, 8 and 20 against ONNX Runtime's CPU provider within the precision's gate, four threads
@@ -128,6 +129,7 @@ def _version(dist: str) -> str | None:
 
 
 def step_installed(ctx: dict[str, Any]) -> dict[str, Any]:
+    from runtime.backends import cuda_memory
     from runtime.backends import onnxruntime_backend as ortb
     from runtime.backends.tensorrt_backend import probe
 
@@ -148,10 +150,10 @@ def step_installed(ctx: dict[str, Any]) -> dict[str, Any]:
     out["distributions"] = {d: _version(d) for d in dists} | ortb.ort_distributions()
     out["onnxruntime_providers"] = ortb.available_providers()
     out["onnxruntime_conflict"] = ortb.ort_conflict(ortb.ort_distributions())
+    out["cuda_apis"] = cuda_memory.installed_apis()
+    out["cuda_api"] = cuda_memory.current_choice().label
     try:
-        from runtime.backends.tensorrt_backend import import_cudart
-
-        cudart = import_cudart()
+        cudart = cuda_memory.import_cudart()
         out["cuda_runtime"] = cudart.cudaRuntimeGetVersion()[1]
         out["cuda_driver"] = cudart.cudaDriverGetVersion()[1]
     except Exception as e:  # no cuda-python, or no driver to ask
@@ -160,54 +162,62 @@ def step_installed(ctx: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _cudart_on_gpu():
-    from runtime.backends.tensorrt_backend import cuda_device, import_cudart
+def _cuda_on_gpu(api: str | None = None):
+    """The CUDA adapter (``api``, else the one the backend would take) on a GPU, or Skip with the reason."""
+    from runtime.backends import cuda_memory
 
-    try:
-        cudart = import_cudart()
-    except ImportError:
-        raise Skip("cuda-python is not installed") from None
-    _, _, why = cuda_device()
-    if why:
-        raise Skip(why)
-    return cudart
+    dev, _label, why = cuda_memory.cuda_device(prefer=api)
+    if why or dev is None:
+        raise Skip(why or "no CUDA GPU found")
+    return cuda_memory.open_cuda(prefer=api)
 
 
-def _free_bytes(cudart) -> int:
-    from runtime.backends.tensorrt_backend import cuda_ok
-
-    free, _total = cuda_ok(cudart, cudart.cudaMemGetInfo(), "cudaMemGetInfo")
-    return int(free)
+def _round_trips(cuda, n: int = 1 << 18, cycles: int = 20) -> dict[str, Any]:
+    """Pinned and device buffers, a copy there and back on a stream, ``cycles`` times; device memory back to its
+    baseline after."""
+    with cuda.activate():
+        base, _ = cuda.mem_info()
+        for _ in range(cycles):
+            host = cuda.pinned_floats(n)
+            dev = cuda.alloc(n * 4)
+            stream = cuda.create_stream()
+            try:
+                want = np.arange(n, dtype=np.float32)
+                host.array[:] = want
+                cuda.copy_to_device(dev, host.array, stream)
+                host.array[:] = 0
+                cuda.copy_to_host(host.array, dev, stream)
+                cuda.synchronize(stream)
+                if not np.array_equal(host.array, want):
+                    raise AssertionError(f"{cuda.label}: the copy round trip changed the data")
+            finally:
+                cuda.destroy_stream(stream)
+                cuda.free(dev)
+                cuda.free_pinned(host)
+            del stream
+        after, _ = cuda.mem_info()
+    if base - after > 4 << 20:
+        raise AssertionError(
+            f"{cuda.label}: device memory not back to baseline after {cycles} cycles: {base - after} bytes lower"
+        )
+    return {"round_trip_floats": n, "cycles": cycles, "free_before": base, "free_after": after}
 
 
 def step_cuda(ctx: dict[str, Any]) -> dict[str, Any]:
-    from runtime.backends.tensorrt_backend import PinnedFloats, cuda_ok
+    """The round trips through each CUDA API installed (cuda-python and pycuda), as the TensorRT backend uses them."""
+    from runtime.backends import cuda_memory
 
-    cudart = _cudart_on_gpu()
-    n = 1 << 18
-    base = _free_bytes(cudart)
-    h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-    for _ in range(20):
-        host = PinnedFloats(cudart, n)
-        dev = cuda_ok(cudart, cudart.cudaMalloc(n * 4), "cudaMalloc")
-        stream = cuda_ok(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
+    apis = [api for api, version in cuda_memory.installed_apis().items() if version is not None]
+    if not apis:
+        raise Skip(cuda_memory.current_choice().reason or "no CUDA API installed")
+    out: dict[str, Any] = {}
+    for api in apis:
+        cuda = _cuda_on_gpu(api)
         try:
-            want = np.arange(n, dtype=np.float32)
-            host.array[:] = want
-            cuda_ok(cudart, cudart.cudaMemcpyAsync(dev, host.ptr, n * 4, h2d, stream), "H2D")
-            host.array[:] = 0
-            cuda_ok(cudart, cudart.cudaMemcpyAsync(host.ptr, dev, n * 4, d2h, stream), "D2H")
-            cuda_ok(cudart, cudart.cudaStreamSynchronize(stream), "sync")
-            if not np.array_equal(host.array, want):
-                raise AssertionError("the copy round trip changed the data")
+            out[cuda.label] = _round_trips(cuda)
         finally:
-            cudart.cudaStreamDestroy(stream)
-            cudart.cudaFree(dev)
-            cudart.cudaFreeHost(host.ptr)
-    after = _free_bytes(cudart)
-    if base - after > 4 << 20:
-        raise AssertionError(f"device memory not back to baseline after 20 cycles: {base - after} bytes lower")
-    return {"round_trip_floats": n, "cycles": 20, "free_before": base, "free_after": after}
+            cuda.close()
+    return out
 
 
 def _needs_tensorrt(ctx: dict[str, Any]) -> None:
@@ -255,7 +265,7 @@ def step_tensorrt(ctx: dict[str, Any]) -> dict[str, Any]:
     from runtime.engines import BatchProfile
 
     _needs_tensorrt(ctx)
-    cudart = _cudart_on_gpu()
+    cuda = _cuda_on_gpu()
     bundle = _bundle(ctx)
     cache = ctx["work"] / "trt_timing.cache"
     out: dict[str, Any] = {"int8": "skipped: export.tensorrt_build builds fp16 and fp32 plans only"}
@@ -272,6 +282,7 @@ def step_tensorrt(ctx: dict[str, Any]) -> dict[str, Any]:
             "timing_cache_reused_on_rebuild": again["timing_cache_reused"],
         }
         backend = trtb.TensorRTBackend(bundle, precision=precision)
+        row["cuda_api"] = backend.info()["cuda_api"]
         try:
             row["batches"] = {
                 str(n): _gate(precision, backend.embed(x[:n]), _reference(bundle, x[:n])) for n in BATCHES
@@ -310,10 +321,13 @@ def step_tensorrt(ctx: dict[str, Any]) -> dict[str, Any]:
     out["close_while_embedding"] = {"runs_before_close": len(results), "errors": errors}
     ok &= not errors
 
-    base = _free_bytes(cudart)
+    with cuda.activate():
+        base, _ = cuda.mem_info()
     for _ in range(20):
         trtb.TensorRTBackend(bundle, precision="fp16").close()
-    drop = base - _free_bytes(cudart)
+    with cuda.activate():
+        drop = base - cuda.mem_info()[0]
+    cuda.close()
     out["load_close_cycles"] = {"cycles": 20, "device_bytes_lost": drop}
     ok &= drop <= 4 << 20
 
@@ -352,7 +366,7 @@ def step_onnxruntime_gpu(ctx: dict[str, Any]) -> dict[str, Any]:
     gpu = [p for p in ortb.GPU_PROVIDERS if p in have]
     if not gpu:
         raise Skip(f"this onnxruntime has no GPU provider (providers: {', '.join(have) or 'none'})")
-    _cudart_on_gpu()
+    _cuda_on_gpu().close()
     try:
         import onnx  # noqa: F401
     except ImportError:

@@ -11,27 +11,26 @@ the thin GPU layer on top, written against the TensorRT 10 and 11 Python APIs an
   ``get_tensor_profile_shape(name, profile_index)`` -> (min, opt, max);
 - ``context.set_input_shape(name, shape)``, ``context.set_tensor_address(name, device_ptr)``,
   ``context.execute_async_v3(stream_handle)`` (enqueueV3: the only execute call left in TensorRT 10 and 11);
-- cuda-python's runtime API (``cuda.bindings.runtime``, or ``cuda.cudart`` before 12.6), where every call returns
-  a tuple whose first element is a ``cudaError_t``: ``cudaMalloc``, ``cudaMallocHost`` (pinned staging buffers),
-  ``cudaStreamCreate``, ``cudaMemcpyAsync(dst, src, nbytes, kind, stream)``, ``cudaStreamSynchronize``,
-  ``cudaFree``, ``cudaFreeHost``, ``cudaStreamDestroy``, ``cudaGetDeviceCount``, ``cudaGetDeviceProperties``.
+- device memory, pinned staging buffers, async copies and the stream through ``runtime.backends.cuda_memory``:
+  cuda-python's runtime API first, pycuda when only it is installed (``info()["cuda_api"]`` says which).
 
-TensorRT and cuda-python are imported only inside the functions that use them, so importing this module on a
+TensorRT and the CUDA API are imported only inside the functions that use them, so importing this module on a
 machine without them costs nothing. Batches larger than the plan's profile run in chunks (``plan_chunks``, pure,
 tested on the CPU). The head (head.onnx) runs on ONNX Runtime's CPU provider; distances in numpy.
 """
 
 from __future__ import annotations
 
-import ctypes
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from runtime.backends.base import BackendEntry, Presence, register
+from runtime.backends.cuda_memory import CudaMemory, PinnedFloats, cuda_device, open_cuda, staging_bytes
 from runtime.bundle.layout import EMBEDDING_OUTPUT, INPUT_NAME, BundleError
 from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.engines import (
@@ -48,6 +47,9 @@ from runtime.engines import (
 )
 from runtime.extras import install_command
 
+if TYPE_CHECKING:
+    import tensorrt as trt
+
 INSTALL_HINT = install_command("gpu")  # the desktop default (CUDA 13); the other targets: OTHER_TARGETS
 OTHER_TARGETS = f"on CUDA 12 {install_command('gpu-cuda12')}, on a Jetson JetPack's TensorRT (README: GPU and Jetson)"
 
@@ -61,65 +63,48 @@ class TensorRTUnavailable(RuntimeError):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def import_tensorrt():
+def import_tensorrt() -> ModuleType:
     """The ``tensorrt`` module (ImportError when it is not installed)."""
-    import tensorrt as trt
+    import tensorrt
 
-    return trt
-
-
-def import_cudart():
-    """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+), else the older ``cuda.cudart``."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        from cuda import cudart  # cuda-python < 12.6
-    return cudart
+    return tensorrt
 
 
-def cuda_device(device: int = 0) -> tuple[str | None, tuple[int, int] | None, str | None]:
-    """(name, (major, minor), None) for CUDA device ``device``, or (None, None, why not)."""
-    try:
-        cudart = import_cudart()
-    except ImportError:
-        return None, None, f"cuda-python is not installed, so no CUDA GPU can be queried ({INSTALL_HINT})"
-    try:
-        err, count = cudart.cudaGetDeviceCount()
-        if err != cudart.cudaError_t.cudaSuccess:
-            return None, None, f"no CUDA GPU found (cudaGetDeviceCount: {getattr(err, 'name', err)})"
-        if count <= device:
-            return None, None, f"no CUDA GPU found ({count} CUDA devices)"
-        err, prop = cudart.cudaGetDeviceProperties(device)
-        if err != cudart.cudaError_t.cudaSuccess:
-            return None, None, f"no CUDA GPU found (cudaGetDeviceProperties: {getattr(err, 'name', err)})"
-    except Exception as e:  # a driver that cannot be loaded raises instead of returning an error code
-        return None, None, f"no CUDA GPU found ({type(e).__name__}: {e})"
-    raw = prop.name
-    name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    return name.split("\x00", 1)[0].strip(), (int(prop.major), int(prop.minor)), None
+class MachineInfo(TypedDict):
+    """What ``probe()`` found: versions and the GPU, or None each, and one line saying what is missing."""
+
+    tensorrt: str | None
+    cuda_api: str | None
+    gpu: str | None
+    compute_capability: tuple[int, int] | None
+    reason: str | None
 
 
-def probe(device: int = 0) -> dict[str, Any]:
+def probe(device: int = 0) -> MachineInfo:
     """What this machine has for building and running engines.
 
-    ``{"tensorrt": version or None, "gpu": name or None, "compute_capability": (major, minor) or None,
-    "reason": None when both are there, else one line saying what is missing}``.
+    ``{"tensorrt": version or None, "cuda_api": "cuda-python 13.x" / "pycuda 2025.x" or None, "gpu": name or None,
+    "compute_capability": (major, minor) or None, "reason": None when all are there, else one line saying what is
+    missing}``.
     """
-    out: dict[str, Any] = {"tensorrt": None, "gpu": None, "compute_capability": None, "reason": None}
     reasons = []
+    version: str | None = None
     try:
-        trt = import_tensorrt()
-        out["tensorrt"] = str(trt.__version__)
+        version = str(import_tensorrt().__version__)
     except ImportError:
         reasons.append(f"TensorRT is not installed ({INSTALL_HINT}), {OTHER_TARGETS}")
     except Exception as e:  # a tensorrt wheel whose libraries do not load
         reasons.append(f"TensorRT cannot be loaded ({type(e).__name__}: {e})")
-    name, cc, why = cuda_device(device)
-    out["gpu"], out["compute_capability"] = name, cc
+    dev, api, why = cuda_device(device)
     if why:
         reasons.append(why)
-    out["reason"] = "; ".join(reasons) or None
-    return out
+    return MachineInfo(
+        tensorrt=version,
+        cuda_api=api,
+        gpu=dev.name if dev else None,
+        compute_capability=dev.compute_capability if dev else None,
+        reason="; ".join(reasons) or None,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -129,7 +114,7 @@ def probe(device: int = 0) -> dict[str, Any]:
 
 def plan_verdict(
     bundle_dir: str | Path,
-    machine_info: dict[str, Any],
+    machine_info: MachineInfo,
     input_shape: tuple[int, int, int],
     precision: str | None = None,
 ) -> tuple[bool, str, PlanSelection | None]:
@@ -151,7 +136,10 @@ def plan_verdict(
             f"TensorRT {trt_version} is older than {MIN_TRT_MAJOR} (this runtime uses the TensorRT 10+ API)",
             None,
         )
-    machine = PlanTarget(trt_version, tuple(machine_info["compute_capability"]), machine_info.get("gpu"))
+    cc = machine_info["compute_capability"]
+    if cc is None:
+        return False, "no CUDA GPU found (no compute capability)", None
+    machine = PlanTarget(trt_version, (int(cc[0]), int(cc[1])), machine_info.get("gpu"))
     selection = select_plan(bundle_dir, machine, input_shape, precision)
     if selection.plan is not None:
         return True, f"{selection.plan.plan.name} matches {machine.describe()}", selection
@@ -169,7 +157,7 @@ def available(bundle_dir: str | Path, precision: str | None = None, device: int 
     """
     info = probe(device)
     if info["reason"]:
-        return False, info["reason"]
+        return False, str(info["reason"])
     try:
         manifest = load_manifest(bundle_dir)
     except BundleError as e:
@@ -181,38 +169,6 @@ def available(bundle_dir: str | Path, precision: str | None = None, device: int 
 # ----------------------------------------------------------------------------------------------------------------
 # the backend
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def cuda_ok(cudart, ret, what: str):
-    """Check a cuda-python call's ``(cudaError_t, *values)`` result; return the value(s)."""
-    err, *rest = ret if isinstance(ret, tuple) else (ret,)
-    if err != cudart.cudaError_t.cudaSuccess:
-        raise RuntimeError(f"CUDA {what} failed: {getattr(err, 'name', err)}")
-    if not rest:
-        return None
-    return rest[0] if len(rest) == 1 else tuple(rest)
-
-
-class PinnedFloats:
-    """A page-locked host buffer of float32 (cudaMallocHost) seen as a flat numpy array."""
-
-    def __init__(self, cudart, count: int):
-        self.nbytes = int(count) * 4
-        self.ptr = int(cuda_ok(cudart, cudart.cudaMallocHost(self.nbytes), "cudaMallocHost"))
-        self.array = np.ctypeslib.as_array(ctypes.cast(self.ptr, ctypes.POINTER(ctypes.c_float)), (int(count),))
-
-
-def native_handle(obj: Any) -> int:
-    """The address behind a cuda-python object (a ``cudaStream_t``) as TensorRT's ``execute_async_v3`` takes it.
-    cuda-bindings 12.9.1+ and 13 deprecate ``int(obj)`` for ``cuda.bindings.utils.get_cuda_native_handle``; older
-    releases have only ``int``; plain ints (device pointers) pass through."""
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    try:
-        from cuda.bindings.utils import get_cuda_native_handle
-    except ImportError:  # cuda-python < 12.9.1: int() is the handle there, and not deprecated
-        return int(obj)
-    return int(get_cuda_native_handle(obj))
 
 
 def check_batch(x: np.ndarray, hwc: tuple[int, ...]) -> np.ndarray:
@@ -279,27 +235,73 @@ class TensorRTBackend:
         self.sidecar = selection.plan.sidecar or {}
         self.precision = selection.plan.precision or "fp16"
         self.trt_version = str(info["tensorrt"])
-        self.gpu = f"{info['gpu']} (sm{info['compute_capability'][0]}{info['compute_capability'][1]})"
+        cc = info["compute_capability"] or (0, 0)
+        self.gpu = f"{info['gpu']} (sm{cc[0]}{cc[1]})"
         self.device = int(device)
 
         from runtime.backends.onnxruntime_backend import CpuHead
 
         self._head = CpuHead(self.bundle_dir, self.manifest, threads)
+        self._cuda: CudaMemory | None = None
+        self.cuda_api: str | None = None
+        self._d_in: int | None = None
+        self._d_out: int | None = None
+        self._h_in: PinnedFloats | None = None
+        self._h_out: PinnedFloats | None = None
+        self._stream: object = None
+        self._context: trt.IExecutionContext | None = None
+        self._engine: trt.ICudaEngine | None = None
+        self._runtime: trt.Runtime | None = None
         self._lock = threading.Lock()  # one context, one stream: runs are serialized
         self._load(selection.plan.profile)
 
     # -- set-up ---------------------------------------------------------------------------------------------------
 
     def _load(self, sidecar_profile: BatchProfile | None) -> None:
-        trt = import_tensorrt()
-        cudart = self._cudart = import_cudart()
-        cuda_ok(cudart, cudart.cudaSetDevice(self.device), "cudaSetDevice")
+        """Open the CUDA API and load the plan on this backend's device; everything made is freed on failure."""
+        cuda = self._cuda = open_cuda(self.device)
+        self.cuda_api = cuda.label
+        try:
+            with cuda.activate():
+                self._load_on(cuda, sidecar_profile)
+        except BaseException:
+            self._closed = True
+            self._release()
+            raise
+
+    def _load_on(self, cuda: CudaMemory, sidecar_profile: BatchProfile | None) -> None:
+        """Deserialize, check, and allocate the run's buffers (the device active, ``_load`` frees on failure)."""
+        import tensorrt as trt
+
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        self._engine = self._runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
-        if self._engine is None:
+        engine: trt.ICudaEngine | None = self._runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
+        if engine is None:
             raise RuntimeError(f"{self.plan_path}: TensorRT could not deserialize the plan (its log above says why)")
-        engine = self._engine
+        self._engine = engine
+        self._check_engine(engine, sidecar_profile)
+        context: trt.IExecutionContext | None = engine.create_execution_context()
+        if context is None:
+            raise RuntimeError(f"{self.plan_path}: TensorRT could not create an execution context (GPU memory?)")
+        self._context = context
+        in_bytes, out_bytes = staging_bytes(self.profile.max, self._per_image, self.dim)
+        self._d_in = cuda.alloc(in_bytes)
+        self._d_out = cuda.alloc(out_bytes)
+        self._h_in = cuda.pinned_floats(in_bytes // 4)
+        self._h_out = cuda.pinned_floats(out_bytes // 4)
+        self._stream = cuda.create_stream()
+        self._stream_handle = cuda.stream_handle(self._stream)
+        if not context.set_tensor_address(INPUT_NAME, self._d_in):
+            raise RuntimeError(f"set_tensor_address({INPUT_NAME!r}) failed")
+        if not context.set_tensor_address(EMBEDDING_OUTPUT, self._d_out):
+            raise RuntimeError(f"set_tensor_address({EMBEDDING_OUTPUT!r}) failed")
+        self._closed = False
+
+    def _check_engine(self, engine: trt.ICudaEngine, sidecar_profile: BatchProfile | None) -> None:
+        """The plan's tensors are the bundle's: one FLOAT input and output of the manifest's shapes; sets the
+        profile, the image shape and the embedding size from the engine."""
+        import tensorrt as trt
+
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -310,84 +312,57 @@ class TensorRTBackend:
         for n in names:
             if engine.get_tensor_dtype(n) != trt.DataType.FLOAT:
                 raise RuntimeError(f"{self.plan_path}: tensor {n!r} is {engine.get_tensor_dtype(n)}, expected FLOAT")
-        lo, _opt, hi = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(INPUT_NAME, 0))
-        self.profile = BatchProfile(lo[0], _opt[0], hi[0])
-        self._hwc = tuple(hi[1:])
+        lo, opt, hi = (dims_tuple(s) for s in engine.get_tensor_profile_shape(INPUT_NAME, 0))
+        self.profile = BatchProfile(lo[0], opt[0], hi[0])
+        self._hwc = hi[1:]
         if self._hwc != tuple(self.manifest.preprocessing.input_shape):
             raise RuntimeError(
                 f"{self.plan_path}: input {list(hi)}, the bundle's input is {self.manifest.preprocessing.input_shape}"
             )
-        out_shape = tuple(int(d) for d in engine.get_tensor_shape(EMBEDDING_OUTPUT))
-        self.dim = int(out_shape[-1])
+        out_shape = dims_tuple(engine.get_tensor_shape(EMBEDDING_OUTPUT))
+        self.dim = out_shape[-1]
         if self.dim != self.manifest.embedding_dim:
             raise RuntimeError(
                 f"{self.plan_path}: output {list(out_shape)}, the bundle's embedding is {self.manifest.embedding_dim}"
             )
         if sidecar_profile is not None and sidecar_profile != self.profile:
             raise RuntimeError(f"{self.plan_path}: profile {self.profile}, its sidecar says {sidecar_profile}")
-
-        self._context = engine.create_execution_context()
-        if self._context is None:
-            raise RuntimeError(f"{self.plan_path}: TensorRT could not create an execution context (GPU memory?)")
-        per_image = int(np.prod(self._hwc))
-        self._per_image = per_image
-        self._d_in = self._d_out = None
-        self._h_in = self._h_out = None
-        self._stream = None
-        self._closed = False
-        try:
-            self._d_in = int(cuda_ok(cudart, cudart.cudaMalloc(self.profile.max * per_image * 4), "cudaMalloc(input)"))
-            self._d_out = int(cuda_ok(cudart, cudart.cudaMalloc(self.profile.max * self.dim * 4), "cudaMalloc(output)"))
-            self._h_in = PinnedFloats(cudart, self.profile.max * per_image)
-            self._h_out = PinnedFloats(cudart, self.profile.max * self.dim)
-            self._stream = cuda_ok(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
-            self._stream_handle = native_handle(self._stream)
-            if not self._context.set_tensor_address(INPUT_NAME, self._d_in):
-                raise RuntimeError(f"set_tensor_address({INPUT_NAME!r}) failed")
-            if not self._context.set_tensor_address(EMBEDDING_OUTPUT, self._d_out):
-                raise RuntimeError(f"set_tensor_address({EMBEDDING_OUTPUT!r}) failed")
-        except BaseException:
-            self._closed = True
-            self._release()
-            raise
+        self._per_image = int(np.prod(self._hwc))
 
     # -- the backend interface ------------------------------------------------------------------------------------
 
     def embed(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Preprocessed float32 NHWC -> (N, dim) float32; batches beyond the plan's profile run in chunks, those
-        below its minimum are padded. Safe from any thread: each run selects this backend's device first."""
+        below its minimum are padded. Safe from any thread: each run makes this backend's device current first."""
         x = check_batch(x, self._hwc)
         profile = run_profile(self.profile, batch_size)
         with self._lock:
-            if self._closed:
+            cuda = self._cuda
+            if self._closed or cuda is None:
                 raise RuntimeError("the TensorRT backend was closed")
             if len(x) == 0:
                 return np.empty((0, self.dim), np.float32)
-            # the current device is per host thread: a thread other than the constructor's starts on device 0
-            cuda_ok(self._cudart, self._cudart.cudaSetDevice(self.device), "cudaSetDevice")
-            return embed_in_chunks(x, self.dim, profile, self._run_chunk)
+            # the current device (pycuda: context) is per host thread: activate it in this one
+            with cuda.activate():
+                return embed_in_chunks(x, self.dim, profile, self._run_chunk)
 
     def _run_chunk(self, ch: Chunk, rows: np.ndarray) -> np.ndarray:
-        """One run of ``ch.run`` images on the GPU (called with the lock held)."""
-        cudart, stream = self._cudart, self._stream
-        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        stage_chunk(self._h_in.array, rows, ch.run)
-        n_in = ch.run * self._per_image
-        cuda_ok(cudart, cudart.cudaMemcpyAsync(self._d_in, self._h_in.ptr, n_in * 4, h2d, stream), "H2D copy")
-        if not self._context.set_input_shape(INPUT_NAME, (ch.run, *self._hwc)):
+        """One run of ``ch.run`` images on the GPU (called with the lock held and the device active)."""
+        cuda, stream, h_in, h_out = self._cuda, self._stream, self._h_in, self._h_out
+        context = self._context
+        if cuda is None or h_in is None or h_out is None or context is None or not self._d_in or not self._d_out:
+            raise RuntimeError("the TensorRT backend was closed")
+        stage_chunk(h_in.array, rows, ch.run)
+        cuda.copy_to_device(self._d_in, h_in.array[: ch.run * self._per_image], stream)
+        if not context.set_input_shape(INPUT_NAME, (ch.run, *self._hwc)):
             raise RuntimeError(
                 f"set_input_shape({INPUT_NAME!r}, {(ch.run, *self._hwc)}) rejected (profile {self.profile})"
             )
-        if not self._context.execute_async_v3(self._stream_handle):
+        if not context.execute_async_v3(self._stream_handle):
             raise RuntimeError(f"{self.plan_path.name}: execute_async_v3 failed (TensorRT's log says why)")
-        cuda_ok(
-            cudart,
-            cudart.cudaMemcpyAsync(self._h_out.ptr, self._d_out, ch.run * self.dim * 4, d2h, stream),
-            "D2H copy",
-        )
-        cuda_ok(cudart, cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
-        return self._h_out.array[: ch.size * self.dim].reshape(ch.size, self.dim)
+        cuda.copy_to_host(h_out.array[: ch.run * self.dim], self._d_out, stream)
+        cuda.synchronize(stream)
+        return h_out.array[: ch.size * self.dim].reshape(ch.size, self.dim)
 
     def score_embeddings(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
         """(N, dim) x 2 -> (N,) scores in the manifest's units (head.onnx on the CPU, or the distance)."""
@@ -399,6 +374,7 @@ class TensorRTBackend:
             "provider": f"TensorRT {self.trt_version}",
             "precision": self.precision,
             "device": self.gpu,
+            "cuda_api": self.cuda_api,
             "bundle": self.manifest.name,
             "plan": self.plan_path.name,
             "batch_profile": str(self.profile),
@@ -418,28 +394,28 @@ class TensorRTBackend:
 
     def _release(self) -> None:
         """Free what ``_load`` made, whatever it got to (also after a failed load); the caller holds the lock."""
-        cudart = getattr(self, "_cudart", None)
-        if cudart is not None and getattr(self, "_context", None) is not None:
-            cudart.cudaSetDevice(self.device)  # free on the device the memory lives on, whichever thread closes
-        if cudart is not None:
-            for attr in ("_d_in", "_d_out"):
-                ptr = getattr(self, attr, None)
+        cuda: CudaMemory | None = getattr(self, "_cuda", None)
+        if cuda is None:
+            return
+        # free on the device (pycuda: in the context) the memory lives in, whichever thread closes
+        with cuda.activate():
+            for ptr in (self._d_in, self._d_out):
                 if ptr:
-                    cudart.cudaFree(ptr)
-                setattr(self, attr, None)
-            for attr in ("_h_in", "_h_out"):
-                buf = getattr(self, attr, None)
+                    cuda.free(ptr)
+            self._d_in = self._d_out = None
+            for buf in (self._h_in, self._h_out):
                 if buf is not None:
-                    cudart.cudaFreeHost(buf.ptr)
-                setattr(self, attr, None)
-            stream = getattr(self, "_stream", None)
-            if stream is not None:
-                cudart.cudaStreamDestroy(stream)
+                    cuda.free_pinned(buf)
+            self._h_in = self._h_out = None
+            if self._stream is not None:
+                cuda.destroy_stream(self._stream)
             self._stream = None
-        # TensorRT objects: the context before the engine before the runtime (what each was created from)
-        for attr in ("_context", "_engine", "_runtime"):
-            if getattr(self, attr, None) is not None:
-                setattr(self, attr, None)
+            # TensorRT objects: the context before the engine before the runtime (what each was created from)
+            self._context = None
+            self._engine = None
+            self._runtime = None
+        cuda.close()
+        self._cuda = None
 
     def __del__(self) -> None:
         try:
@@ -448,12 +424,17 @@ class TensorRTBackend:
             pass
 
 
+def dims_tuple(dims: Sequence[int] | trt.Dims) -> tuple[int, ...]:
+    """A TensorRT ``Dims`` (indexable, not declared iterable) or a list of ints as a tuple of ints."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # registry entry
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _present(bundle_dir, precision, providers) -> Presence:
+def _present(bundle_dir: Path | None, precision: str | None, providers: tuple[str, ...] | None) -> Presence:
     if bundle_dir is None:  # no bundle to match a plan against: is TensorRT on a GPU here at all?
         why = probe()["reason"]
         return Presence(why is None, why or "")
@@ -465,7 +446,13 @@ def _present(bundle_dir, precision, providers) -> Presence:
     return Presence(ok, "" if ok else why, warning)
 
 
-def _build(bundle_dir, manifest, precision=None, threads=None, providers=None) -> TensorRTBackend:
+def _build(
+    bundle_dir: Path,
+    manifest: Manifest,
+    precision: str | None = None,
+    threads: int | None = None,
+    providers: tuple[str, ...] | None = None,
+) -> TensorRTBackend:
     return TensorRTBackend(bundle_dir, manifest, precision=precision, threads=threads)
 
 
