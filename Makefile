@@ -10,7 +10,7 @@ ifndef SIAMESE_EDGE_OMNIGLOT
 OMNIGLOT_ENV := $(if $(wildcard $(OMNIGLOT_DIR)/images_background.zip),SIAMESE_EDGE_OMNIGLOT=$(OMNIGLOT_DIR))
 endif
 
-.PHONY: venv demo test lint bench train-omniglot clean cpp cpp-test cpp-deps gpu-smoke
+.PHONY: venv demo test lint typecheck bench train-omniglot clean cpp cpp-test cpp-deps gpu-smoke
 
 venv: $(STAMP)
 
@@ -53,9 +53,13 @@ cpp-test: $(STAMP) cpp-deps
 	nice cmake --build build/cpp -j2
 	CMAKE_BUILD_PARALLEL_LEVEL=2 nice ctest --test-dir build/cpp --output-on-failure -j2
 
-lint: $(STAMP)
+lint: $(STAMP) typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check runtime train camera
+
+## make typecheck: mypy over the GPU modules against tensorrt-stubs (TensorRT 10.13, mended in build/stubs) and cuda-bindings' signatures, with the share of Any expressions per module; `make test` runs the same check (tests/test_gpu_typecheck.py)
+typecheck: $(STAMP)
+	$(BIN)/python -m tools.typecheck
 
 ## make train-omniglot: the committed one-shot model (models/omniglot/): a 3-tower ensemble trained on images_background only (~57 min, 2 CPU cores)
 OMNIGLOT_TRAIN := --arch omniglot-conv --model-arg members=3 --input-shape 40x40x1 --data omniglot --out runs/omniglot \

@@ -7,11 +7,12 @@ functions that need them, so what decides *what* to build is tested on any machi
 which flags) is below, the cache key, file names and sidecars are in ``runtime.engines``, which the runtime uses
 to match plans at load time.
 
-Written against the TensorRT 10 and 11 Python APIs: ``Builder.create_network`` (STRONGLY_TYPED for the
-FP16 graph on 11+, where the flag is accepted and always on), ``OnnxParser.parse_from_file``,
-``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE, ...)``, ``set_flag(BuilderFlag.FP16)``
-(10.x only: removed in 11), ``create_optimization_profile``/``set_shape``, ``create_timing_cache``/
-``set_timing_cache``/``get_timing_cache().serialize()``, ``build_serialized_network``.
+Written against the TensorRT 10 and 11 Python APIs: ``Builder.create_network`` (11.x: always strongly typed),
+``OnnxParser.parse_from_file``, ``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE, ...)``,
+``set_flag(BuilderFlag.FP16)`` and the FP32 layer pins (10.x only: weak typing, removed in 11; used only under
+``major < STRONGLY_TYPED_MAJOR``), ``create_optimization_profile``/``set_shape``, ``create_timing_cache``/
+``set_timing_cache``/``get_timing_cache().serialize()``, ``build_serialized_network``. Type-checked against
+tensorrt-stubs (TensorRT 10.13's API) by tools/typecheck.py.
 """
 
 from __future__ import annotations
