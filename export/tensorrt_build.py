@@ -581,9 +581,26 @@ def default_timing_cache_here(bundle: Path) -> Path | None:
     return default_timing_cache(bundle, version, cc)
 
 
+@dataclass(frozen=True)
+class Options:
+    """The command line, typed (argparse's Namespace is Any to a type checker)."""
+
+    bundle: str | None
+    batch: str
+    precision: str
+    workspace: float
+    timing_cache: str | None
+    force: bool
+    probe: bool
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    return Options(**vars(build_parser().parse_args(argv)))
+
+
 @explain_missing_extras()
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_options(argv)
     if args.probe:
         info = probe()
         print(json.dumps(info, indent=2))
