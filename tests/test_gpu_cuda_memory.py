@@ -7,8 +7,11 @@ cannot load libcuda.so.1; both must come back as one "no CUDA GPU" line, never a
 from __future__ import annotations
 
 import json
+import threading
+from contextlib import contextmanager
 from importlib.util import find_spec
 
+import numpy as np
 import pytest
 
 from runtime.backends import cuda_memory as cm
@@ -162,3 +165,106 @@ def test_the_smoke_report_names_the_cuda_apis(tmp_path):
         with pytest.raises(Skip) as e:
             step_cuda({"work": tmp_path})
         assert str(e.value) and "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the backend's bookkeeping over the adapter: what close() hands back, also when the device cannot be made current
+# (a recording adapter: no GPU result is produced or checked, only which calls the backend makes)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Recorder(cm.CudaMemory):
+    api = "recorder"
+
+    def __init__(self, fail_activate: bool = False) -> None:
+        super().__init__(0, "0")
+        self.calls: list[str] = []
+        self.fail_activate = fail_activate
+
+    def device_info(self) -> cm.DeviceInfo:
+        raise cm.CudaUnavailable("no CUDA GPU found (recorder)")
+
+    def activate(self):
+        @contextmanager
+        def active():
+            if self.fail_activate:
+                raise RuntimeError("CUDA cudaSetDevice failed: cudaErrorDevicesUnavailable")
+            self.calls.append("activate")
+            yield
+
+        return active()
+
+    def alloc(self, nbytes: int) -> int:
+        raise AssertionError("not used")
+
+    def free(self, ptr: int) -> None:
+        self.calls.append(f"free {ptr}")
+
+    def pinned_floats(self, count: int) -> cm.PinnedFloats:
+        raise AssertionError("not used")
+
+    def free_pinned(self, buf: cm.PinnedFloats) -> None:
+        self.calls.append(f"free_pinned {buf.ptr}")
+
+    def create_stream(self) -> object:
+        raise AssertionError("not used")
+
+    def stream_handle(self, stream: object) -> int:
+        raise AssertionError("not used")
+
+    def destroy_stream(self, stream: object) -> None:
+        self.calls.append(f"destroy_stream {stream}")
+
+    def copy_to_device(self, dst, src, stream) -> None:
+        raise AssertionError("not used")
+
+    def copy_to_host(self, dst, src, stream) -> None:
+        raise AssertionError("not used")
+
+    def synchronize(self, stream: object) -> None:
+        raise AssertionError("not used")
+
+    def mem_info(self) -> tuple[int, int]:
+        raise AssertionError("not used")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def _loaded(cuda: Recorder) -> trtb.TensorRTBackend:
+    """A backend in the state ``_load`` leaves it in, without a GPU (its buffers are the recorder's numbers)."""
+    b = trtb.TensorRTBackend.__new__(trtb.TensorRTBackend)
+    b._lock, b._closed, b._cuda = threading.Lock(), False, cuda
+    b._d_in, b._d_out = 11, 12
+    b._h_in = cm.PinnedFloats(21, 4, np.zeros(1, np.float32))
+    b._h_out = cm.PinnedFloats(22, 4, np.zeros(1, np.float32))
+    b._stream, b._context, b._engine, b._runtime = "s", object(), object(), object()
+    b._hwc, b.profile, b.dim = (2, 2, 3), trtb.BatchProfile(1, 1, 1), 4
+    return b
+
+
+@pytest.mark.parametrize("fail_activate", [False, True], ids=["device-current", "device-lost"])
+def test_close_hands_everything_back_once(fail_activate):
+    cuda = Recorder(fail_activate)
+    b = _loaded(cuda)
+    if fail_activate:
+        with pytest.raises(RuntimeError, match="cudaSetDevice failed"):
+            b.close()
+        assert cuda.calls == ["close"]  # nothing can be freed on a device that cannot be made current
+    else:
+        b.close()
+        assert cuda.calls == [
+            "activate",
+            "free 11",
+            "free 12",
+            "free_pinned 21",
+            "free_pinned 22",
+            "destroy_stream s",
+            "close",
+        ]
+    assert b._cuda is None and b._context is None and b._engine is None and b._runtime is None
+    assert (b._d_in, b._d_out, b._h_in, b._h_out, b._stream) == (None, None, None, None, None)
+    b.close()  # idempotent: nothing more is freed
+    assert cuda.calls.count("close") == 1
+    with pytest.raises(RuntimeError, match="the TensorRT backend was closed"):
+        b.embed(np.zeros((1, 2, 2, 3), np.float32))

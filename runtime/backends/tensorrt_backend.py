@@ -397,25 +397,28 @@ class TensorRTBackend:
         cuda: CudaMemory | None = getattr(self, "_cuda", None)
         if cuda is None:
             return
-        # free on the device (pycuda: in the context) the memory lives in, whichever thread closes
-        with cuda.activate():
-            for ptr in (self._d_in, self._d_out):
-                if ptr:
-                    cuda.free(ptr)
+        try:
+            # free on the device (pycuda: in the context) the memory lives in, whichever thread closes
+            with cuda.activate():
+                for ptr in (self._d_in, self._d_out):
+                    if ptr:
+                        cuda.free(ptr)
+                for buf in (self._h_in, self._h_out):
+                    if buf is not None:
+                        cuda.free_pinned(buf)
+                if self._stream is not None:
+                    cuda.destroy_stream(self._stream)
+                self._stream = None
+                # TensorRT objects: the context before the engine before the runtime (what each was created from)
+                self._context = None
+                self._engine = None
+                self._runtime = None
+        finally:  # also when the device could not be made current (lost, or the driver is going away)
             self._d_in = self._d_out = None
-            for buf in (self._h_in, self._h_out):
-                if buf is not None:
-                    cuda.free_pinned(buf)
             self._h_in = self._h_out = None
-            if self._stream is not None:
-                cuda.destroy_stream(self._stream)
-            self._stream = None
-            # TensorRT objects: the context before the engine before the runtime (what each was created from)
-            self._context = None
-            self._engine = None
-            self._runtime = None
-        cuda.close()
-        self._cuda = None
+            self._stream = self._context = self._engine = self._runtime = None
+            self._cuda = None
+            cuda.close()
 
     def __del__(self) -> None:
         try:
