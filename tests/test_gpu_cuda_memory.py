@@ -268,3 +268,24 @@ def test_close_hands_everything_back_once(fail_activate):
     assert cuda.calls.count("close") == 1
     with pytest.raises(RuntimeError, match="the TensorRT backend was closed"):
         b.embed(np.zeros((1, 2, 2, 3), np.float32))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("api", cm.API_ORDER)
+def test_round_trips_on_the_gpu_through_each_api(api):
+    """On a GPU: pinned and device buffers, a copy there and back on a stream, 20 times, memory back to its
+    baseline, through each API installed (the smoke check's CUDA step)."""
+    from tools.gpu_smoke import _round_trips
+
+    if not _installed(api):
+        pytest.skip(f"{api} is not installed")
+    dev, _label, why = cm.cuda_device(prefer=api)
+    if dev is None:
+        pytest.skip(f"needs a CUDA GPU: {why}")
+    cuda = cm.open_cuda(prefer=api)
+    try:
+        assert cuda.api == api
+        out = _round_trips(cuda, n=1 << 16, cycles=20)
+        assert out["cycles"] == 20
+    finally:
+        cuda.close()
