@@ -3,6 +3,8 @@
 // usage: test_plans PLAN_BUNDLE SCRATCH_DIR
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 #include "check.hpp"
 #include "plans.hpp"
@@ -44,5 +46,21 @@ int main(int argc, char** argv) {
   std::ofstream(copy / "embedding.onnx", std::ios::app) << "changed";
   check::expect(mentions(plans_for(copy, {"10.3.0.30", 8, 7}), "built from another embedding.onnx"),
                 "a plan built from another graph: refused");
+
+  // a TensorRT 10 FP16 plan records the FP16 graph whose FP32 islands it pinned: another graph refuses it
+  const fs::path pinned = scratch / "pinned";
+  fs::remove_all(pinned);
+  fs::copy(bundle, pinned, fs::copy_options::recursive);
+  for (const auto& e : fs::directory_iterator(pinned)) {
+    if (e.path().extension() != ".plan") continue;
+    const fs::path sidecar = e.path().string() + ".json";
+    std::ifstream in(sidecar);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.insert(text.find('{') + 1, "\"fp16_graph_sha256\": \"" + std::string(64, '0') + "\",");
+    std::ofstream(sidecar, std::ios::trunc) << text;
+  }
+  std::ofstream(pinned / "embedding.fp16.onnx") << "another fp16 graph";
+  check::expect(mentions(plans_for(pinned, {"10.3.0.30", 8, 7}), "FP32 islands came from another embedding.fp16.onnx"),
+                "a plan whose FP32 islands came from another FP16 graph: refused");
   return check::result();
 }

@@ -69,6 +69,14 @@ PlanCheck check_one(const Manifest& m, const fs::path& plan, const PlanMachine& 
     if (!fs::is_regular_file(source) || sha256_file(source.string()) != side.value("source_sha256", "")) {
       why.push_back("built from another " + source.filename().string() + " than the bundle's (sha256 differs)");
     }
+    // a TensorRT 10 FP16 plan that pinned FP32 islands of embedding.fp16.onnx: that graph must be the one it read
+    // (runtime.engines.check_plan makes the same check)
+    if (side.contains("fp16_graph_sha256") && !side["fp16_graph_sha256"].is_null()) {
+      const fs::path fp16 = plan.parent_path() / "embedding.fp16.onnx";
+      if (!fs::is_regular_file(fp16) || sha256_file(fp16.string()) != side.value("fp16_graph_sha256", "")) {
+        why.push_back("its FP32 islands came from another embedding.fp16.onnx than the bundle's (sha256 differs)");
+      }
+    }
     if (why.empty() && sha256_file(plan.string()) != side.value("plan_sha256", "")) {
       why.push_back("the plan's sha256 is not the one its sidecar records (changed or truncated)");
     }
