@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from runtime.console import run_cli
 from runtime.extras import explain_missing_extras
+from train.arguments import add_debug, bounded, exit_codes
 from train.text_table import text_table
 
 DEFAULT_ARCHS = ("pyimagesearch", "keras-contrastive", "koch", "vgg16-siamese")
@@ -66,11 +68,16 @@ def bench_arch(name: str, precision: str, batch: int, repeats: int) -> dict[str,
 
 @explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m train.bench",
+        description=__doc__.splitlines()[0],
+        epilog=exit_codes("  1  --data-jobs: a target was missed (the table says which)"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--archs", nargs="+", default=list(DEFAULT_ARCHS))
     p.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batch", type=bounded(int, 1), default=32)
+    p.add_argument("--repeats", type=bounded(int, 1), default=5)
     p.add_argument("--out", default="runs/bench")
     p.add_argument(
         "--data-jobs",
@@ -78,8 +85,22 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: run issue 16's training jobs (VGG16 on Omniglot, the Omniglot recipe in memory and streamed, "
         "a generated folder) and report peak RSS, time to first step and steps/s",
     )
-    p.add_argument("--folder-images", type=int, default=50_000, help="--data-jobs: generated folder size (0: skip)")
+    p.add_argument(
+        "--folder-images", type=bounded(int, 0), default=50_000, help="--data-jobs: generated folder size (0: skip)"
+    )
+    add_debug(p)
     args = p.parse_args(argv)
+    return run_cli(lambda: _run(args), debug=args.debug)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from runtime.fileio import check_writable_dir
+
+    try:
+        check_writable_dir(args.out, "--out")  # before the benchmark, not after it
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.data_jobs:
         return _data_jobs(Path(args.out), args.folder_images)
     from tqdm.auto import tqdm

@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
+from runtime.console import one_line, run_cli
 from runtime.extras import explain_missing_extras
+from train.arguments import add_debug, bounded, exit_codes
 
 EXAMPLES = """
 examples:
@@ -15,6 +17,8 @@ examples:
   python -m train --arch vgg16-siamese --data my_photos/ --out runs/faces      # one folder per class
   python -m train --arch resnet-pairs --data pairs/annos.csv ...               # labelled pairs
   python -m train ... --resume                                                 # continue an interrupted run
+
+{exit_codes}
 """
 
 
@@ -70,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a Siamese image-similarity network (Keras 3) on class folders, Omniglot, pair lists "
         "or the bundled digits; writes model.keras, model_card.json (data sha256, command, metrics, calibrated "
         "threshold) and plots into --out.",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES.format(exit_codes=exit_codes()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = p.add_argument_group("model and data")
@@ -94,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["bce", "contrastive", "supcon"],
         help="default: the architecture's own; supcon trains the embedding on episodes of classes",
     )
-    g.add_argument("--margin", type=float, help="contrastive margin (default 1.0)")
+    g.add_argument("--margin", type=bounded(float, 0, low_open=True), help="contrastive margin (default 1.0)")
     g.add_argument(
         "--model-arg",
         action="append",
@@ -104,13 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="an argument of the architecture's factory, VALUE as JSON (e.g. widths=[96,128,192,256]); repeatable",
     )
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--steps-per-epoch", type=int, default=100, help="batches of sampled pairs per epoch")
-    t.add_argument("--batch-size", type=int, default=64, help="pairs per batch (global, across replicas)")
-    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    t.add_argument("--epochs", type=bounded(int, 1), default=20)
+    t.add_argument(
+        "--steps-per-epoch",
+        type=bounded(int, 1),
+        default=100,
+        help="batches of sampled pairs per epoch",
+    )
+    t.add_argument(
+        "--batch-size",
+        type=bounded(int, 1),
+        default=64,
+        help="pairs per batch (global, across replicas)",
+    )
+    t.add_argument("--lr", type=bounded(float, 0, low_open=True), default=1e-3, help="peak learning rate")
     t.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="learning-rate schedule")
-    t.add_argument("--warmup-epochs", type=float, default=0.0)
-    t.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay (0: Adam)")
+    t.add_argument("--warmup-epochs", type=bounded(float, 0), default=0.0)
+    t.add_argument(
+        "--weight-decay",
+        type=bounded(float, 0),
+        default=0.0,
+        help="AdamW decoupled weight decay (0: Adam)",
+    )
     t.add_argument("--augment", action="store_true", help="Koch et al. affine augmentation")
     t.add_argument(
         "--rotation-classes",
@@ -122,37 +141,50 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add each training class mirrored left-right as a new class (x2, after --rotation-classes)",
     )
-    t.add_argument("--temperature", type=float, default=0.1, help="supcon temperature (default: %(default)s)")
     t.add_argument(
-        "--per-class", type=int, default=2, help="supcon: images per class in an episode (default: %(default)s)"
+        "--temperature",
+        type=bounded(float, 0, low_open=True),
+        default=0.1,
+        help="supcon temperature (default: %(default)s)",
+    )
+    t.add_argument(
+        "--per-class",
+        type=bounded(int, 2),
+        default=2,
+        help="supcon: images per class in an episode (default: %(default)s)",
     )
     t.add_argument(
         "--same-group-negatives",
-        type=float,
+        type=bounded(float, 0, 1),
         default=1.0,
         help="share of negative pairs drawn from the same alphabet/group (default: %(default)s)",
     )
-    t.add_argument("--val-fraction", type=float, default=0.2)
+    t.add_argument("--val-fraction", type=bounded(float, 0, 1, low_open=True, high_open=True), default=0.2)
     t.add_argument(
         "--val-split",
         choices=["auto", "classes", "items"],
         default="auto",
         help="hold out whole classes (one-shot) or images within classes; auto: classes if >= 20",
     )
-    t.add_argument("--val-pairs", type=int, default=2000)
-    t.add_argument("--patience", type=int, default=5, help="early stopping on validation AUC")
+    t.add_argument("--val-pairs", type=bounded(int, 2), default=2000)
+    t.add_argument("--patience", type=bounded(int, 0), default=5, help="early stopping on validation AUC")
     t.add_argument(
         "--threshold-method",
         choices=["eer", "best-accuracy", "far"],
         default="eer",
         help="how the decision threshold is calibrated on validation pairs",
     )
-    t.add_argument("--target-far", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--time-budget", type=float, metavar="MIN", help="stop after the epoch that passes MIN minutes")
+    t.add_argument("--target-far", type=bounded(float, 0, 1, low_open=True, high_open=True), default=1e-3)
+    t.add_argument("--seed", type=bounded(int, 0), default=0)
+    t.add_argument(
+        "--time-budget",
+        type=bounded(float, 0, low_open=True),
+        metavar="MIN",
+        help="stop after the epoch that passes MIN minutes",
+    )
     t.add_argument(
         "--snapshot-every",
-        type=int,
+        type=bounded(int, 0),
         default=0,
         metavar="N",
         help="save checkpoints/epochNNN.keras every N epochs (for accuracy-vs-time curves)",
@@ -181,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         "of float32 inputs, else stream",
     )
     r.add_argument("--no-progress", action="store_true", help="plain lines instead of progress bars")
+    add_debug(p)
     return p
 
 
@@ -203,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_model_args(parser, args.arch, dict(args.model_arg))
+    return run_cli(lambda: _run(args, argv), debug=args.debug)
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """The training job inside the CLI boundary; an interrupt here keeps the run for --resume and says how."""
     from train.trainer import TrainOptions, train
 
     opts = TrainOptions(
@@ -243,12 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         target_far=args.target_far,
         progress=not args.no_progress,
     )
+
     try:
         result = train(opts, argv=[sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:  # bad data or options, a folder that cannot be written (names it)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # also SIGTERM (run_cli turns it into one)
         print(
             f"\ninterrupted; continue with: {' '.join(['python -m train', *sys.argv[1:], '--resume'])}", file=sys.stderr
         )

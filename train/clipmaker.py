@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from camera.clip import make_clip, write_reference
+from runtime.console import one_line, run_cli
 from runtime.extras import explain_missing_extras
+from train.arguments import add_debug, bounded, exit_codes
 
 
 def sample_clip_images(
@@ -61,21 +63,35 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m train.clipmaker",
         description="Write a test clip (640x480 mp4) in which a reference image appears in known segments, "
         "the reference image, and the truth (clip.truth.json) to score a camera run against.",
+        epilog=exit_codes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", default="digits", help="digits, omniglot, or a folder of class folders (train.data)")
     p.add_argument("--split", default="evaluation", help="Omniglot split (default: %(default)s)")
     p.add_argument("--out", required=True, metavar="CLIP.mp4")
-    p.add_argument("--seconds", type=float, default=10.0, help="clip length (default: %(default)s)")
-    p.add_argument("--segment-seconds", type=float, default=1.0, help="length of each segment (default: %(default)s)")
-    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument(
+        "--seconds", type=bounded(float, 0, low_open=True), default=10.0, help="clip length (default: %(default)s)"
+    )
+    p.add_argument(
+        "--segment-seconds",
+        type=bounded(float, 0, low_open=True),
+        default=1.0,
+        help="length of each segment (default: %(default)s)",
+    )
+    p.add_argument("--fps", type=bounded(float, 0, low_open=True), default=30.0)
     p.add_argument(
         "--positives",
         choices=("same-image", "same-class"),
         default="same-image",
         help="what the reference segments show (default: %(default)s)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=bounded(int, 0), default=0)
+    add_debug(p)
     args = p.parse_args(argv)
+    return run_cli(lambda: _run(args), debug=args.debug)
+
+
+def _run(args: argparse.Namespace) -> int:
     from train.data import DatasetError, open_dataset  # scikit-learn for the digits: the [train] extra
 
     out = Path(args.out)
@@ -85,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ds = open_dataset(args.data, split=args.split)
     except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     seg_frames = max(1, round(args.segment_seconds * args.fps))
     segments = max(2, round(args.seconds * args.fps / seg_frames))

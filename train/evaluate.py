@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from runtime.console import one_line, run_cli
 from runtime.extras import explain_missing_extras
+from train.arguments import add_debug, bounded, exit_codes
 
 EXAMPLES = """
 examples:
@@ -22,6 +24,8 @@ examples:
   python -m train.evaluate --model models/omniglot/model.keras --data omniglot --split evaluation --n-way 20 --trials 400
   python -m train.evaluate --model models/omniglot/model.keras --lake-runs runs/lake --json results.json
   python -m train.evaluate --model models/omniglot/model.keras --data omniglot --split evaluation --build-lake-runs runs/lake
+
+{exit_codes}
 """
 
 
@@ -31,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a Siamese model: verification ROC AUC, EER and its threshold, the threshold at a "
         "target false-accept rate, the best-accuracy threshold; within-alphabet N-way K-shot accuracy "
         "(Lake et al.); and accuracy on Lake's published one-shot run format.",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES.format(exit_codes=exit_codes()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help=".keras, Keras 2 .h5 (whole model or weights-only), SavedModel dir")
@@ -53,24 +57,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL_CARD",
         help="evaluate only on the images the training run held out (from its model_card.json)",
     )
-    p.add_argument("--pairs", type=int, default=4000, help="verification pairs to sample (half same)")
-    p.add_argument("--far", type=float, default=1e-3, help="target false-accept rate for the threshold")
-    p.add_argument("--n-way", type=int, default=20)
-    p.add_argument("--k-shot", type=int, default=1)
-    p.add_argument("--trials", type=int, default=400, help="N-way trials (0 to skip)")
+    p.add_argument("--pairs", type=bounded(int, 2), default=4000, help="verification pairs to sample (half same)")
+    p.add_argument(
+        "--far",
+        type=bounded(float, 0, 1, low_open=True, high_open=True),
+        default=1e-3,
+        help="target false-accept rate for the threshold",
+    )
+    p.add_argument("--n-way", type=bounded(int, 2), default=20)
+    p.add_argument("--k-shot", type=bounded(int, 1), default=1)
+    p.add_argument("--trials", type=bounded(int, 0), default=400, help="N-way trials (0 to skip)")
     p.add_argument("--across-groups", action="store_true", help="draw N-way classes across alphabets, not within one")
     p.add_argument("--lake-runs", metavar="DIR", help="score Lake et al.'s run format in DIR (runNN/class_labels.txt)")
     p.add_argument("--build-lake-runs", metavar="DIR", help="write runs in Lake's format from --data into DIR")
-    p.add_argument("--runs", type=int, default=20, help="runs to build with --build-lake-runs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", type=bounded(int, 1), default=20, help="runs to build with --build-lake-runs")
+    p.add_argument("--seed", type=bounded(int, 0), default=0)
     p.add_argument("--out", help="folder for plots (ROC, pair montage)")
     p.add_argument("--json", metavar="OUT", help="write all results as JSON")
     p.add_argument("--no-progress", action="store_true")
+    add_debug(p)
     return p
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from runtime.fileio import write_json_atomic
+    from runtime.fileio import check_writable_dir, write_json_atomic
     from train import data as datasets
     from train.load import load_model
     from train.metrics import verification_report
@@ -84,6 +94,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     )
     from train.sampling import PairSampler, split_items
 
+    if args.out:  # checked before the model is scored, not when the results are written
+        check_writable_dir(args.out, "--out")
+    if args.json:
+        check_writable_dir(Path(args.json).parent, "--json")
     siamese = load_model(args.model, arch=args.arch, allow_unsafe=args.allow_unsafe_lambda)
     cfg = siamese.config
     spec = cfg.score
@@ -181,10 +195,14 @@ def print_summary(results: dict[str, Any]) -> None:
 @explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_cli(lambda: _run(args), debug=args.debug)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         results = evaluate(args)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError, KeyError) as e:  # bad model, data or arguments; a folder that cannot be written
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     print_summary(results)
     if args.json:

@@ -22,11 +22,14 @@ from typing import Any
 
 import h5py
 
+from runtime.console import one_line
 from train.legacy.errors import LoadWarning, ModelLoadError
 from train.legacy.h5weights import is_hdf5
 from train.models import Siamese
 
 __all__ = ["LoadWarning", "ModelLoadError", "load_model"]
+
+ZIP_MAGIC = b"PK\x03\x04"  # a zip's first local header: a .keras archive whose end (its directory) is missing
 
 
 def load_model(
@@ -59,8 +62,11 @@ def load_model(
 
         return load_keras_file(source, arch, allow_unsafe, build_kwargs)
     if is_hdf5(source):
-        with h5py.File(source, "r") as f:
-            whole = "model_config" in f.attrs
+        try:
+            with h5py.File(source, "r") as f:
+                whole = "model_config" in f.attrs
+        except OSError as e:  # h5py's own message does not name the file
+            raise ModelLoadError(f"{source}: a truncated or corrupt HDF5 (.h5) file ({one_line(e)})") from None
         if whole:
             from train.legacy.whole_h5 import load_whole_h5
 
@@ -70,6 +76,11 @@ def load_model(
         return load_weights_only(source, arch, build_kwargs)
     with open(source, "rb") as fh:
         head = fh.read(16)
+    if head.startswith(ZIP_MAGIC):
+        raise ModelLoadError(
+            f"{source}: a truncated or corrupt .keras (zip) archive: it starts as a zip but its directory at the "
+            "end is missing or damaged; copy or save the model again"
+        )
     raise ModelLoadError(
         f"{source}: expected a Keras model (.keras archive, HDF5 .h5 file, or a SavedModel folder); "
         f"found a file starting with {head!r}"

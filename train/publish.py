@@ -17,8 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runtime.console import one_line, run_cli
 from runtime.extras import explain_missing_extras
 from runtime.fileio import write_json_atomic
+from train.arguments import add_debug, bounded, exit_codes
 
 
 def _evaluate(argv: list[str]) -> dict[str, Any]:
@@ -145,15 +147,20 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
 
 @explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.publish", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m train.publish",
+        description=__doc__.splitlines()[0],
+        epilog=exit_codes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--run", required=True, help="a finished training run (python -m train --out RUN)")
     p.add_argument("--to", required=True, help="where to publish (e.g. models/omniglot)")
     p.add_argument("--data", default="omniglot", help="evaluation data (default: %(default)s)")
-    p.add_argument("--n-way", type=int, default=20)
-    p.add_argument("--trials", type=int, default=400)
-    p.add_argument("--pairs", type=int, default=4000)
-    p.add_argument("--lake-runs", type=int, default=20, help="Lake-format runs to build (20 items each)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-way", type=bounded(int, 2), default=20)
+    p.add_argument("--trials", type=bounded(int, 1), default=400)
+    p.add_argument("--pairs", type=bounded(int, 2), default=4000)
+    p.add_argument("--lake-runs", type=bounded(int, 1), default=20, help="Lake-format runs to build (20 items each)")
+    p.add_argument("--seed", type=bounded(int, 0), default=0)
     p.add_argument("--make-target", default="make train-omniglot")
     p.add_argument(
         "--compare",
@@ -163,11 +170,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL=RUN",
         help="also draw another published run's accuracy-versus-minutes curve (repeatable)",
     )
+    add_debug(p)
     args = p.parse_args(argv)
+    return run_cli(lambda: _run(args), debug=args.debug)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         card = publish(args)
-    except (FileNotFoundError, RuntimeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (OSError, RuntimeError, ValueError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     for k, v in card["metrics"]["evaluation"].items():
         print(f"{k}: {v:.4f}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,12 +13,13 @@ import keras
 import numpy as np
 
 from runtime.fileio import atomic_path
+from train import run_folder
 from train.augment import AffineAugment, VariantImages, class_variants
 from train.callbacks import EpochSeed, Snapshots, StepTimes, TimeBudget, TqdmProgress, VerificationMetrics
 from train.data.loading import default_workers
 from train.data.store import DecodedImages, StreamedImages, SubsetImages, choose_loading
 from train.losses import loss_for
-from train.model_card import command_line, versions, write_card
+from train.model_card import CARD_NAME, command_line, versions, write_card
 from train.models import Siamese, create_model
 from train.pair_dataset import EpisodeBatches, FixedPairs, SampledPairs, as_tf_dataset, batch_errors
 from train.sampling import EpisodeSampler, PairSampler, split_items
@@ -120,22 +120,6 @@ def _build(opts: TrainOptions) -> Siamese:
     return create_model(opts.arch, **kwargs)
 
 
-def _prepare_out(out: Path, opts: TrainOptions) -> Path:
-    backup = out / "checkpoints" / "backup"
-    if backup.exists() and not opts.resume:
-        if not opts.force:
-            raise FileExistsError(
-                f"{out} holds an interrupted run ({backup}); pass --resume to continue it or --force to start over"
-            )
-        shutil.rmtree(backup)
-    if opts.resume and not backup.exists():
-        log.warning("--resume: no interrupted run in %s, starting from scratch", out)
-    if (out / "model.keras").exists() and not (opts.force or opts.resume):
-        raise FileExistsError(f"{out / 'model.keras'} exists; pass --force to overwrite or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    return backup
-
-
 def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
     """Run a whole training job; see ``python -m train --help`` for what each option does."""
     from train import data as datasets
@@ -143,8 +127,8 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
     from train.plots import plot_pair_montage, plot_roc, plot_training_curves
 
     t_start = time.time()
-    out = Path(opts.out)
-    backup = _prepare_out(out, opts)
+    folder = run_folder.prepare(opts.out, resume=opts.resume, force=opts.force)
+    out, backup = folder.work, folder.backup
     keras.utils.set_random_seed(opts.seed)
     if opts.precision != "float32":
         keras.mixed_precision.set_global_policy(opts.precision)
@@ -244,7 +228,7 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
         keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.ModelCheckpoint(str(ckpt_dir / "best.keras"), monitor=monitor, mode="max", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=opts.patience, restore_best_weights=True),
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=opts.resume),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=folder.resuming),
         TqdmProgress(opts.epochs, opts.steps_per_epoch, disable=not opts.progress),
     ]
     if opts.time_budget_minutes:
@@ -326,7 +310,9 @@ def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
         "machine": f"{platform.machine()}, {_cpu_count()} CPU cores",
         "versions": versions(),
     }
-    card_path = write_card(out, card)
+    write_card(out, card)  # last: a folder with a model card is a finished run
+    folder.publish()
+    model_path, card_path = folder.out / model_path.name, folder.out / CARD_NAME
     return TrainResult(model_path, card_path, siamese, card)
 
 

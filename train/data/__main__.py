@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
+from runtime.console import one_line, run_cli
 from runtime.extras import explain_missing_extras
+from train.arguments import add_debug, exit_codes
 from train.data.errors import DatasetError
 from train.data.omniglot import SPLITS, cache_dir, fetch_omniglot
 from train.data.opener import open_dataset
@@ -14,7 +16,13 @@ from train.data.opener import open_dataset
 
 @explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.data", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m train.data",
+        description=__doc__,
+        epilog=exit_codes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_debug(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     dl = sub.add_parser("download", help="download the official Omniglot zips into the cache and check them")
     dl.add_argument("--split", choices=SPLITS, nargs="+", default=list(SPLITS))
@@ -24,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     info.add_argument("data", help="'digits', 'omniglot', a .zip, a .csv of pairs or a folder")
     info.add_argument("--split", choices=SPLITS, default="background")
     args = parser.parse_args(argv)
+    return run_cli(lambda: _run(args), debug=args.debug)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "download":
             for split in args.split:
@@ -31,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(json.dumps(open_dataset(args.data, split=args.split).describe(), indent=2))
     except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     return 0
 

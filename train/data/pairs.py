@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from train.data.errors import DatasetError, warn_names
+from train.data.errors import DatasetError, check_most_kept, warn_names
 from train.data.hashing import sha256_file, sha256_tree
 from train.data.imageset import PairSet
 from train.data.sources import FileSource, is_image_name, is_junk
@@ -126,11 +126,10 @@ def open_pair_folders(root: str | Path) -> PairSet:
         items_b.append(str(b))
         same.append(is_same)
         rels += [a.relative_to(root).as_posix(), b.relative_to(root).as_posix()]
+    check_most_kept(annos, len(same), len(rows), "folds skipped", skipped)
     warn_names(f"{annos}: pairs skipped", skipped, total=len(rows))
     unlisted = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_junk(p.name) and p.name not in listed)
     warn_names(f"{annos}: folders not listed (no label, ignored)", unlisted)
-    if not same:
-        raise DatasetError(f"{annos}: none of its {len(rows)} folds holds a usable pair (first: {skipped[0]})")
     return PairSet(
         name=f"{root.name} (pair folders + {ANNOS})",
         source=str(root),
@@ -145,7 +144,7 @@ def open_pair_folders(root: str | Path) -> PairSet:
 def open_pairs_csv(path: str | Path) -> PairSet:
     """A CSV of ``path_a,path_b,label`` (paths absolute or relative to the CSV's folder) -> ``PairSet``.
 
-    Rows naming a missing file are skipped with one warning; none left is an error.
+    Rows naming a missing file are skipped with one warning; more than half of them is an error.
     """
     path = Path(path)
     rows = read_label_csv(path, 2, "path_a,path_b")
@@ -163,9 +162,8 @@ def open_pairs_csv(path: str | Path) -> PairSet:
         items_a.append(pa)
         items_b.append(pb)
         same.append(is_same)
+    check_most_kept(path, len(same), len(rows), "pairs name a missing file", missing)
     warn_names(f"{path}: pairs naming a missing file skipped", missing, total=len(rows))
-    if not same:
-        raise DatasetError(f"{path}: no pair has both files (first missing: {missing[0]})")
     return PairSet(
         name=f"{path.name} (pairs CSV)",
         source=str(path),
