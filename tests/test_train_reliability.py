@@ -178,6 +178,17 @@ def test_a_pair_list_that_lost_most_of_its_pairs_is_refused(tmp_path, capsys):
     assert not (out / "model_card.json").exists()
 
 
+def test_pairs_whose_images_are_mostly_unreadable_are_refused(tmp_path):
+    from runtime.preprocess import Preprocessing
+    from train.data import DatasetError, load_pairs, open_dataset
+
+    csv_path = _pairs_csv(tmp_path, rows=4, missing=0)
+    for i in (2, 3, 4):
+        (tmp_path / "imgs" / f"{i}.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=r"pairs\.csv: 3 of 4 pairs hold an unreadable image \(first: .*png"):
+        load_pairs(open_dataset(csv_path), Preprocessing(16, 16, color="gray"), progress=False)
+
+
 def test_a_pair_list_that_lost_half_or_fewer_still_opens_with_a_warning(tmp_path):
     from train.data import DatasetWarning, open_dataset
 

@@ -10,6 +10,7 @@ replacement stays in the sibling for ``--resume``.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,11 @@ def prepare(out: str | Path, resume: bool, force: bool) -> RunFolder:
     --resume or --force, a finished one without --force; --resume with only a finished run there is an error
     too (nothing to continue, and starting over would overwrite it). OSError when the folder is not writable."""
     out = Path(out)
-    side = sibling(out)
+    side = sibling(Path(os.path.abspath(out)))  # also for --out . (whose sibling is beside it, not in it)
     pending = out if interrupted(out) else side if interrupted(side) else None
     if resume and pending is not None:
-        return RunFolder(out, check_writable_dir(pending, "--out"), resuming=True)
+        published = out if pending == out else Path(os.path.abspath(out))
+        return RunFolder(published, check_writable_dir(pending, "--out"), resuming=True)
     if pending is not None and not force:
         raise FileExistsError(
             f"{out} holds an interrupted run ({pending / 'checkpoints' / 'backup'}); pass --resume to continue it "
@@ -77,7 +79,7 @@ def prepare(out: str | Path, resume: bool, force: bool) -> RunFolder:
         shutil.rmtree(side)  # an interrupted replacement that --force starts over
     if finished(out):
         check_replaceable(out, RUN_MARKERS, "training run")
-        return RunFolder(out, check_writable_dir(side, "--out"), resuming=False)
+        return RunFolder(Path(os.path.abspath(out)), check_writable_dir(side, "--out"), resuming=False)
     if pending == out:
         shutil.rmtree(out / "checkpoints")  # --force over an interrupted run: start it over whole
         (out / "history.csv").unlink(missing_ok=True)

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from tqdm.auto import tqdm
 
-from train.data.errors import DatasetError, DatasetWarning
+from train.data.errors import DatasetWarning, check_most_kept
 from train.data.store import ImageStore, SubsetImages
 from train.pair_dataset import FixedPairs, ItemBatches, as_tf_dataset
 
@@ -63,8 +63,7 @@ class ValidationPairs:
             DatasetWarning,
             stacklevel=2,
         )
-        if not keep.any():
-            raise DatasetError(f"{name}: no validation pair has two readable images")
+        check_most_kept(name, int(keep.sum()), len(self), "validation pairs hold an unreadable image")
         self.a, self.b, self.same = self.a[keep], self.b[keep], self.same[keep]
 
     def embed(self, siamese) -> np.ndarray:

@@ -30,14 +30,14 @@ def warn_names(
     warnings.warn(f"{what}: {len(names)}{of}; first: {shown}{more}", DatasetWarning, stacklevel=stacklevel)
 
 
-def check_most_kept(source: object, kept: int, total: int, what: str, names: Sequence[str]) -> None:
+def check_most_kept(source: object, kept: int, total: int, what: str, names: Sequence[str] = ()) -> None:
     """A dataset that lost more than half of its ``total`` entries is an error naming ``source`` and the count,
     not a training run on what is left (whose model card would then describe the wrong data). Half or fewer
     lost: the caller's one warning counts them."""
     if total and (total - kept) * 2 > total:
         raise DatasetError(
-            f"{source}: {total - kept} of {total} {what} (first: {names[0] if names else '?'}); more than half of "
-            "the dataset is unusable: fix the list or its paths (at most half may be skipped)"
+            f"{source}: {total - kept} of {total} {what}{f' (first: {names[0]})' if names else ''}; more than half "
+            "of the dataset is unusable: fix the list or its files (at most half may be skipped)"
         )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from runtime.preprocess import ImageReadError, Preprocessing, preprocess_image
-from train.data.errors import DatasetError, warn_names
+from train.data.errors import DatasetError, check_most_kept, warn_names
 from train.data.imageset import ImageSet, PairSet
 
 CHUNK = 64
@@ -126,14 +126,13 @@ def decode_pairs(
     )
     keep = ok[ia] & ok[ib]
     if errors:
+        check_most_kept(ps.source, int(keep.sum()), len(ps), "pairs hold an unreadable image", errors)
         warn_names(
             f"{ps.name}: unreadable images skipped ({int((~keep).sum())} of {len(ps)} pairs dropped)",
             errors,
             total=len(unique),
             stacklevel=4,
         )
-        if not keep.any():
-            raise DatasetError(f"{ps.source}: no pair has two readable images (first: {errors[0]})")
     return x, ia[keep], ib[keep], ps.same[keep].copy()
 
 
