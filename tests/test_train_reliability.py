@@ -329,3 +329,17 @@ def test_an_interrupt_exits_130_and_says_how_to_resume(tmp_path, monkeypatch, ca
     monkeypatch.setattr(train.trainer, "train", interrupted)
     assert _train(tmp_path / "run") == 130
     assert "--resume" in capsys.readouterr().err
+
+
+def test_publish_refuses_a_target_it_would_destroy_before_any_work(finished_run, tmp_path, capsys):
+    from train.publish import main as publish_main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    assert publish_main(["--run", str(finished_run), "--to", str(mine), "--data", "digits"]) == 2
+    assert "is not a published model" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "the user's"
+    assert publish_main(["--run", str(finished_run), "--to", str(finished_run), "--data", "digits"]) == 2
+    assert "is the --run folder itself" in capsys.readouterr().err
+    assert not (finished_run / "eval").exists()  # refused before evaluating anything

@@ -19,8 +19,9 @@ from typing import Any
 
 from runtime.console import one_line, run_cli
 from runtime.extras import explain_missing_extras
-from runtime.fileio import write_json_atomic
+from runtime.fileio import atomic_dir, check_replaceable, check_writable_dir, write_json_atomic, write_text_atomic
 from train.arguments import add_debug, bounded, exit_codes
+from train.model_card import CARD_NAME
 
 
 def _evaluate(argv: list[str]) -> dict[str, Any]:
@@ -65,6 +66,8 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
     if card is None:
         raise FileNotFoundError(f"{run}: no model.keras with its model_card.json")
     compared = {label: _curve_of(other) for label, other in args.compare}  # refused before any work is done
+    to = Path(args.to)
+    _check_target(to, run)  # also before any work is done
     evals = run / "eval"
     evals.mkdir(exist_ok=True)
     common = ["--data", args.data, "--split", "evaluation", "--n-way", str(args.n_way), "--trials", str(args.trials)]
@@ -113,7 +116,6 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
     def cmd(argv: list[str]) -> str:
         return "python -m train.evaluate " + " ".join(shlex.quote(a) for a in argv)
 
-    to = Path(args.to)
     rel_final = [a if a != str(model) else str(to / "model.keras") for a in final_cmd]
     rel_lake = [a if a != str(model) else str(to / "model.keras") for a in lake_cmd]
     card["evaluation"] = {
@@ -133,16 +135,24 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
         "verification EER": final["verification"]["eer"],
     }
     card["make_target"] = args.make_target
-    # publish: model, card, plots (no checkpoints, no runs of images)
-    to.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(model, to / "model.keras")
-    (to / "plots").mkdir(exist_ok=True)
-    for rel in card["plots"].values():
-        shutil.copy2(run / rel, to / rel)
-    write_json_atomic(to / "model_card.json", card)
-    write_json_atomic(run / "model_card.json", card)
-    (to / "model_card.md").write_text(render_markdown(card))
+    # publish: model, card, plots (no checkpoints, no runs of images), staged and renamed into place whole
+    with atomic_dir(to) as stage:
+        shutil.copy2(model, stage / "model.keras")
+        for rel in card["plots"].values():
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run / rel, stage / rel)
+        write_json_atomic(stage / CARD_NAME, card)
+        write_text_atomic(stage / "model_card.md", render_markdown(card))
+    write_json_atomic(run / CARD_NAME, card)
     return card
+
+
+def _check_target(to: Path, run: Path) -> None:
+    """--to is replaced whole at the end: it must be a published model (or new), not the run, and writable."""
+    if to.resolve() == run.resolve():
+        raise ValueError(f"--to {to}: is the --run folder itself; publish into another folder")
+    check_replaceable(to, (CARD_NAME,), "published model")
+    check_writable_dir(to.resolve().parent, "--to")
 
 
 @explain_missing_extras("train")
