@@ -103,6 +103,16 @@ def test_a_crash_while_writing_a_replacement_leaves_the_old_run(run, monkeypatch
     assert _snapshot(run) == before
 
 
+def test_a_second_run_into_the_same_folder_is_refused_while_one_trains(run, capsys):
+    from train.run_folder import locked
+
+    before = _snapshot(run)
+    with locked(run):  # as a run in another process holds it
+        assert _train(run, "--force") == 2
+    assert "another training run is writing there now" in capsys.readouterr().err
+    assert _snapshot(run) == before
+
+
 def test_a_crash_before_the_card_leaves_no_finished_run(tmp_path, monkeypatch):
     import train.plots
 

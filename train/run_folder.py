@@ -9,9 +9,11 @@ replacement stays in the sibling for ``--resume``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,30 @@ class RunFolder:
         """Make the finished work folder ``out`` (one rename over the old run when it trained beside it)."""
         if self.work != self.out:
             replace_dir(self.work, self.out)
+
+
+@contextlib.contextmanager
+def locked(out: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the ``--out`` folder for the whole run (flock on the folder itself, so no lock
+    file is left): a second training run into the same folder is refused at once instead of mixing its
+    checkpoints and history with this one's. FileExistsError naming the folder when another run holds it."""
+    folder = check_writable_dir(out, "--out")
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FileExistsError(
+                f"{folder}: another training run is writing there now; wait for it or choose another --out"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def sibling(out: Path) -> Path:

@@ -121,7 +121,13 @@ def _build(opts: TrainOptions) -> Siamese:
 
 
 def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
-    """Run a whole training job; see ``python -m train --help`` for what each option does."""
+    """Run a whole training job; see ``python -m train --help`` for what each option does. One run at a time
+    per ``--out`` (run_folder.locked)."""
+    with run_folder.locked(opts.out):
+        return _train(opts, argv)
+
+
+def _train(opts: TrainOptions, argv: list[str] | None) -> TrainResult:
     from train import data as datasets
     from train.metrics import calibrate_threshold, verification_report
     from train.plots import plot_pair_montage, plot_roc, plot_training_curves
