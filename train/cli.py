@@ -235,12 +235,12 @@ def next_command(result) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    check_model_args(parser, args.arch, dict(args.model_arg))
-    return run_cli(lambda: _run(args, argv), debug=args.debug)
+    return run_cli(lambda: _run(parser, args, argv), debug=args.debug)
 
 
-def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
     """The training job inside the CLI boundary; an interrupt here keeps the run for --resume and says how."""
+    check_model_args(parser, args.arch, dict(args.model_arg))
     from train.trainer import TrainOptions, train
 
     opts = TrainOptions(
