@@ -28,7 +28,9 @@ demo: $(STAMP)
 		--n-way 5 --trials 400 --out $(DEMO)/eval --json $(DEMO)/eval/results.json
 	$(BIN)/python -m export.build --model $(DEMO)/model.keras --out $(DEMO)/bundles --force
 	$(BIN)/python -m runtime.verify --bundle $(DEMO)/bundles/demo --parity
-	$(BIN)/python -m train.clipmaker --data digits --out $(DEMO)/clip.mp4
+	$(BIN)/python -m train.clipmaker --data digits --out $(DEMO)/clip-images --seed 0
+	$(BIN)/python -m camera.clip --reference $(DEMO)/clip-images/reference.png --positives $(DEMO)/clip-images/positive_*.png \
+		--negatives $(DEMO)/clip-images/negative_*.png --out $(DEMO)/clip.mp4
 	$(BIN)/python -m camera --bundle $(DEMO)/bundles/demo --source $(DEMO)/clip.mp4 --reference $(DEMO)/clip.reference.png \
 		--center-crop --headless --output $(DEMO)/clip.out.mp4 --events $(DEMO)/clip.events.jsonl --no-progress
 	$(BIN)/python -m camera.score --truth $(DEMO)/clip.truth.json --events $(DEMO)/clip.events.jsonl
@@ -82,7 +84,9 @@ bench: $(STAMP)
 	$(BIN)/python -m export.build --model models/omniglot/model.keras --name omniglot --out $(BENCH)/bundles --force
 	$(BIN)/python -m runtime.bench --bundle $(BENCH)/bundles/omniglot --model models/omniglot/model.keras --out $(BENCH)
 	test -f $(DEMO)/bundles/demo/manifest.json || $(MAKE) demo
-	test -f $(BENCH)/bench_clip_digits.mp4 || $(BIN)/python -m train.clipmaker --data digits --seconds 10 --out $(BENCH)/bench_clip_digits.mp4
+	test -f $(BENCH)/bench_clip_digits.mp4 || { $(BIN)/python -m train.clipmaker --data digits --out $(BENCH)/clip-images && \
+		$(BIN)/python -m camera.clip --reference $(BENCH)/clip-images/reference.png --positives $(BENCH)/clip-images/positive_*.png \
+		--negatives $(BENCH)/clip-images/negative_*.png --seconds 10 --out $(BENCH)/bench_clip_digits.mp4; }
 	$(BIN)/python -m camera.bench --clip $(BENCH)/bench_clip_digits.mp4 --bundle $(DEMO)/bundles/demo --min-fps 30 --streams 4 \
 		--min-stream-fps 60 --min-ratio 2.5 --bundle $(BENCH)/bundles/vgg16 --min-fps 15 --streams 2 --min-stream-fps 15 \
 		--out $(BENCH)

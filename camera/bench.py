@@ -1,7 +1,7 @@
 """``python -m camera.bench --bundle DIR [--min-fps F] ...``: end-to-end camera speed on a 640x480, 30 fps clip.
 
 For each bundle, the whole ``python -m camera`` path (decode, crop, preprocess, embed, score, smooth, event
-lines) runs headless over the same test clip (``--clip``, made by ``python -m train.clipmaker``) twice:
+lines) runs headless over the same test clip (``--clip``, made by ``python -m camera.clip``) twice:
 
 * **file**: every frame, as fast as the machine goes: the frames per second this backend sustains end to end,
   with latency p50/p99 (read to decision);
@@ -50,7 +50,7 @@ REPORT_FILES = ("camera_bench.txt", "camera_bench.json")
 
 
 def bench_clip_files(clip: str | Path) -> tuple[Path, Path, Path]:
-    """(clip, reference image, truth json) of a clip ``python -m train.clipmaker`` wrote; ValueError naming what
+    """(clip, reference image, truth json) of a clip ``python -m camera.clip`` wrote; ValueError naming what
     is missing and the command that makes it."""
     clip = Path(clip)
     ref, truth = clip.with_suffix(".reference.png"), clip.with_suffix(".truth.json")
@@ -58,7 +58,9 @@ def bench_clip_files(clip: str | Path) -> tuple[Path, Path, Path]:
     if missing:
         raise ValueError(
             f"--clip {clip}: {', '.join(missing)} not found; make the clip with: "
-            f"python -m train.clipmaker --data digits --out {clip} --seconds 10"
+            f"python -m train.clipmaker --data digits --out clip-images, then python -m camera.clip --reference "
+            f"clip-images/reference.png --positives clip-images/positive_*.png --negatives clip-images/negative_*.png "
+            f"--out {clip}"
         )
     return clip, ref, truth
 
@@ -265,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--clip",
         required=True,
         metavar="CLIP.mp4",
-        help="a test clip from python -m train.clipmaker (its .reference.png and .truth.json beside it)",
+        help="a test clip from python -m camera.clip (its .reference.png and .truth.json beside it)",
     )
     p.add_argument(
         "--backends",

@@ -1,7 +1,8 @@
 """Test clips with known answers: a reference image appears in some segments, other images in the rest.
 
-This module is the clip format (``ClipTruth``) and its rendering from images given to it; picking the images
-from a dataset is the training side's (``python -m train.clipmaker``), since camera/ imports only the runtime.
+This module is the clip format (``ClipTruth``) and its rendering from images given to it (``python -m camera.clip``);
+picking the images from a dataset is the training side's (``python -m train.clipmaker``), since camera/ imports
+only the runtime and train/ does not import camera/.
 
 Each frame shows one real image (a digit, an Omniglot character, a photo) filling the centered square of a
 640x480 frame, moved and scaled a little from frame to frame, with sensor noise, then video compression: what
@@ -9,7 +10,10 @@ a camera pointed at a printed card would give. The truth (which frames show the 
 the clip, so a run of ``python -m camera`` over it can be scored. Used by the tests, ``make demo`` and
 ``python -m camera.bench``:
 
-    python -m train.clipmaker --data digits --out runs/demo/clip.mp4      # + clip.reference.png, clip.truth.json
+    python -m train.clipmaker --data digits --out runs/demo/clip-images       # the images, from a dataset
+    python -m camera.clip --reference runs/demo/clip-images/reference.png \
+        --positives runs/demo/clip-images/positive_*.png --negatives runs/demo/clip-images/negative_*.png \
+        --out runs/demo/clip.mp4                                               # + clip.reference.png, clip.truth.json
 """
 
 from __future__ import annotations
@@ -167,3 +171,76 @@ def write_reference(path: str | Path, image: np.ndarray) -> Path:
         if not cv2.imwrite(str(tmp), a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2BGR)):
             raise RuntimeError(f"{path}: OpenCV could not write the reference image")
     return Path(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m camera.clip``: render a test clip from image files (see the module docstring)."""
+    import argparse
+
+    from runtime.console import BOUNDARY_EXIT_CODES, run_cli
+
+    p = argparse.ArgumentParser(
+        prog="python -m camera.clip",
+        description="Render a 640x480 test clip in which the reference appears in known segments (showing the "
+        "--positives) between segments of --negatives; writes CLIP.mp4, CLIP.reference.png and CLIP.truth.json.",
+        epilog=f"exit codes:\n  0  written\n  2  bad input (an image that cannot be read, arguments)\n{BOUNDARY_EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--reference", required=True, metavar="IMAGE", help="the reference image")
+    p.add_argument("--positives", nargs="+", required=True, metavar="IMAGE", help="what the reference segments show")
+    p.add_argument("--negatives", nargs="+", required=True, metavar="IMAGE", help="what the other segments show")
+    p.add_argument("--out", required=True, metavar="CLIP.mp4")
+    p.add_argument("--seconds", type=float, default=10.0, help="clip length (default: %(default)s)")
+    p.add_argument("--segment-seconds", type=float, default=1.0, help="length of a segment (default: %(default)s)")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
+    args = p.parse_args(argv)
+    return run_cli(lambda: _render(args), debug=args.debug)
+
+
+def _render(args) -> int:
+    import math
+    import sys
+
+    from runtime.preprocess import ImageReadError, read_image
+
+    out = Path(args.out)
+    for name in ("seconds", "segment_seconds", "fps"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            print(f"error: --{name.replace('_', '-')} {value}: expected a finite number > 0", file=sys.stderr)
+            return 2
+    if out.suffix.lower() != ".mp4":
+        print(f"error: --out {out}: expected a .mp4 file", file=sys.stderr)
+        return 2
+    inputs = {str(Path(f).resolve()) for f in (args.reference, *args.positives, *args.negatives)}
+    outputs = [out, out.with_suffix(".reference.png"), out.with_suffix(".truth.json")]
+    clash = [str(o) for o in outputs if str(o.resolve()) in inputs]
+    if clash:
+        print(f"error: --out {out}: would overwrite the input {clash[0]}", file=sys.stderr)
+        return 2
+    try:
+        reference = (str(args.reference), read_image(args.reference))
+        positives = [(str(f), read_image(f)) for f in args.positives]
+        negatives = [(str(f), read_image(f)) for f in args.negatives]
+    except ImageReadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    seg_frames = max(1, round(args.segment_seconds * args.fps))
+    segments = max(2, round(args.seconds * args.fps / seg_frames))
+    truth = make_clip(
+        out, reference, positives, negatives, segments=segments, segment_frames=seg_frames, fps=args.fps, seed=args.seed
+    )
+    ref_path = write_reference(outputs[1], reference[1])
+    truth_path = truth.save(outputs[2])
+    print(f"clip: {out} ({truth.frames} frames, {segments} segments; the reference is in {int(sum(truth.truth()))})")
+    print(f"reference: {ref_path}")
+    print(f"truth: {truth_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """``python -m camera.score --truth CLIP.truth.json --events EVENTS.jsonl``: how right a camera run was on a test clip.
 
-Reads the truth ``train.clipmaker`` wrote and the events ``python -m camera --events`` wrote, and reports the
+Reads the truth ``camera.clip`` wrote and the events ``python -m camera --events`` wrote, and reports the
 share of processed frames decided right: on the reference segments (matched), on the others (rejected) and on
 all of them (accuracy), for the smoothed decision (``match``) and the single-frame one (``raw_match``). A frame
 without a detection (``--detect``) is not a match, and is counted (``no_detection``). With several streams,
@@ -31,7 +31,7 @@ def score_events(
     try:
         truth = ClipTruth.load(truth_path).truth()
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{truth_path}: not a clip truth file from train.clipmaker ({e})") from None
+        raise ValueError(f"{truth_path}: not a clip truth file from camera.clip ({e})") from None
     try:
         events = [json.loads(line) for line in Path(events_path).read_text(encoding="utf-8").splitlines()]
         frames = [e for e in events if e.get("event") == "frame" and e["frame"] < len(truth)]
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{BOUNDARY_EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--truth", required=True, help="the clip's truth file (train.clipmaker writes CLIP.truth.json)")
+    p.add_argument("--truth", required=True, help="the clip's truth file (camera.clip writes CLIP.truth.json)")
     p.add_argument("--events", required=True, help="the events file of the camera run (python -m camera --events)")
     p.add_argument("--stream", type=int, metavar="N", help="score stream N of a run with several")
     p.add_argument("--json", action="store_true", help="print one JSON object")

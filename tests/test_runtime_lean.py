@@ -42,18 +42,28 @@ def test_runtime_import_does_not_load_tensorflow_or_keras(module: str) -> None:
     assert _heavy_modules_after_import(module) == []
 
 
-def test_camera_imports_only_the_runtime() -> None:
-    """camera/ ships with the runtime: no module of it imports train/ or export/, at the top or inside a function."""
+def _imports_of(folder: str, forbidden: tuple[str, ...]) -> list[str]:
+    """Every import (at the top or inside a function) of a package ``folder``'s modules from ``forbidden``."""
     import ast
 
     offenders = []
-    for path in sorted((ROOT / "camera").glob("*.py")):
+    for path in sorted((ROOT / folder).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("train", "export")]
-    assert offenders == []
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in forbidden]
+    return offenders
+
+
+def test_camera_imports_only_the_runtime() -> None:
+    """camera/ ships with the runtime: no module of it imports train/ or export/, at the top or inside a function."""
+    assert _imports_of("camera", ("train", "export")) == []
+
+
+def test_train_imports_neither_camera_nor_export() -> None:
+    """The layers of DESIGN.md: train/ may import the runtime, not the camera or the exporter built on it."""
+    assert _imports_of("train", ("camera", "export")) == []
 
 
 def test_the_probe_sees_a_heavy_module() -> None:
@@ -155,3 +165,8 @@ def test_sha256_file_matches_hashlib(tmp_path: Path, size: int, chunk: int) -> N
     path.write_bytes(data)
     assert sha256_file(path, chunk=chunk) == hashlib.sha256(data).hexdigest()
     assert sha256_file(str(path)) == hashlib.sha256(data).hexdigest()
+
+
+def test_runtime_imports_no_other_layer() -> None:
+    """runtime/ is the bottom layer: nothing of train/, export/ or camera/ (tools like the benchmark included)."""
+    assert _imports_of("runtime", ("train", "export", "camera")) == []

@@ -1,10 +1,13 @@
-"""``python -m train.clipmaker``: a test clip with known answers from a dataset (digits, Omniglot, class folders).
+"""``python -m train.clipmaker``: the images of a test clip with known answers, picked from a dataset.
 
 Picks a reference image, the images its segments show and negatives from other classes (the same alphabet for
-Omniglot), then renders the clip with ``camera.clip`` and writes it with its reference image and truth, so a
-``python -m camera`` run over it can be scored (``camera.score``) and timed (``camera.bench --clip``):
+Omniglot), and writes them as PNG files into a folder. ``python -m camera.clip`` renders the clip from them (the
+camera side owns the clip and its truth; train/ does not import camera/):
 
-    python -m train.clipmaker --data digits --out runs/demo/clip.mp4      # + clip.reference.png, clip.truth.json
+    python -m train.clipmaker --data digits --out runs/demo/clip-images
+    python -m camera.clip --reference runs/demo/clip-images/reference.png \
+        --positives runs/demo/clip-images/positive_*.png --negatives runs/demo/clip-images/negative_*.png \
+        --out runs/demo/clip.mp4                                           # + clip.reference.png, clip.truth.json
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from camera.clip import make_clip, write_reference
 from runtime.console import one_line, run_cli
 from runtime.extras import explain_missing_extras
+from runtime.fileio import atomic_dir, check_replaceable
 from train.arguments import add_debug, bounded, exit_codes
 
 
@@ -57,34 +60,49 @@ def sample_clip_images(
     return reference, pos, neg
 
 
+def write_clip_images(out: Path, reference, positives: list, negatives: list) -> dict[str, list[Path]]:
+    """``reference.png``, ``positive_NN.png`` and ``negative_NN.png`` in ``out`` (published whole, one rename)."""
+    import cv2
+
+    from runtime.preprocess import normalize_image
+
+    def png(path: Path, image: np.ndarray) -> Path:
+        a = normalize_image(image)
+        ok, buf = cv2.imencode(".png", a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise RuntimeError(f"{path}: OpenCV could not encode the image")
+        path.write_bytes(buf.tobytes())
+        return out / path.name
+
+    with atomic_dir(out) as tmp:
+        files = {
+            "reference": [png(tmp / "reference.png", reference[1])],
+            "positives": [png(tmp / f"positive_{i:02d}.png", img) for i, (_, img) in enumerate(positives)],
+            "negatives": [png(tmp / f"negative_{i:02d}.png", img) for i, (_, img) in enumerate(negatives)],
+        }
+    return files
+
+
 @explain_missing_extras("train")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m train.clipmaker",
-        description="Write a test clip (640x480 mp4) in which a reference image appears in known segments, "
-        "the reference image, and the truth (clip.truth.json) to score a camera run against.",
+        description="Pick the images of a test clip from a dataset: a reference, what its segments show and "
+        "negatives, written as PNG files into --out; python -m camera.clip then renders the clip (the command "
+        "is printed).",
         epilog=exit_codes(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", default="digits", help="digits, omniglot, or a folder of class folders (train.data)")
     p.add_argument("--split", default="evaluation", help="Omniglot split (default: %(default)s)")
-    p.add_argument("--out", required=True, metavar="CLIP.mp4")
-    p.add_argument(
-        "--seconds", type=bounded(float, 0, low_open=True), default=10.0, help="clip length (default: %(default)s)"
-    )
-    p.add_argument(
-        "--segment-seconds",
-        type=bounded(float, 0, low_open=True),
-        default=1.0,
-        help="length of each segment (default: %(default)s)",
-    )
-    p.add_argument("--fps", type=bounded(float, 0, low_open=True), default=30.0)
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write the images into (replaced)")
     p.add_argument(
         "--positives",
         choices=("same-image", "same-class"),
         default="same-image",
         help="what the reference segments show (default: %(default)s)",
     )
+    p.add_argument("--negatives", type=bounded(int, 1), default=5, help="negative images (default: %(default)s)")
     p.add_argument("--seed", type=bounded(int, 0), default=0)
     add_debug(p)
     args = p.parse_args(argv)
@@ -95,25 +113,23 @@ def _run(args: argparse.Namespace) -> int:
     from train.data import DatasetError, open_dataset  # scikit-learn for the digits: the [train] extra
 
     out = Path(args.out)
-    if out.suffix.lower() != ".mp4":
-        print(f"error: --out {out}: expected a .mp4 file", file=sys.stderr)
+    try:
+        check_replaceable(out, ("reference.png",), "folder of clip images")
+    except FileExistsError as e:
+        print(f"error: --out {one_line(e)}", file=sys.stderr)
         return 2
     try:
         ds = open_dataset(args.data, split=args.split)
     except DatasetError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
-    seg_frames = max(1, round(args.segment_seconds * args.fps))
-    segments = max(2, round(args.seconds * args.fps / seg_frames))
-    reference, pos, neg = sample_clip_images(ds, args.seed, args.positives)
-    truth = make_clip(
-        out, reference, pos, neg, segments=segments, segment_frames=seg_frames, fps=args.fps, seed=args.seed
+    reference, pos, neg = sample_clip_images(ds, args.seed, args.positives, args.negatives)
+    files = write_clip_images(out, reference, pos, neg)
+    print(f"clip images: {out}/ (reference {reference[0]}, {len(pos)} positive(s), {len(neg)} negative(s))")
+    print(
+        f"next: python -m camera.clip --reference {files['reference'][0]} --positives {out}/positive_*.png "
+        f"--negatives {out}/negative_*.png --out CLIP.mp4"
     )
-    ref_path = write_reference(out.with_suffix(".reference.png"), reference[1])
-    truth_path = truth.save(out.with_suffix(".truth.json"))
-    print(f"clip: {out} ({truth.frames} frames, {segments} segments; the reference is in {sum(truth.truth())})")
-    print(f"reference: {ref_path}  ({reference[0]})")
-    print(f"truth: {truth_path}")
     return 0
 
 
