@@ -214,11 +214,16 @@ def _render(args) -> int:
     if out.suffix.lower() != ".mp4":
         print(f"error: --out {out}: expected a .mp4 file", file=sys.stderr)
         return 2
-    inputs = {str(Path(f).resolve()) for f in (args.reference, *args.positives, *args.negatives)}
+    from camera.outputs import check_outputs
+    from camera.sinks import SinkError
+
     outputs = [out, out.with_suffix(".reference.png"), out.with_suffix(".truth.json")]
-    clash = [str(o) for o in outputs if str(o.resolve()) in inputs]
-    if clash:
-        print(f"error: --out {out}: would overwrite the input {clash[0]}", file=sys.stderr)
+    inputs = {Path(f).resolve(): "an input image" for f in (args.reference, *args.positives, *args.negatives)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:  # camera.outputs' rule: no output may be an input (after links), each folder writable
+        check_outputs([("--out", o) for o in outputs], inputs)
+    except SinkError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     try:
         reference = (str(args.reference), read_image(args.reference))

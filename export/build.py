@@ -298,8 +298,7 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
     profile = BatchProfile.parse(opts.batch)
     name = plain_name(opts.name, "--name") if opts.name else default_name(model_path)
     target = Path(opts.out) / name
-    if target.exists() or target.is_symlink():  # refused before the model is loaded, as at publish time
-        check_bundle_target(target, opts.force)
+    check_bundle_target(target, opts.force)  # before the model is loaded; staged_bundle checks again at publish
     siamese = load_model(model_path, arch=opts.arch, allow_unsafe=opts.allow_unsafe_lambda)
     card = read_card(model_path)
     cfg = siamese.config
@@ -331,9 +330,7 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
         raw_reference = write_raw(ref, tmp)
         opencv = _opencv_variants(siamese, tmp, ref, meta, say) if opts.opencv else None
         manifest = new_bundle_manifest(siamese, model_path, name, opts, ref, {p.name for p in tmp.iterdir()})
-        manifest = replace(
-            manifest, reference=replace(manifest.reference, raw=raw_reference), opencv=opencv, int8=int8
-        )
+        manifest = replace(manifest, reference=replace(manifest.reference, raw=raw_reference), opencv=opencv, int8=int8)
         engines = []
         if opts.engine:
             engine_line, sidecar = _try_engine(tmp, cfg.preprocessing.input_shape, profile, opts)

@@ -74,6 +74,15 @@ def _random_inputs(siamese: Siamese, n: int, seed: int):
     return x, [f"random-{i}" for i in range(n)], None, "random inputs (no real images available)"
 
 
+def _real_images(siamese: Siamese, calib_images, card: dict | None, n_images: int, seed: int, per_class: int = 4):
+    """``--calib-images``, else the model card's data: (inputs, items, labels, source), or None without either."""
+    if calib_images:
+        return _from_calib_dir(siamese, Path(calib_images), n_images, seed)
+    if card:
+        return _from_card_data(siamese, card, n_images, seed, per_class)
+    return None
+
+
 def calibration_inputs(
     siamese: Siamese, calib_images: str | Path | None, card: dict | None, n_images: int, seed: int
 ) -> tuple[np.ndarray, str]:
@@ -81,12 +90,8 @@ def calibration_inputs(
     (inputs, where they came from). Random inputs calibrate nothing, so without real images this is an error."""
     from export.int8 import Int8Error
 
-    got = None
-    if calib_images:
-        got = _from_calib_dir(siamese, Path(calib_images), n_images, seed)
-    elif card:
-        classes = max(1, int(card.get("data", {}).get("classes") or 1))  # spread over every identity when known
-        got = _from_card_data(siamese, card, n_images, seed, per_class=max(4, -(-n_images // classes)))
+    classes = max(1, int((card or {}).get("data", {}).get("classes") or 1))  # spread over every identity
+    got = _real_images(siamese, calib_images, card, n_images, seed, per_class=max(4, -(-n_images // classes)))
     if got is None:
         raise Int8Error(
             "INT8 calibration needs real images and none were found: pass --calib-images DIR (a folder of the "
@@ -105,13 +110,7 @@ def build_reference(
     seed: int = 0,
 ) -> Reference:
     """Pick reference images (see the module docstring), run Keras on them, and score pairs."""
-    got = None
-    if calib_images:
-        got = _from_calib_dir(siamese, Path(calib_images), n_images, seed)
-    elif card:
-        got = _from_card_data(siamese, card, n_images, seed)
-    if got is None:
-        got = _random_inputs(siamese, n_images, seed)
+    got = _real_images(siamese, calib_images, card, n_images, seed) or _random_inputs(siamese, n_images, seed)
     x, items, labels, source = got
     x = x.astype(np.float32)
     rng = np.random.default_rng([seed, 1])

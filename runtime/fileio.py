@@ -104,6 +104,26 @@ def check_replaceable(target: str | os.PathLike, markers: tuple[str, ...], what:
         )
 
 
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, exclusive: bool = True, wait: bool = True) -> Iterator[None]:
+    """An advisory lock on ``folder`` (flock on the folder itself, so no lock file is left behind): exclusive for a
+    writer, shared for a reader. ``wait=False``: BlockingIOError at once when another process holds it. Where flock
+    does not exist (not POSIX) it is a no-op."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def check_writable_dir(path: str | os.PathLike, option: str) -> Path:
     """Create ``path`` if needed and make sure a file can be written there, before a long run whose results
     would otherwise be lost at the end; OSError naming ``option`` when not."""

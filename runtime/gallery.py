@@ -60,7 +60,6 @@ A gallery may be shared by threads: enrollment and removal take a lock, identifi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -74,7 +73,7 @@ from typing import Any
 import numpy as np
 
 from runtime.bundle.manifest import Manifest
-from runtime.fileio import atomic_path, read_json, sha256_file, write_json_atomic
+from runtime.fileio import atomic_path, folder_lock, read_json, sha256_file, write_json_atomic
 from runtime.heads import check_embeddings
 from runtime.images import as_items, to_batch
 from runtime.scoring import ScoreSpec
@@ -696,24 +695,6 @@ def _read_saved(npz_path: Path, json_path: Path) -> tuple[dict[str, Any], np.nda
         stacklevel=3,
     )
     return own, emb, owner
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path, exclusive: bool):
-    """An advisory lock on ``folder`` (flock on the folder itself: no lock file is left behind): exclusive for a
-    save, shared for a load. Where flock does not exist (not POSIX) it is a no-op."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def identification_rate(results: Sequence[Identification], truth: Sequence[str | None]) -> float:

@@ -8,6 +8,7 @@ rounding rules: sizes are ``floor(x + 0.5)``).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import imagesize
 import numpy as np
 
 COLORS = ("rgb", "gray")
@@ -147,10 +149,6 @@ def check_pixel_count(data: bytes, name: str, cap: int | None = None) -> None:
     """Refuse an image whose header declares more than ``cap`` pixels, before decoding it (a 1 MB PNG can declare
     20000x20000 and cost gigabytes). The ``imagesize`` package reads the header of PNG, JPEG, GIF, BMP, TIFF,
     WebP and more; a format it does not know is left to OpenCV's own limit."""
-    import io
-
-    import imagesize
-
     cap = max_pixels() if cap is None else cap
     try:
         width, height = imagesize.get(io.BytesIO(data))

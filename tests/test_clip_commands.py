@@ -46,7 +46,7 @@ def test_bad_input_is_one_line_and_nothing_is_overwritten(tmp_path: Path, capsys
     (tmp_path / "c.reference.png").write_bytes(ref.read_bytes())
     clash = ["--reference", str(tmp_path / "c.reference.png"), "--positives", str(ref), "--negatives", str(ref)]
     assert clip_main([*clash, "--out", str(tmp_path / "c.mp4")]) == 2
-    assert "would overwrite the input" in capsys.readouterr().err
+    assert "an output must not be one of the inputs (it would be overwritten)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         clip_main(["--help"])
     assert "exit codes:" in capsys.readouterr().out

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.fileio import check_replaceable, check_writable_dir, replace_dir
+from runtime.fileio import check_replaceable, check_writable_dir, folder_lock, replace_dir
 from train.model_card import CARD_NAME
 
 log = logging.getLogger("train")
@@ -47,22 +47,17 @@ def locked(out: str | Path) -> Iterator[None]:
     file is left): a second training run into the same folder is refused at once instead of mixing its
     checkpoints and history with this one's. FileExistsError naming the folder when another run holds it."""
     folder = check_writable_dir(out, "--out")
+    lock = folder_lock(folder, exclusive=True, wait=False)
     try:
-        import fcntl
-    except ImportError:  # not a POSIX system: no lock
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
+        lock.__enter__()
+    except BlockingIOError:
+        raise FileExistsError(
+            f"{folder}: another training run is writing there now; wait for it or choose another --out"
+        ) from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FileExistsError(
-                f"{folder}: another training run is writing there now; wait for it or choose another --out"
-            ) from None
         yield
     finally:
-        os.close(fd)
+        lock.__exit__(None, None, None)
 
 
 def sibling(out: Path) -> Path:

@@ -518,18 +518,10 @@ def _build(gpu: bool):
             where = "GPU providers run fp32 and fp16" if uses_gpu(chosen) else "the CPU runs fp32, fp16 and int8"
             raise RuntimeError(f"onnxruntime: {where}, not {precision}")
         model = None
-        if precision == "int8":
-            int8 = manifest.embedding.int8_file
-            if not int8 or not (Path(bundle_dir) / int8).is_file():  # a loaded bundle's named files are hash-checked
-                raise RuntimeError("the bundle has no INT8 graph (export it with --int8)")
-            model = Path(bundle_dir) / int8
-        if precision == "fp16" and not uses_gpu(chosen):
-            # the CPU provider runs graphs as they are: fp16 means the bundle's FP16 graph (on a GPU provider the
-            # backend itself picks for the providers its session got: choose_graph)
-            fp16 = manifest.fp16_file
-            if not fp16 or fp16 not in manifest.files:
-                raise RuntimeError("the bundle has no FP16 graph (re-export without --no-fp16)")
-            model = Path(bundle_dir) / fp16
+        if precision != "fp32" and not uses_gpu(chosen):
+            # the CPU provider runs graphs as they are: fp16/int8 mean the bundle's FP16/INT8 graph (on a GPU provider
+            # the backend itself picks for the providers its session got: choose_graph)
+            model = manifest.graph_path(bundle_dir, precision)
         return OnnxRuntimeBackend(
             bundle_dir, manifest, providers=chosen, threads=threads, embedding_model=model, precision=precision
         )

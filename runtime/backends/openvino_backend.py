@@ -177,12 +177,12 @@ class OpenVINOBackend:
             ok, why = available(None, "fp16")
             if not ok:
                 raise OpenVINOUnavailable(why + "; use precision='fp32'")
-        graph = self.manifest.embedding_file
-        if precision == "int8":
-            graph = self.manifest.embedding.int8_file
-            if not graph or not (self.bundle_dir / graph).is_file():
-                raise OpenVINOUnavailable("the bundle has no INT8 graph (export it with --int8)")
-        src = Path(embedding_model) if embedding_model is not None else self.bundle_dir / graph
+        # int8 runs the bundle's QDQ graph; fp32, bf16 and fp16 the FP32 graph, with OpenVINO's own inference precision
+        graph_precision = "int8" if precision == "int8" else "fp32"
+        if embedding_model is not None:
+            src = Path(embedding_model)
+        else:
+            src = self.manifest.graph_path(self.bundle_dir, graph_precision)
         core = ov.Core()
         model = core.read_model(str(src))
         outputs = _ports(model.outputs, self.manifest.embedding.output)

@@ -7,13 +7,15 @@ Every module that names a bundle file or tensor imports it from here. ``SCHEMA_V
 from __future__ import annotations
 
 import json
+from functools import cache
 from importlib import resources
 
 SCHEMA_FILE = "manifest.schema.json"
 
 
+@cache
 def manifest_schema() -> dict:
-    """The JSON Schema of manifest.json (a package data file of runtime.bundle)."""
+    """The JSON Schema of manifest.json (a package data file of runtime.bundle), read once; do not modify it."""
     return json.loads(resources.files("runtime.bundle").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 

@@ -105,6 +105,18 @@ class Int8Calibration:
         return {"source": self.source, "images": self.images, "method": self.method, "scheme": self.scheme}
 
 
+class MissingGraph(FileNotFoundError):
+    """The bundle has no embedding graph for a precision (not a broken bundle: another backend or precision may
+    still run it, so the selection moves on)."""
+
+
+MISSING_GRAPH_HINT = {
+    "fp32": "re-export the bundle",
+    "fp16": "re-export without --no-fp16",
+    "int8": "export it with --int8",
+}
+
+
 @dataclass(frozen=True)
 class Head:
     """How two embeddings become a score: a learned graph (``file``) or the euclidean distance (``epsilon``)."""
@@ -302,6 +314,16 @@ class Manifest:
         """The embedding graph's recorded sha256: what identifies the model (a gallery records it)."""
         entry = self.files.get(self.embedding.file)
         return entry.sha256 if entry else None
+
+    def graph_path(self, bundle_dir: str | Path, precision: str) -> Path:
+        """The embedding graph ``precision`` runs from (fp32: embedding.onnx; fp16, int8: their twins); MissingGraph
+        saying how to export it when the bundle has none."""
+        name = {"fp16": self.embedding.fp16_file, "int8": self.embedding.int8_file}.get(precision, self.embedding.file)
+        path = Path(bundle_dir) / name if name else None
+        if path is None or not path.is_file():  # a loaded bundle's named files are listed and hash-checked
+            hint = MISSING_GRAPH_HINT.get(precision, MISSING_GRAPH_HINT["fp32"])
+            raise MissingGraph(f"the bundle has no {precision.upper()} graph ({hint})")
+        return path
 
     @property
     def fp16_file(self) -> str | None:
