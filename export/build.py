@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from runtime.console import BOUNDARY_EXIT_CODES, run_cli
 from runtime.extras import explain_missing_extras
 
@@ -217,24 +219,27 @@ def new_bundle_manifest(siamese, model_path: Path, name: str, opts: ExportOption
     )
 
 
-def run_parity(bundle_dir: Path, manifest, ref, with_fp16: bool, with_tensorrt: bool = False) -> list:
+def run_parity(bundle_dir: Path, manifest, ref, with_fp16: bool, with_tensorrt: bool = False):
     """Every CPU backend of the registry present here, at each precision worth running on this machine (ONNX Runtime
-    FP32; OpenVINO FP32, and bf16 where the CPU has it natively), then the FP16 CPU estimate, then the TensorRT
-    plan when one was built, each against the Keras reference."""
+    FP32; OpenVINO FP32, and bf16 where the CPU has it natively; INT8 where the bundle has the graph), then the FP16
+    CPU estimate, then the TensorRT plan when one was built, each against the Keras reference (with the AUC/EER
+    task checks on labelled pairs). Returns (rows, SpeedRecord): each real backend is also timed on a pair, so
+    ``auto`` on this machine ranks by speed without timing again."""
     from export.fp16 import fp16_cpu_estimate
     from runtime.backends.base import entry, registered
     from runtime.backends.onnxruntime_backend import CPU_PROVIDER, OnnxRuntimeBackend
     from runtime.bundle.layout import EMBEDDING_ONNX
-    from runtime.parity import compare
+    from runtime.speed import SpeedRecord, library_versions, machine_id, option_key, time_pair
+    from runtime.verifier import measure_parity
 
     spec = manifest.score
     results = []
+    pair_ms: dict[str, float | None] = {}
+    pair = ref.inputs[:2].astype(np.float32)
 
     def check(backend, label: str, precision: str, note: str = "", estimate: bool = False):
-        emb = backend.embed(ref.inputs)
-        scores = backend.score_embeddings(emb[ref.pair_a], emb[ref.pair_b])
         results.append(
-            compare(label, precision, ref.embeddings, emb, ref.scores, scores, spec, note=note, estimate=estimate)
+            measure_parity(backend, label, precision, ref, spec, note, task=_task_metrics, estimate=estimate)
         )
 
     for e in registered():
@@ -242,11 +247,13 @@ def run_parity(bundle_dir: Path, manifest, ref, with_fp16: bool, with_tensorrt: 
             continue
         precisions = [p for p in e.preferred() if p is not None]
         if manifest.embedding.int8_file and "int8" in e.precisions:
-            precisions.append("int8")  # measured and reported; auto never takes int8
+            precisions.append("int8")  # auto takes it where it passes its gates and is fastest here
         for prec in precisions:
             if e.present(None, prec, None).ok:
                 backend = e.build(bundle_dir, manifest, precision=prec)
                 check(backend, e.parity_label(backend.info()), prec)
+                pair_ms[option_key(e.variant, prec)] = time_pair(backend, pair) if len(pair) == 2 else None
+                backend.close()
     if with_fp16:
         estimate = fp16_cpu_estimate(bundle_dir / EMBEDDING_ONNX).SerializeToString()
         check(
@@ -262,7 +269,15 @@ def run_parity(bundle_dir: Path, manifest, ref, with_fp16: bool, with_tensorrt: 
         trt = entry("tensorrt")
         backend = trt.build(bundle_dir, manifest, precision="fp16")
         check(backend, trt.parity_label(backend.info()), "fp16", note=str(backend.info().get("device", "")))
-    return results
+    libraries = library_versions(d for e in registered() for d in e.distributions)
+    return results, SpeedRecord(machine_id(), libraries, pair_ms)
+
+
+def _task_metrics(scores: np.ndarray, same: np.ndarray, spec) -> tuple[float, float]:
+    """(AUC, EER) of labelled pairs: the task checks of runtime.parity, measured with train.metrics."""
+    from train.metrics import eer, roc_auc
+
+    return roc_auc(scores, same, spec), eer(scores, same, spec)[0]
 
 
 def build_bundle(model: str | Path, options: ExportOptions | None = None) -> ExportResult:
@@ -338,7 +353,7 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
                 engines.append(sidecar)
             elif opts.require_engine:
                 raise EngineRequired(engine_line)
-        results = run_parity(tmp, manifest, ref, with_fp16=opts.fp16, with_tensorrt=bool(engines))
+        results, speed = run_parity(tmp, manifest, ref, with_fp16=opts.fp16, with_tensorrt=bool(engines))
         if not engines:
             from export.build_instructions import build_engine_markdown
 
@@ -347,7 +362,7 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
                 tmp / mf.BUILD_ENGINE_MD,
                 build_engine_markdown(name, cfg.preprocessing.input_shape, profile, "fp16", opts.workspace, reason),
             )
-        write_report(tmp / mf.PARITY_JSON, results, ref.source)
+        write_report(tmp / mf.PARITY_JSON, results, ref.source, speed)
         summary = {r.backend: ("PASSED" if r.passed else "FAILED") for r in results}
         manifest = write_manifest(tmp, replace(manifest, engines=engines, parity=summary))
     say(format_table(results))

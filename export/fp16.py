@@ -28,7 +28,6 @@ from runtime.fileio import atomic_path
 __all__ = ["convert_to_fp16", "fp16_cpu_estimate", "to_fp16"]
 
 
-
 def convert_to_fp16(src: Path, dst: Path) -> Path:
     """Write the FP16 version of the FP32 graph ``src`` to ``dst`` (checked with onnx.checker)."""
     model = to_fp16(onnx.load(str(src)))

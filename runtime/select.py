@@ -28,6 +28,7 @@ from typing import Any
 from runtime.backends.base import PRECISIONS, BackendEntry, backend_names, entry, registered
 from runtime.bundle.layout import BundleError
 from runtime.parity import ParityResult
+from runtime.speed import TIE_RATIO, Speed, fastest_first, option_key
 
 
 class BackendUnavailable(RuntimeError):
@@ -57,6 +58,7 @@ class Verdict:
     source: str  # "parity.json" | "checked at load" | "checked at load (cached)" | "not checked"
     detail: str = ""
     result: dict[str, Any] | None = None  # ParityResult.to_dict() when measured here
+    threshold: float | None = None  # parity refitted the threshold for this precision (ParityResult.threshold)
 
     def describe(self) -> str:
         status = {True: "PASSED", False: "FAILED", None: "unknown"}[self.passed]
@@ -83,16 +85,29 @@ class Selection:
     verdict: Verdict
     requested: str
     attempts: list[Attempt] = field(default_factory=list)
-    order: tuple[str, ...] = ()  # the order the candidates were tried in
+    order: tuple[str, ...] = ()  # the registry's order of the candidates (auto's tie-breaker)
+    timings: dict[str, float | None] = field(default_factory=dict)  # ms per pair by option key, when ranked by speed
+    timing_source: str | None = None  # "measured at load", "cached", "parity.json"
 
     @property
     def reason(self) -> str:
         """Why this backend: one sentence a human reads (also in ``Verifier.info()``)."""
         chosen = f"{self.candidate.variant} {self.precision}"
-        if self.requested == "auto":
+        if self.requested == "auto" and self.timings:
+            measured = ", ".join(
+                f"{k} {v:.3g} ms"
+                for k, v in sorted(self.timings.items(), key=lambda kv: (kv[1] is None, kv[1] or 0))
+                if v is not None
+            )
             head = (
-                f"auto: {chosen} is the fastest backend present here that passes parity for this bundle "
-                f"(order {' > '.join(self.order)}; {self.verdict.describe()})"
+                f"auto: {chosen} is the fastest backend here that passes parity for this bundle (a pair: {measured}; "
+                f"{self.timing_source}; ties within {TIE_RATIO:.2f}x keep the order {' > '.join(self.order)}; "
+                f"{self.verdict.describe()})"
+            )
+        elif self.requested == "auto":
+            head = (
+                f"auto: {chosen} is the first backend in the registry's order present here that passes parity for "
+                f"this bundle (order {' > '.join(self.order)}; timing off; {self.verdict.describe()})"
             )
         else:
             head = f"asked for backend={self.requested!r}: {chosen} ({self.verdict.describe()})"
@@ -154,7 +169,7 @@ def verdict_from_row(row: ParityResult) -> Verdict:
     """The verdict of a ``parity.json`` row (``runtime.bundle.parity_report.ParityReport.row``)."""
     m = row.metrics
     detail = ", ".join(f"{k} {m[k]:.3g}" for k in ("score_max_abs", "min_cosine") if k in m)
-    return Verdict(row.passed, "parity.json", detail)
+    return Verdict(row.passed, "parity.json", detail, threshold=row.threshold)
 
 
 def select(
@@ -165,8 +180,10 @@ def select(
     judge: Callable[[Candidate, str, Any], Verdict],
     gate: bool = True,
     warn: Callable[[str], None] | None = None,
+    speed: Speed | None = None,
 ) -> Selection:
-    """Walk ``cands`` in order and take the first that is present, loads and (when ``gate``) passes parity.
+    """Take a candidate that is present, loads and (when ``gate``) passes parity: the first in ``cands``' order, or
+    with ``speed`` the fastest of those measured here (``runtime.speed``; ties keep the order).
 
     probe(candidate) -> (present, why not); build(candidate, precision) -> backend (raises when it cannot;
     precision None lets the backend pick, and its ``info()["precision"]`` says what it took);
@@ -175,42 +192,96 @@ def select(
     Raises BackendUnavailable listing every candidate's outcome when none qualifies, and BundleError when a build finds
     the bundle itself wrong (no backend could run it).
     """
-    attempts: list[Attempt] = []
-    for cand in cands:
-        if not cand.precisions:
-            attempts.append(Attempt(cand.variant, None, "not present", "does not run the precision asked for"))
-            continue
-        present, why = probe(cand)
-        if not present:
-            attempts.append(Attempt(cand.variant, None, "not present", why))
-            continue
-        for asked in cand.precisions:
-            try:
-                backend = build(cand, asked)
-            except BundleError:
-                raise  # the bundle itself is wrong (a graph that does not fit its manifest): no backend can run it
-            except Exception as e:  # noqa: BLE001 - any failure to load means "next backend"; it is reported
-                msg = str(e) or type(e).__name__
-                attempts.append(Attempt(cand.variant, asked, "failed to load", msg))
-                if warn:
-                    what = cand.variant + (f" {asked}" if asked else "")
-                    warn(f"{what} is present but did not load: {msg}; trying the next backend")
+    order = tuple(c.variant for c in cands)
+    options = [(c, p) for c in cands for p in c.precisions]
+    keys = [option_key(c.variant, p) for c, p in options]
+    attempts: list[Attempt] = [
+        Attempt(c.variant, None, "not present", "does not run the precision asked for")
+        for c in cands
+        if not c.precisions
+    ]
+    presence: dict[str, tuple[bool, str]] = {}
+
+    def present(cand: Candidate) -> bool:
+        if cand.variant not in presence:
+            presence[cand.variant] = probe(cand)
+            if not presence[cand.variant][0]:
+                attempts.append(Attempt(cand.variant, None, "not present", presence[cand.variant][1]))
+        return presence[cand.variant][0]
+
+    def try_option(cand: Candidate, asked: str | None) -> tuple[Any, str, Verdict] | None:
+        """Build and judge one option: (backend, precision, verdict) when it qualifies, else None (reported)."""
+        try:
+            backend = build(cand, asked)
+        except BundleError:
+            raise  # the bundle itself is wrong (a graph that does not fit its manifest): no backend can run it
+        except Exception as e:  # noqa: BLE001 - any failure to load means "next backend"; it is reported
+            msg = str(e) or type(e).__name__
+            attempts.append(Attempt(cand.variant, asked, "failed to load", msg))
+            if warn:
+                what = cand.variant + (f" {asked}" if asked else "")
+                warn(f"{what} is present but did not load: {msg}; trying the next backend")
+            return None
+        prec = asked or backend_precision(backend)
+        verdict = judge(cand, prec, backend)
+        if verdict.passed or not gate:
+            return backend, prec, verdict
+        outcome = "parity failed" if verdict.passed is False else "parity unknown"
+        attempts.append(Attempt(cand.variant, prec, outcome, verdict.describe()))
+        if warn and verdict.passed is False:
+            warn(f"{cand.variant} {prec} fails parity for this bundle ({verdict.describe()}); not used")
+        _close(backend)
+        return None
+
+    def chosen(i: int, got: tuple[Any, str, Verdict], timings: dict[str, float | None] | None = None) -> Selection:
+        backend, prec, verdict = got
+        cand = options[i][0]
+        attempts.append(Attempt(cand.variant, prec, "chosen", verdict.describe()))
+        return Selection(
+            backend, cand, prec, verdict, requested, attempts, order, timings or {}, speed and speed.source
+        )
+
+    present_keys = [k for (c, _), k in zip(options, keys) if present(c)] if speed is not None else []
+    if speed is not None and present_keys and all(k in speed.known for k in present_keys):
+        # every option here was timed before (parity.json from this machine, or the cache): try them fastest first
+        for key in fastest_first(present_keys, speed.known):
+            i = keys.index(key)
+            got = try_option(*options[i])
+            if got is not None:
+                return chosen(i, got, dict(speed.known))
+    elif speed is not None:
+        # time every option that qualifies, then take the fastest (ties: the order); the others are closed
+        qualified: dict[str, tuple[int, tuple[Any, str, Verdict]]] = {}
+        timings: dict[str, float | None] = {k: None for k in present_keys}
+        for i, ((cand, asked), key) in enumerate(zip(options, keys)):
+            if key not in timings:
                 continue
-            prec = asked or backend_precision(backend)
-            verdict = judge(cand, prec, backend)
-            if verdict.passed or not gate:
-                attempts.append(Attempt(cand.variant, prec, "chosen", verdict.describe()))
-                return Selection(backend, cand, prec, verdict, requested, attempts, tuple(c.variant for c in cands))
-            outcome = "parity failed" if verdict.passed is False else "parity unknown"
-            attempts.append(Attempt(cand.variant, prec, outcome, verdict.describe()))
-            if warn and verdict.passed is False:
-                warn(f"{cand.variant} {prec} fails parity for this bundle ({verdict.describe()}); not used")
-            close = getattr(backend, "close", None)
-            if callable(close):
-                close()
+            got = try_option(cand, asked)
+            if got is not None:
+                qualified[key] = (i, got)
+                known = speed.known.get(key)
+                timings[key] = known if known is not None else speed.time(got[0])
+        speed.save(timings)
+        ranked = [k for k in fastest_first(present_keys, timings) if k in qualified]
+        if ranked:
+            for key in ranked[1:]:
+                _close(qualified[key][1][0])
+            return chosen(qualified[ranked[0]][0], qualified[ranked[0]][1], timings)
+    else:
+        for i, (cand, asked) in enumerate(options):  # probed as the walk reaches them: the reason reads in order
+            if present(cand):
+                got = try_option(cand, asked)
+                if got is not None:
+                    return chosen(i, got)
     what = "no backend can" if requested == "auto" else f"backend={requested!r} cannot"
     lines = "; ".join(a.describe() for a in attempts) or "no candidates"
     raise BackendUnavailable(f"{what} run this bundle here: {lines}")
+
+
+def _close(backend: Any) -> None:
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
 
 
 def backend_precision(backend: Any) -> str:

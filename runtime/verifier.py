@@ -31,7 +31,7 @@ import os
 import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,9 @@ from runtime.bundle.reference import Reference
 from runtime.heads import check_embeddings
 from runtime.images import as_items, to_batch
 from runtime.machine import cpu_name, package_version
-from runtime.parity import ParityResult, compare, tolerances_for
+from runtime.parity import ParityResult, TaskMetrics, compare, tolerances_for
 from runtime.scoring import ScoreSpec
+from runtime.speed import Speed, library_versions, machine_id, read_cached, speed_cache_path, timing_enabled
 
 PARITY_CACHE_SCHEMA = 1
 
@@ -131,12 +132,32 @@ def _rebuild_embedding(base: Any, model: str | None, bundle: str | None) -> Embe
 
 
 def measure_parity(
-    backend: Any, label: str, precision: str, ref: Reference, spec: ScoreSpec, note: str = ""
+    backend: Any,
+    label: str,
+    precision: str,
+    ref: Reference,
+    spec: ScoreSpec,
+    note: str = "",
+    task: TaskMetrics | None = None,
+    estimate: bool = False,
 ) -> ParityResult:
-    """Run the reference inputs through ``backend`` and compare with the Keras reference (runtime.parity)."""
+    """Run the reference inputs through ``backend`` and compare with the Keras reference (runtime.parity); with
+    ``task`` (AUC/EER, the exporter's) the labelled reference pairs are judged on verification too."""
     emb = np.asarray(backend.embed(ref.inputs), np.float32)
     scores = np.asarray(backend.score_embeddings(emb[ref.pair_a], emb[ref.pair_b]), np.float32)
-    return compare(label, precision, ref.embeddings, emb, ref.scores, scores, spec, note=note)
+    return compare(
+        label,
+        precision,
+        ref.embeddings,
+        emb,
+        ref.scores,
+        scores,
+        spec,
+        note=note,
+        estimate=estimate,
+        same=ref.same,
+        task=task,
+    )
 
 
 def cache_dir() -> Path:
@@ -205,7 +226,13 @@ class Verifier:
         self.backend = selection.backend
         self.selection = selection
         self.threads = threads
+        # a precision whose scores shift gets the threshold parity refitted for it (the user's --threshold still wins)
+        refit = selection.verdict.threshold
         self.spec: ScoreSpec = manifest.score
+        if refit is not None:
+            self.spec = manifest.score.with_threshold(
+                refit, f"refitted for {selection.precision} by parity (manifest: {manifest.score.threshold:.4g})"
+            )
         self.preprocessing = manifest.preprocessing
         self.dim = int(manifest.embedding_dim)
         self.model_id: str = manifest.embedding_sha256 or f"bundle:{manifest.name}"
@@ -350,7 +377,8 @@ class Verifier:
         """Re-run the bundle's reference.npz on this backend and compare with Keras (no cache)."""
         ref = Reference.load(self.bundle_dir / REFERENCE_NPZ)
         info = self._info
-        return self._call(measure_parity, self.backend, info["parity_label"], info["precision"], ref, self.spec, note)
+        spec = self.manifest.score  # parity judges against the manifest's threshold (and refits from it)
+        return self._call(measure_parity, self.backend, info["parity_label"], info["precision"], ref, spec, note)
 
     def _make_info(self) -> dict[str, Any]:
         s = self.selection
@@ -375,6 +403,8 @@ class Verifier:
             "requested": s.requested,
             "reason": s.reason,
             "attempts": [asdict(a) for a in s.attempts],
+            "timings": dict(s.timings),  # ms per pair by option key ("openvino:bf16") when auto ranked by speed
+            "timing_source": s.timing_source,
         }
         if device == "cpu":
             info.setdefault("device_name", cpu_name())
@@ -416,6 +446,14 @@ def load(
     report = read_report(root / manifest.parity_file)
     manifest_sha = hashlib.sha256((root / MANIFEST_NAME).read_bytes()).hexdigest()
     cands = sel.candidates(backend, precision, providers)
+    if precision is None and manifest.embedding.int8_file:
+        # the bundle's INT8 graph competes too: auto takes it only when it passes its gates and is fastest here
+        cands = [
+            replace(c, precisions=(*c.precisions, "int8"))
+            if "int8" in c.entry.precisions and "int8" not in c.precisions and None not in c.precisions
+            else c
+            for c in cands
+        ]
 
     def warn(msg: str) -> None:
         warnings.warn(msg, BackendWarning, stacklevel=4)
@@ -443,7 +481,8 @@ def load(
         key = parity_cache_key(manifest_sha, label, prec, info)
         cached = _read_cache(key)
         if cached is not None:
-            return sel.Verdict(cached["status"] == "PASSED", "checked at load (cached)", _detail(cached), cached)
+            refit = cached.get("threshold")
+            return sel.Verdict(cached["status"] == "PASSED", "checked at load (cached)", _detail(cached), cached, refit)
         if not gate:
             return sel.Verdict(None, "not checked", f"parity.json has no {label} {prec} row; run with --parity")
         if not ref_holder:
@@ -454,12 +493,40 @@ def load(
         result = measure_parity(b, label, prec, ref_holder[0], manifest.score, note="checked at load")
         _write_cache(key, result)
         d = result.to_dict()
-        return sel.Verdict(result.passed, "checked at load", _detail(d), d)
+        return sel.Verdict(result.passed, "checked at load", _detail(d), d, result.threshold)
 
-    selection = sel.select(cands, backend, probe, build, judge, gate=gate, warn=warn)
+    speed = _speed(root, manifest, report, manifest_sha) if gate and timing_enabled() else None
+    selection = sel.select(cands, backend, probe, build, judge, gate=gate, warn=warn, speed=speed)
     if selection.verdict.passed is False:
         warn(
             f"{selection.candidate.variant} {selection.precision} was asked for but fails parity for this bundle "
             f"({selection.verdict.describe()})"
         )
     return Verifier(root, manifest, selection, threads)
+
+
+def _speed(root: Path, manifest: Manifest, report: Any, manifest_sha: str) -> Speed:
+    """auto's timings for this bundle here: parity.json's when it was exported on this machine with these
+    libraries, else the cache's, else none yet (``runtime.select`` times the candidates and saves them)."""
+    from runtime.backends.base import registered
+
+    machine = machine_id()
+    libraries = library_versions(d for e in registered() for d in e.distributions)
+    try:
+        pair = Reference.load(root / REFERENCE_NPZ).inputs[:2].astype(np.float32)
+    except BundleError:
+        pair = np.zeros((2, *manifest.preprocessing.input_shape), np.float32)
+    if len(pair) < 2:
+        pair = (
+            np.concatenate([pair, pair])[:2]
+            if len(pair)
+            else np.zeros((2, *manifest.preprocessing.input_shape), np.float32)
+        )
+    recorded = getattr(report, "speed", None)
+    path = speed_cache_path(manifest_sha, machine, libraries)
+    if recorded is not None and recorded.matches(machine, libraries):
+        return Speed(dict(recorded.pair_ms), pair, machine, libraries, path, "timed at export on this machine")
+    cached = read_cached(path)
+    if cached is not None:
+        return Speed(cached, pair, machine, libraries, path, "timed at an earlier load (cached)")
+    return Speed({}, pair, machine, libraries, path, "timed at this load")

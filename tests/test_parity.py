@@ -188,10 +188,13 @@ def test_a_shifted_precision_gets_a_refitted_threshold_and_is_judged_at_it():
     assert plain.threshold is None and plain.metrics["threshold_holds"] == 1.0 and plain.spec(PROB) is PROB
 
 
-def test_refit_threshold_prefers_the_manifest_threshold_on_ties():
-    ref = np.array([0.1, 0.2, 0.8, 0.9])
-    t, flips = refit_threshold(ref, ref.copy(), PROB, window=0.5)
-    assert (t, flips) == (0.5, 0)
+def test_refit_threshold_follows_a_shift_and_ignores_noise():
+    ref, got = _noisy(noise=0.002)
+    t, flips = refit_threshold(ref, got + 0.05, PROB, band=0.06)
+    assert t == pytest.approx(0.55, abs=0.005) and flips <= 3
+    # symmetric noise: the median shift is ~0 and the threshold stays put
+    t2, _ = refit_threshold(ref, got, PROB, band=noise_band(ref, got))
+    assert t2 == pytest.approx(0.5, abs=0.002)
 
 
 def test_fp32_is_never_refitted():

@@ -30,6 +30,7 @@ from runtime.bundle.parity_report import ParityReport, read_report
 from runtime.bundle.reference import Reference
 from runtime.preprocess import ImageReadError
 from runtime.scoring import ScoreSpec
+from runtime.speed import TIE_RATIO, option_key
 from runtime.verifier import BackendWarning, Embedding, Verifier, VerifyResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,11 +106,9 @@ def pngs(tmp_path_factory) -> tuple[list[Path], np.ndarray, np.ndarray]:
 # --- loading and what it says ----------------------------------------------------------------------------------
 
 
-def test_load_auto_says_what_it_took_and_why(auto_verifier, bundle):
-    """What auto takes depends on the machine (OpenVINO bf16 where the CPU has native bf16, ONNX Runtime FP32 on
-    others); what must hold everywhere: the choice is a backend present here, it passed parity by the source it
-    names, every backend tried before it says why it was not taken, and they were tried in the stated order."""
-    verifier = auto_verifier
+def _check_auto_info(verifier: Verifier, bundle: Path) -> dict:
+    """What must hold of auto's choice on any machine: a backend present here, that passed parity by the source it
+    names, and every option tried before it says why it was not taken."""
     info = verifier.info()
     variant, precision = info["variant"], info["precision"]
     entries = {e.variant: e for e in registry()}
@@ -123,18 +122,45 @@ def test_load_auto_says_what_it_took_and_why(auto_verifier, bundle):
         assert info["parity"].startswith("parity.json: PASSED")  # export measured exactly this backend
     else:
         assert info["parity"].startswith("checked at load")  # export did not: checked against reference.npz
-    assert info["reason"].startswith(f"auto: {variant} {precision} is the fastest backend present")
-    order = info["reason"].split("(order ", 1)[1].split(";", 1)[0].split(" > ")
-    assert set(order) == set(entries)
+    order = info["reason"].split("keep the order " if info["timings"] else "(order ", 1)[1].split(";", 1)[0]
+    assert set(order.split(" > ")) == set(entries)
     attempts = info["attempts"]
     assert attempts[-1]["variant"] == variant and attempts[-1]["outcome"] == "chosen"
-    tried = list(dict.fromkeys(a["variant"] for a in attempts))
-    assert tried == order[: order.index(variant) + 1]  # in the stated order, up to the one taken
-    for a in attempts[:-1]:  # every backend tried first says why not
+    for a in attempts[:-1]:  # every option tried first says why not
         assert a["outcome"] in ("not present", "failed to load", "parity failed", "parity unknown") and a["detail"]
     assert "distance" in info["score"] and info["embedding_dim"] == verifier.dim
     json.dumps(info)  # JSON-able as is
     assert "digits" in repr(verifier)
+    return info
+
+
+def test_load_auto_takes_the_fastest_that_passes(auto_verifier, bundle):
+    """auto times the options that pass (or reads the export's timings from this machine) and takes the fastest;
+    an option measured clearly faster than the one taken was tried first and says why it was not taken."""
+    info = _check_auto_info(auto_verifier, bundle)
+    timings = info["timings"]
+    assert timings and info["timing_source"]
+    taken = option_key(info["variant"], info["precision"])
+    assert timings[taken] is not None and timings[taken] > 0
+    assert info["reason"].startswith(f"auto: {info['variant']} {info['precision']} is the fastest backend here")
+    absent = {a["variant"] for a in info["attempts"] if a["outcome"] == "not present"}
+    refused = {option_key(a["variant"], a["precision"]) for a in info["attempts"][:-1] if a["precision"]}
+    refused |= {k for k in timings if k.split(":")[0] in absent}
+    for key, ms in timings.items():
+        if ms is not None and ms * TIE_RATIO < timings[taken]:
+            assert key in refused, f"{key} ({ms:.3g} ms) is faster than {taken} ({timings[taken]:.3g} ms) yet not taken"
+
+
+def test_load_auto_without_timing_follows_the_registry_order(bundle, monkeypatch):
+    monkeypatch.setenv("SIAMESE_EDGE_AUTO_TIMING", "0")
+    verifier = runtime.load(bundle)
+    info = _check_auto_info(verifier, bundle)
+    assert info["timings"] == {} and "timing off" in info["reason"]
+    variant = info["variant"]
+    order = info["reason"].split("(order ", 1)[1].split(";", 1)[0].split(" > ")
+    tried = list(dict.fromkeys(a["variant"] for a in info["attempts"] if a["outcome"] != "not present"))
+    present_before = [v for v in order[: order.index(variant) + 1] if v in tried]
+    assert tried == present_before  # in the stated order, up to the one taken
 
 
 def test_what_auto_takes_passes_parity_measured_again(bundle):
@@ -415,6 +441,9 @@ def _stand_in(monkeypatch, name: str, *, flip: set[str] = frozenset(), precision
 
     cls = {"openvino": "OpenVINOBackend", "tensorrt": "TensorRTBackend"}[name]
     monkeypatch.setattr(module, cls, FakeBackend)
+    # a stand-in's speed is ONNX Runtime's, and the export timed the real backend: these tests walk auto's gates in
+    # the registry's order (test_auto_ranks_by_speed tests the ranking)
+    monkeypatch.setenv("SIAMESE_EDGE_AUTO_TIMING", "0")
     if precisions is not None:
         monkeypatch.setattr(module, "precisions", lambda: precisions)
     monkeypatch.setattr(module, "available", available or (lambda bundle_dir=None, precision=None: (True, "")))

@@ -14,6 +14,7 @@ from typing import Any
 from runtime.bundle.layout import BundleError
 from runtime.fileio import write_json_atomic
 from runtime.parity import ParityResult, fp32_passed
+from runtime.speed import SpeedRecord
 
 
 @dataclass
@@ -22,6 +23,7 @@ class ParityReport:
 
     reference: str
     results: list[ParityResult] = field(default_factory=list)
+    speed: SpeedRecord | None = None  # each backend's time for a pair on the exporting machine (auto ranks by it)
 
     @property
     def passed(self) -> bool:
@@ -45,16 +47,20 @@ class ParityReport:
             "estimated_on_cpu": self.estimated_on_cpu,
             "results": [r.to_dict() for r in self.results],
             "status": "PASSED" if self.passed else "FAILED",
+            **({"speed": self.speed.to_dict()} if self.speed is not None else {}),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ParityReport:
-        return cls(str(d.get("reference", "unknown")), [ParityResult.from_dict(r) for r in d.get("results", [])])
+        speed = SpeedRecord.from_dict(d["speed"]) if d.get("speed") is not None else None
+        return cls(str(d.get("reference", "unknown")), [ParityResult.from_dict(r) for r in d.get("results", [])], speed)
 
 
-def write_report(path: str | Path, results: list[ParityResult], reference: str) -> ParityReport:
-    """Write a bundle's ``parity.json``: every row, and PASSED when every FP32 row passes."""
-    report = ParityReport(reference, list(results))
+def write_report(
+    path: str | Path, results: list[ParityResult], reference: str, speed: SpeedRecord | None = None
+) -> ParityReport:
+    """Write a bundle's ``parity.json``: every row, PASSED when every FP32 row passes, and the timings."""
+    report = ParityReport(reference, list(results), speed)
     write_json_atomic(path, report.to_dict())
     return report
 
