@@ -9,8 +9,9 @@ to match plans at load time.
 
 Written against the TensorRT 10 and 11 Python APIs: ``Builder.create_network`` (11.x: always strongly typed),
 ``OnnxParser.parse_from_file``, ``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE, ...)``,
-``set_flag(BuilderFlag.FP16)`` and the FP32 layer pins (10.x only: weak typing, removed in 11; used only under
-``major < STRONGLY_TYPED_MAJOR``), ``create_optimization_profile``/``set_shape``, ``create_timing_cache``/
+``set_flag(BuilderFlag.FP16)``/``set_flag(BuilderFlag.INT8)`` and the FP32 layer pins (10.x only: weak typing,
+removed in 11; used only under ``major < STRONGLY_TYPED_MAJOR``), ``ILayer.type`` (``LayerType.QUANTIZE``/
+``DEQUANTIZE``: an INT8 build checks the parsed network is explicitly quantized), ``create_optimization_profile``/``set_shape``, ``create_timing_cache``/
 ``set_timing_cache``/``get_timing_cache().serialize()``, ``build_serialized_network``. Type-checked against
 tensorrt-stubs (TensorRT 10.13's API) by tools/typecheck.py.
 """
@@ -29,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.backends.onnxruntime_backend import CPU_PROVIDER
 from runtime.backends.tensorrt_backend import MachineInfo, dims_tuple, probe
-from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, FP32_NODES_KEY, INPUT_NAME
+from runtime.bundle.layout import (
+    EMBEDDING_FP16_ONNX,
+    EMBEDDING_INT8_ONNX,
+    EMBEDDING_ONNX,
+    FP32_NODES_KEY,
+    INPUT_NAME,
+)
 from runtime.engines import (
     ENGINE_GLOB,
     MIN_TRT_MAJOR,
@@ -59,6 +66,14 @@ EXIT_OK, EXIT_BUILD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 STRATEGY_BUILDER_FLAG = "builder-flag"  # TensorRT 10.x: the FP32 graph + BuilderFlag.FP16 (weak typing)
 STRATEGY_STRONGLY_TYPED = "strongly-typed-fp16-onnx"  # TensorRT >= 11: FP16 lives in the graph, no FP16 flag
 STRATEGY_FP32 = "fp32"  # the FP32 graph, no reduced precision (TF32 off), any version
+# INT8 is explicit quantization on every version: the bundle's QDQ graph (embedding.int8.onnx) says where INT8 runs,
+# with the scales ONNX Runtime calibrated on real images; no calibrator ever runs (TensorRT 11 has none)
+STRATEGY_INT8_FLAG = "int8-flag-qdq-onnx"  # TensorRT 10.x: the QDQ graph + BuilderFlag.INT8 (no FP16 flag: below)
+STRATEGY_INT8_STRONGLY_TYPED = "strongly-typed-int8-qdq-onnx"  # TensorRT >= 11: the QDQ graph as it is
+INT8_HOWTO = (
+    "make one with python -m export.build --model MODEL_FILE --int8 [--calib-images DIR] (ONNX Runtime static "
+    "quantization on real images), then build the plan again"
+)
 # TensorRT 11 removed weak typing: no BuilderFlag.FP16/INT8/..., no OBEY_PRECISION_CONSTRAINTS, no calibrators, no
 # layer precisions; every network is strongly typed. Code using those names runs only under
 # ``if major < STRONGLY_TYPED_MAJOR`` or in a ``*_trt10`` function called from there (tests/test_gpu_typecheck.py)
@@ -94,12 +109,47 @@ def fp16_strategy(trt_version: str) -> str:
     return STRATEGY_BUILDER_FLAG if major == MIN_TRT_MAJOR else STRATEGY_STRONGLY_TYPED
 
 
+def int8_strategy(trt_version: str) -> str:
+    """How INT8 is obtained, always from the QDQ graph ``embedding.int8.onnx`` (explicit quantization):
+
+    - TensorRT 11+: strongly typed, the graph as it is (INT8 between each Q/DQ pair, FP32 elsewhere);
+    - TensorRT 10.x (JetPack 6): the same graph with ``BuilderFlag.INT8``, which weak typing needs before it runs
+      the Q/DQ pairs in INT8. Not ``BuilderFlag.FP16`` as well: the layers the QDQ graph leaves unquantized then
+      stay FP32, as the TensorRT 11 build of the same file computes them (the rule the FP16 strategy follows: a
+      plan computes the same on 10 and 11), and nothing of the graph's FP32 islands (the L2 norm's sum of squares,
+      which overflows FP16) needs pinning, which would have to match the FP16 graph's node names in the
+      quantizer's rewritten graph.
+    """
+    fp16_strategy(trt_version)  # rejects TensorRT older than 10 and what is not a version, with the same words
+    major = parse_trt_version(trt_version)[0]
+    return STRATEGY_INT8_FLAG if major < STRONGLY_TYPED_MAJOR else STRATEGY_INT8_STRONGLY_TYPED
+
+
+INT8_STRATEGIES = frozenset({STRATEGY_INT8_FLAG, STRATEGY_INT8_STRONGLY_TYPED})
+QDQ_LAYER_TYPES = ("QUANTIZE", "DEQUANTIZE")  # trt.LayerType names of the parsed QuantizeLinear/DequantizeLinear
+
+
+def check_explicit_quantization(src: Path, layer_types: Sequence[str]) -> int:
+    """How many Q/DQ layers the parsed network of an INT8 build has (``layer_types``: each layer's
+    ``trt.LayerType`` name, in network order). EngineBuildError when it has no quantize and dequantize layer: the
+    file is not a QDQ graph, and this project never falls back to implicit INT8 (a calibrator, gone in 11)."""
+    counts = {t: sum(1 for x in layer_types if str(x) == t) for t in QDQ_LAYER_TYPES}
+    if not all(counts.values()):
+        raise EngineBuildError(
+            f"{src}: an INT8 plan is built from a QDQ graph, but the parsed network has {counts['QUANTIZE']} "
+            f"quantize and {counts['DEQUANTIZE']} dequantize layers; re-export the bundle's INT8 graph ({INT8_HOWTO})"
+        )
+    return sum(counts.values())
+
+
 def build_plan(trt_version: str, precision: str) -> tuple[str, str]:
     """(strategy, source ONNX file name in the bundle) for this TensorRT version and precision."""
     check_precision(precision)
     strategy = fp16_strategy(trt_version)  # also rejects TensorRT < 10
     if precision == "fp32":
         return STRATEGY_FP32, EMBEDDING_ONNX
+    if precision == "int8":
+        return int8_strategy(trt_version), EMBEDDING_INT8_ONNX
     if strategy == STRATEGY_BUILDER_FLAG:
         return strategy, EMBEDDING_ONNX
     return strategy, EMBEDDING_FP16_ONNX
@@ -334,9 +384,13 @@ def _pin_fp32_trt10(network: trt.INetworkDefinition, names: list[str], config: t
 def _weak_typing_trt10(
     network: trt.INetworkDefinition, config: trt.IBuilderConfig, strategy: str, fp32_layers: list[str]
 ) -> int:
-    """TensorRT 10's precision: the FP16 flag on the FP32 graph with its FP32 islands pinned; layers pinned."""
+    """TensorRT 10's precision: the FP16 flag on the FP32 graph with its FP32 islands pinned (layers pinned: the
+    count), or the INT8 flag on the QDQ graph (explicit quantization: the graph's scales, no calibrator)."""
     import tensorrt as trt
 
+    if strategy == STRATEGY_INT8_FLAG:
+        config.set_flag(trt.BuilderFlag.INT8)
+        return 0
     if strategy != STRATEGY_BUILDER_FLAG:
         return 0
     config.set_flag(trt.BuilderFlag.FP16)
@@ -346,11 +400,12 @@ def _weak_typing_trt10(
 @dataclass(frozen=True)
 class BuiltPlan:
     """What ``_serialize_plan`` produced: the plan bytes, whether the timing cache file was reused, how many
-    layers were pinned to FP32."""
+    layers were pinned to FP32, and (INT8) how many quantize/dequantize layers the parsed network has."""
 
     plan: bytes
     timing_cache_reused: bool
     fp32_layers_pinned: int
+    qdq_layers: int | None = None
 
 
 def _serialize_plan(
@@ -373,13 +428,17 @@ def _serialize_plan(
     if not parser.parse_from_file(str(src)):
         raise EngineBuildError(f"{src}: the TensorRT ONNX parser failed:\n" + "\n".join(_parser_errors(parser)))
     _check_network_input(network, src, input_shape)
+    qdq = None
+    if strategy in INT8_STRATEGIES:
+        qdq = check_explicit_quantization(src, [network.get_layer(i).type.name for i in range(network.num_layers)])
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes(workspace_gib))
     pinned = 0
     if major < STRONGLY_TYPED_MAJOR:
         pinned = _weak_typing_trt10(network, config, strategy, fp32_layers or [])
-    # else TensorRT 11+: the graph's own types are the plan's (embedding.fp16.onnx for FP16); nothing to set
+    # else TensorRT 11+: the graph's own types are the plan's (embedding.fp16.onnx for FP16, the Q/DQ pairs of
+    # embedding.int8.onnx for INT8); nothing to set
     if strategy == STRATEGY_FP32:
         config.clear_flag(trt.BuilderFlag.TF32)  # FP32 parity (1e-4) needs real FP32 math
     shapes = profile.shapes(input_shape)
@@ -398,7 +457,7 @@ def _serialize_plan(
         else:
             with atomic_path(timing_cache) as tmp:
                 tmp.write_bytes(data)
-    return BuiltPlan(host_bytes(serialized), reused, pinned)
+    return BuiltPlan(host_bytes(serialized), reused, pinned, qdq)
 
 
 def _warn(message: str) -> None:
@@ -432,10 +491,7 @@ def plan_identity(
     strategy, source = build_plan(trt_version, precision)
     src = bundle_dir / source
     if not src.is_file():
-        why = (
-            "; TensorRT 11 builds FP16 from the FP16 graph: export with --fp16" if source == EMBEDDING_FP16_ONNX else ""
-        )
-        raise FileNotFoundError(f"{src}: missing{why}")
+        raise FileNotFoundError(f"{src}: missing{missing_source_hint(source)}")
     source_sha = sha256_file(src)
     pins: tuple[str, ...] = ()
     fp16_sha = None
@@ -446,6 +502,31 @@ def plan_identity(
     key = engine_cache_key(source_sha, trt_version, compute_capability, precision, profile, input_shape, pins, fp16_sha)
     name = engine_file_name(trt_version, compute_capability, precision, key)
     return PlanIdentity(strategy, source, source_sha, pins, fp16_sha, key, name)
+
+
+def missing_source_hint(source: str) -> str:
+    """What to do when the graph a plan is built from is not in the bundle (appended to "<file>: missing")."""
+    if source == EMBEDDING_FP16_ONNX:
+        return "; TensorRT 11 builds FP16 from the FP16 graph: export with --fp16"
+    if source == EMBEDDING_INT8_ONNX:
+        return f"; a TensorRT INT8 plan is built from the bundle's QDQ INT8 graph {EMBEDDING_INT8_ONNX}: {INT8_HOWTO}"
+    return ""
+
+
+def source_graphs(precision: str) -> frozenset[str]:
+    """The bundle files a ``precision`` plan may be built from, over the TensorRT versions built with (fp16: the
+    FP32 graph on 10, the FP16 graph on 11; fp32 and int8: one graph on both)."""
+    return frozenset(build_plan(f"{major}.0", precision)[1] for major in (MIN_TRT_MAJOR, STRONGLY_TYPED_MAJOR))
+
+
+def check_source_graph(bundle_dir: Path, precision: str) -> None:
+    """FileNotFoundError (naming the file and how to make it) when the graph every TensorRT version would build
+    ``precision`` from is missing: said before TensorRT or a GPU is looked for, so on any machine."""
+    sources = source_graphs(precision)
+    if len(sources) == 1:
+        src = Path(bundle_dir) / next(iter(sources))
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: missing{missing_source_hint(src.name)}")
 
 
 def machine_target(info: MachineInfo) -> tuple[str, tuple[int, int]]:
@@ -478,6 +559,7 @@ def build_engine(
     workspace_bytes(workspace_gib)
     if not isinstance(profile, BatchProfile):
         raise ValueError(f"profile {profile!r}: expected a BatchProfile (BatchProfile.parse('1:8:32'))")
+    check_source_graph(bundle_dir, precision)
 
     info = probe()
     trt_version, cc = machine_target(info)
@@ -501,6 +583,8 @@ def build_engine(
             "fp16_graph_sha256": ident.fp16_graph_sha256,
             "fp32_layers_pinned": built.fp32_layers_pinned,
         }
+    if built.qdq_layers is not None:
+        pin_fields["qdq_layers"] = built.qdq_layers
     sidecar = engine_sidecar(
         plan_path,
         ident.key,
@@ -541,6 +625,7 @@ EXAMPLES = """
 examples:
   python -m export.tensorrt_build --bundle bundles/omniglot_vgg                   # FP16, batch 1:8:32
   python -m export.tensorrt_build --bundle bundles/omniglot_vgg --batch 1:4:8 --workspace 1
+  python -m export.tensorrt_build --bundle bundles/omniglot_vgg --precision int8  # from embedding.int8.onnx (--int8)
   python -m export.tensorrt_build --probe                                         # what is on this machine
 
 exit codes: 0 built or reused; 1 the build failed; 2 bad input; 3 TensorRT or a CUDA GPU is missing
@@ -550,9 +635,10 @@ exit codes: 0 built or reused; 1 the build failed; 2 bad input; 3 TensorRT or a 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m export.tensorrt_build",
-        description="Build a TensorRT plan for an exported bundle on this machine (TensorRT 10: FP32 graph + FP16 "
-        "flag; TensorRT 11: the FP16 graph, strongly typed), reuse it when its cache key matches, and record it in "
-        "the bundle's manifest.",
+        description="Build a TensorRT plan for an exported bundle on this machine (FP16: TensorRT 10 the FP32 graph "
+        "+ FP16 flag, TensorRT 11 the FP16 graph, strongly typed; INT8: the bundle's QDQ graph embedding.int8.onnx, "
+        "explicit quantization, TensorRT 10 with the INT8 flag, TensorRT 11 strongly typed), reuse it when its cache "
+        "key matches, and record it in the bundle's manifest.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -21,7 +21,10 @@ from typing import Any
 from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_OUTPUT, INPUT_NAME
 from runtime.fileio import sha256_file
 
-PRECISIONS = ("fp16", "fp32")
+PRECISIONS = ("fp16", "fp32", "int8")
+# what a plan is taken for when no precision is asked (the backend picking, ``auto``): INT8 changes decisions near
+# the threshold and its parity gate is provisional (runtime.parity), so an int8 plan runs only when int8 is asked for
+UNASKED_PRECISIONS = ("fp16", "fp32")
 
 MIN_TRT_MAJOR = 10
 KEY_SCHEMA = 1  # bump to invalidate every cached engine when the key's meaning changes
@@ -187,7 +190,8 @@ def engine_cache_key(
 ) -> str:
     """A short hex digest of everything that makes a plan valid: change any of it and the key changes.
 
-    ``model_sha256`` is the hash of the ONNX file the plan is built from; ``trt_version`` the full version
+    ``model_sha256`` is the hash of the ONNX file the plan is built from (for INT8, the QDQ graph
+    embedding.int8.onnx: a recalibrated graph is another plan); ``trt_version`` the full version
     (plans do not move between TensorRT releases); the input name is included so a renamed input invalidates.
     A TensorRT 10 FP16 build from the FP32 graph also depends on the FP16 graph it reads its FP32 islands from:
     ``fp32_pins`` (the node names pinned, in order) and ``fp16_graph_sha256``. They enter the key only when given,
@@ -418,6 +422,11 @@ def check_plan(
         reasons.append(f"precision {plan_precision!r} in the sidecar, expected one of {PRECISIONS}")
     elif precision is not None and plan_precision != precision:
         reasons.append(f"a {plan_precision} plan, {precision} was asked for")
+    elif precision is None and plan_precision not in UNASKED_PRECISIONS:
+        reasons.append(
+            f"an {plan_precision.upper()} plan, run only when asked for (precision={plan_precision!r}); unasked, "
+            "FP16 or FP32 plans run"
+        )
 
     hwc = check_input_shape(input_shape)
     shape = list(side.get("input", {}).get("shape", []))
@@ -483,8 +492,9 @@ def select_plan(
     precision: str | None = None,
     verify_bytes: bool = True,
 ) -> PlanSelection:
-    """The best matching plan in ``bundle_dir``: the asked precision (else FP16 before FP32), then the largest
-    batch range. Plans for other GPUs or TensorRT versions are checked and reported, never chosen."""
+    """The best matching plan in ``bundle_dir``: the asked precision (else FP16 before FP32; an INT8 plan only
+    when int8 is asked), then the largest batch range. Plans for other GPUs or TensorRT versions are checked and
+    reported, never chosen."""
     if precision is not None:
         check_precision(precision)
     checked = [check_plan(p, machine, input_shape, precision, verify_bytes) for p in find_plans(bundle_dir)]

@@ -23,22 +23,35 @@ from export.tensorrt_build import (
     EXIT_UNAVAILABLE,
     STRATEGY_BUILDER_FLAG,
     STRATEGY_FP32,
+    STRATEGY_INT8_FLAG,
+    STRATEGY_INT8_STRONGLY_TYPED,
     STRATEGY_STRONGLY_TYPED,
+    EngineBuildError,
     EngineUnavailable,
     build_engine,
+    build_parser,
     build_plan,
+    check_explicit_quantization,
     fp16_strategy,
+    int8_strategy,
     main,
+    plan_identity,
+    register_engine,
+    source_graphs,
 )
 from runtime.backends.tensorrt_backend import probe
-from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, INPUT_NAME, MANIFEST_NAME
+from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_INT8_ONNX, EMBEDDING_ONNX, INPUT_NAME, MANIFEST_NAME
 from runtime.engines import (
     ENGINE_GLOB,
     BatchProfile,
+    PlanTarget,
+    check_plan,
     engine_cache_key,
     engine_file_name,
+    engine_sidecar,
     gpu_tag,
     parse_engine_file_name,
+    select_plan,
     sidecar_name,
     trt_tag,
 )
@@ -147,8 +160,8 @@ def test_unparseable_tensorrt_version_is_refused(bad):
 
 
 def test_unknown_precision_is_refused():
-    with pytest.raises(ValueError, match="precision 'int8'"):
-        build_plan("10.3", "int8")
+    with pytest.raises(ValueError, match="precision 'bf16'"):
+        build_plan("10.3", "bf16")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -210,6 +223,7 @@ def test_cache_key_is_short_stable_hex():
         {"compute_capability": (8, 6)},
         {"compute_capability": (7, 2)},
         {"precision": "fp32"},
+        {"precision": "int8"},
         {"profile": BatchProfile(1, 8, 16)},
         {"profile": BatchProfile(1, 4, 32)},
         {"profile": BatchProfile(2, 8, 32)},
@@ -223,7 +237,7 @@ def test_cache_key_changes_with_every_component(change):
 
 @pytest.mark.parametrize(
     "bad",
-    [{"model_sha256": "not-hex"}, {"compute_capability": (8,)}, {"precision": "int8"}, {"input_shape": (105, 105)}],
+    [{"model_sha256": "not-hex"}, {"compute_capability": (8,)}, {"precision": "bf16"}, {"input_shape": (105, 105)}],
 )
 def test_cache_key_rejects_bad_components(bad):
     with pytest.raises(ValueError):
@@ -348,7 +362,7 @@ def test_build_engine_raises_engine_unavailable_with_one_clear_line(bundle, tmp_
 
 def test_build_engine_checks_its_arguments_before_looking_for_tensorrt(bundle):
     with pytest.raises(ValueError, match="precision"):
-        build_engine(bundle, HWC, BatchProfile(1, 8, 32), "int8")
+        build_engine(bundle, HWC, BatchProfile(1, 8, 32), "bf16")
     with pytest.raises(ValueError, match="workspace"):
         build_engine(bundle, HWC, BatchProfile(1, 8, 32), "fp16", 0)
     with pytest.raises(ValueError, match="input shape"):
@@ -520,3 +534,263 @@ def test_fp32_pinned_layers_come_from_the_fp16_graph(tmp_path):
     helper.set_model_props(model, {FP32_NODES_KEY: "l2/sum_sq,l2/sqrt"})
     onnx.save(model, str(tmp_path / "embedding.fp16.onnx"))
     assert fp32_pinned_layers(tmp_path) == ["l2/sum_sq", "l2/sqrt"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# INT8: explicit quantization from the bundle's QDQ graph (strategy, source, key, errors), all on the CPU
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def add_int8_graph(bundle: Path) -> Path:
+    """The bundle's real QDQ graph (export.int8, ONNX Runtime static quantization), recorded in its manifest."""
+    from export.int8 import quantize_int8
+    from runtime.bundle import Bundle
+
+    x = np.random.default_rng(2).random((16, *HWC), dtype=np.float32)
+    quantize_int8(bundle / EMBEDDING_ONNX, bundle / EMBEDDING_INT8_ONNX, x, progress=False)
+    Bundle.open(bundle).add_graph("int8", EMBEDDING_INT8_ONNX)
+    return bundle / EMBEDDING_INT8_ONNX
+
+
+@pytest.fixture
+def int8_bundle(bundle: Path) -> Path:
+    add_int8_graph(bundle)
+    return bundle
+
+
+@pytest.mark.parametrize("version", ["10.0", "10.3", "10.3.0.30", "10.16.1"])
+def test_tensorrt_10_builds_int8_from_the_qdq_graph_with_the_int8_flag(version):
+    assert int8_strategy(version) == STRATEGY_INT8_FLAG == "int8-flag-qdq-onnx"
+    assert build_plan(version, "int8") == (STRATEGY_INT8_FLAG, EMBEDDING_INT8_ONNX)
+
+
+@pytest.mark.parametrize("version", ["11.0", "11.1.0", "12.1"])
+def test_tensorrt_11_builds_the_qdq_graph_strongly_typed(version):
+    assert int8_strategy(version) == STRATEGY_INT8_STRONGLY_TYPED == "strongly-typed-int8-qdq-onnx"
+    assert build_plan(version, "int8") == (STRATEGY_INT8_STRONGLY_TYPED, EMBEDDING_INT8_ONNX)
+
+
+def test_int8_refuses_tensorrt_older_than_10():
+    with pytest.raises(ValueError, match="TensorRT 8.6: .*TensorRT 10 or newer"):
+        build_plan("8.6", "int8")
+
+
+def test_every_tensorrt_version_builds_int8_and_fp32_from_one_graph_fp16_from_two():
+    assert source_graphs("int8") == {EMBEDDING_INT8_ONNX}
+    assert source_graphs("fp32") == {EMBEDDING_ONNX}
+    assert source_graphs("fp16") == {EMBEDDING_ONNX, EMBEDDING_FP16_ONNX}
+
+
+def test_the_parsed_network_must_be_explicitly_quantized(tmp_path):
+    src = tmp_path / EMBEDDING_INT8_ONNX
+    layers = ["SHUFFLE", "CONSTANT", "DEQUANTIZE", "QUANTIZE", "DEQUANTIZE", "MATRIX_MULTIPLY", "QUANTIZE"]
+    assert check_explicit_quantization(src, layers) == 4
+    for missing in (["SHUFFLE", "MATRIX_MULTIPLY"], ["DEQUANTIZE", "MATRIX_MULTIPLY"]):
+        with pytest.raises(EngineBuildError) as e:
+            check_explicit_quantization(src, missing)
+        assert str(src) in str(e.value) and "QDQ graph" in str(e.value)
+        assert "python -m export.build --model MODEL_FILE --int8" in str(e.value)
+
+
+def test_int8_plan_identity_reads_the_qdq_graph_and_keys_on_its_sha256(int8_bundle):
+    from runtime.fileio import sha256_file
+
+    int8 = int8_bundle / EMBEDDING_INT8_ONNX
+    profile = BatchProfile(1, 4, 8)
+    ident = plan_identity(int8_bundle, "10.3.0.30", (8, 7), "int8", profile, HWC)
+    assert (ident.strategy, ident.source) == (STRATEGY_INT8_FLAG, EMBEDDING_INT8_ONNX)
+    assert ident.source_sha256 == sha256_file(int8)
+    assert ident.fp32_pins == () and ident.fp16_graph_sha256 is None  # INT8 pins nothing (int8_strategy says why)
+    assert ident.key == engine_cache_key(sha256_file(int8), "10.3.0.30", (8, 7), "int8", profile, HWC)
+    assert ident.file_name == f"embedding.trt10.3.sm87.int8.{ident.key}.plan"
+    assert fnmatch.fnmatch(ident.file_name, ENGINE_GLOB)
+    assert parse_engine_file_name(ident.file_name)["precision"] == "int8"
+    eleven = plan_identity(int8_bundle, "11.1.0", (8, 7), "int8", profile, HWC)
+    assert (eleven.strategy, eleven.source) == (STRATEGY_INT8_STRONGLY_TYPED, EMBEDDING_INT8_ONNX)
+    keys = {plan_identity(int8_bundle, "10.3.0.30", (8, 7), p, profile, HWC).key for p in ("fp16", "fp32")}
+    assert ident.key not in keys  # never the FP32 or FP16 plan's name
+
+    # a recalibrated INT8 graph (other scales): another key, so the old plan is rebuilt, never reused
+    from export.int8 import quantize_int8
+
+    x = np.random.default_rng(9).random((16, *HWC), dtype=np.float32) * 3
+    quantize_int8(int8_bundle / EMBEDDING_ONNX, int8, x, progress=False)
+    assert plan_identity(int8_bundle, "10.3.0.30", (8, 7), "int8", profile, HWC).key != ident.key
+
+
+def test_int8_pins_nothing_even_where_the_fp16_graph_lists_fp32_islands(int8_bundle):
+    import onnx
+    from onnx import helper
+
+    from export.fp16 import to_fp16
+    from runtime.bundle.layout import FP32_NODES_KEY
+
+    fp16 = to_fp16(onnx.load(str(int8_bundle / EMBEDDING_ONNX)))
+    helper.set_model_props(fp16, {FP32_NODES_KEY: "l2/sum_sq"})
+    onnx.save(fp16, str(int8_bundle / EMBEDDING_FP16_ONNX))
+    profile = BatchProfile(1, 4, 8)
+    assert plan_identity(int8_bundle, "10.3.0.30", (8, 7), "fp16", profile, HWC).fp32_pins == ("l2/sum_sq",)
+    ident = plan_identity(int8_bundle, "10.3.0.30", (8, 7), "int8", profile, HWC)
+    assert ident.fp32_pins == () and ident.fp16_graph_sha256 is None
+
+
+def test_a_bundle_without_an_int8_graph_is_told_how_to_make_one(bundle):
+    with pytest.raises(FileNotFoundError) as e:
+        plan_identity(bundle, "11.1.0", (8, 7), "int8", BatchProfile(1, 4, 8), HWC)
+    msg = str(e.value)
+    assert str(bundle / EMBEDDING_INT8_ONNX) in msg and "QDQ INT8 graph" in msg
+    assert "python -m export.build --model MODEL_FILE --int8" in msg
+    # before TensorRT or a GPU is looked for: the same words on any machine
+    with pytest.raises(FileNotFoundError, match=re.escape(msg)):
+        build_engine(bundle, HWC, BatchProfile(1, 4, 8), "int8")
+
+
+def test_cli_int8_without_the_graph_exits_2_naming_the_file_and_the_fix(bundle, capsys):
+    assert main(["--bundle", str(bundle), "--precision", "int8", "--batch", "1:2:4"]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bundle / EMBEDDING_INT8_ONNX}: missing; a TensorRT INT8 plan is built from")
+    assert "python -m export.build --model MODEL_FILE --int8" in err and "Traceback" not in err
+
+
+@needs_no_trt
+def test_cli_int8_with_the_graph_gets_as_far_as_tensorrt(int8_bundle, capsys):
+    assert main(["--bundle", str(int8_bundle), "--precision", "int8", "--batch", "1:2:4"]) == EXIT_UNAVAILABLE
+    assert "cannot build a TensorRT engine here: TensorRT is not installed" in capsys.readouterr().err
+
+
+def test_cli_help_lists_int8():
+    text = build_parser().format_help()
+    assert "int8" in text and "--precision {fp16,fp32,int8}" in text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the runtime finds int8 plans like fp16 ones (runtime.engines, pure over names, sidecars and hashes)
+# ---------------------------------------------------------------------------------------------------------------
+
+ORIN = PlanTarget("10.3.0.30", (8, 7), "Orin")
+PROFILE_148 = BatchProfile(1, 4, 8)
+ORIN_INFO = {"tensorrt": "10.3.0.30", "cuda_api": "cuda-python 12.6", "gpu": "Orin", "compute_capability": (8, 7),
+             "reason": None}  # fmt: skip
+
+
+def place_plan(bundle: Path, precision: str, target: PlanTarget = ORIN, profile: BatchProfile = PROFILE_148) -> Path:
+    """A plan file named, keyed and described as build_engine writes it, for selection only: its bytes are not an
+    engine (nothing here deserializes it; the GPU tests build real ones)."""
+    ident = plan_identity(bundle, target.trt_version, target.compute_capability, precision, profile, HWC)
+    plan = bundle / ident.file_name
+    plan.write_bytes(f"placeholder {precision} plan bytes".encode())
+    side = engine_sidecar(
+        plan, ident.key, target.trt_version, target.compute_capability, precision, ident.source,
+        ident.source_sha256, HWC, profile, gpu=target.gpu_name, strategy=ident.strategy,
+    )  # fmt: skip
+    plan.with_name(sidecar_name(plan.name)).write_text(json.dumps(side))
+    return plan
+
+
+def test_an_int8_plan_is_selected_when_int8_is_asked(int8_bundle):
+    int8 = place_plan(int8_bundle, "int8")
+    fp16 = place_plan(int8_bundle, "fp16")
+    assert check_plan(int8, ORIN, HWC, "int8").ok
+    chosen = select_plan(int8_bundle, ORIN, HWC, "int8").plan
+    assert chosen is not None and chosen.plan == int8 and chosen.precision == "int8"
+    assert select_plan(int8_bundle, ORIN, HWC, "fp16").plan.plan == fp16
+    assert select_plan(int8_bundle, ORIN, HWC).plan.plan == fp16  # unasked: FP16, never INT8
+
+
+def test_an_int8_plan_is_never_taken_unasked(int8_bundle):
+    int8 = place_plan(int8_bundle, "int8")
+    selection = select_plan(int8_bundle, ORIN, HWC)
+    assert selection.plan is None
+    assert "an INT8 plan, run only when asked for (precision='int8')" in selection.why_not()
+    assert not check_plan(int8, ORIN, HWC, "fp16").ok
+
+
+def test_an_int8_plan_from_another_qdq_graph_is_refused(int8_bundle):
+    from export.int8 import quantize_int8
+
+    int8 = place_plan(int8_bundle, "int8")
+    x = np.random.default_rng(11).random((16, *HWC), dtype=np.float32) * 5  # recalibrated: other scales
+    quantize_int8(int8_bundle / EMBEDDING_ONNX, int8_bundle / EMBEDDING_INT8_ONNX, x, progress=False)
+    check = check_plan(int8, ORIN, HWC, "int8")
+    assert not check.ok and f"built from another {EMBEDDING_INT8_ONNX}" in check.summary()
+    assert select_plan(int8_bundle, ORIN, HWC, "int8").plan is None
+
+
+def test_an_int8_plan_for_another_gpu_or_tensorrt_is_refused(int8_bundle):
+    place_plan(int8_bundle, "int8", PlanTarget("10.3.0.30", (8, 6), "RTX 3090"))
+    place_plan(int8_bundle, "int8", PlanTarget("11.1.0", (8, 7), "Orin"))
+    selection = select_plan(int8_bundle, ORIN, HWC, "int8")
+    assert selection.plan is None
+    assert "built for sm86 (RTX 3090), this GPU is sm87" in selection.why_not()
+    assert "built with TensorRT 11.1.0, this machine has TensorRT 10.3.0.30" in selection.why_not()
+
+
+def test_the_backend_verdict_for_int8(int8_bundle):
+    from runtime.backends.tensorrt_backend import plan_verdict
+
+    ok, why, _ = plan_verdict(int8_bundle, ORIN_INFO, HWC, "int8")
+    assert not ok and why.startswith("no TensorRT plan in the bundle")
+    assert why.endswith(f"rebuild with: python -m export.tensorrt_build --bundle {int8_bundle} --batch 1:8:32 "
+                        "--precision int8")  # fmt: skip
+    plan = place_plan(int8_bundle, "int8")
+    ok, why, selection = plan_verdict(int8_bundle, ORIN_INFO, HWC, "int8")
+    assert ok and why == f"{plan.name} matches TensorRT 10.3.0.30 on Orin (sm87)" and selection.plan.plan == plan
+    ok, why, _ = plan_verdict(int8_bundle, ORIN_INFO, HWC)  # unasked: the int8 plan is not taken, rebuild FP16
+    assert not ok and "run only when asked for (precision='int8')" in why
+    assert why.endswith("--batch 1:4:8 --precision fp16")
+
+
+def test_rebuild_precision():
+    from runtime.backends.tensorrt_backend import rebuild_precision
+
+    assert rebuild_precision("int8", ["fp16"]) == "int8"
+    assert rebuild_precision(None, ["int8", "fp32"]) == "fp32"
+    assert rebuild_precision(None, ["int8", None]) == "fp16"
+
+
+def test_the_registry_runs_tensorrt_at_int8():
+    from runtime.backends.base import entry
+
+    assert entry("tensorrt").precisions == ("fp16", "fp32", "int8")
+    assert entry("tensorrt").preferred() == (None,)  # the backend picks: FP16 before FP32, INT8 only when asked
+
+
+@needs_no_trt
+def test_runtime_load_tensorrt_int8_says_why_not_here(int8_bundle):
+    import runtime
+    from runtime.select import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable, match="backend='tensorrt' cannot run this bundle here: tensorrt") as e:
+        runtime.load(int8_bundle, backend="tensorrt", precision="int8")
+    assert "TensorRT is not installed" in str(e.value)
+
+
+@gpu
+def test_real_int8_build_reuse_and_run_within_the_int8_gate(gpu_ready, int8_bundle, tmp_path):
+    from runtime.backends.onnxruntime_backend import CPU_PROVIDER, OnnxRuntimeBackend
+    from runtime.backends.tensorrt_backend import TensorRTBackend
+    from runtime.bundle.manifest import load_manifest
+    from runtime.parity import compare, tolerances_for
+
+    cache = tmp_path / "trt_timing.cache"
+    profile = BatchProfile(1, 2, 4)
+    side = build_engine(int8_bundle, HWC, profile, "int8", 0.25, cache)
+    assert side["reused"] is False and side["precision"] == "int8" and side["source_onnx"] == EMBEDDING_INT8_ONNX
+    assert side["strategy"] == build_plan(probe()["tensorrt"], "int8")[0] and side["qdq_layers"] >= 2
+    assert build_engine(int8_bundle, HWC, profile, "int8", 0.25, cache)["reused"] is True
+    register_engine(int8_bundle, side)
+
+    x = np.random.default_rng(1).random((6, *HWC), dtype=np.float32)  # 6 images: chunks of the 1..4 profile
+    a, b = np.arange(3), np.arange(3, 6)
+    backend = TensorRTBackend(int8_bundle, precision="int8")
+    try:
+        assert backend.info()["precision"] == "int8" and backend.info()["plan"] == side["file"]
+        got = backend.embed(x)
+        got_scores = backend.score_embeddings(got[a], got[b])
+    finally:
+        backend.close()
+    fp32 = OnnxRuntimeBackend(int8_bundle, providers=[CPU_PROVIDER], precision="fp32")  # the FP32 graph on the CPU
+    ref = fp32.embed(x)
+    spec = load_manifest(int8_bundle).score
+    result = compare("tensorrt", "int8", ref, got, fp32.score_embeddings(ref[a], ref[b]), got_scores, spec)
+    assert result.passed and result.checks[0].asked == tolerances_for("int8").min_cosine, result.to_dict()

@@ -36,6 +36,7 @@ from runtime.bundle.manifest import Manifest, load_manifest
 from runtime.engines import (
     ENGINE_GLOB,
     MIN_TRT_MAJOR,
+    UNASKED_PRECISIONS,
     BatchProfile,
     Chunk,
     PlanSelection,
@@ -144,9 +145,15 @@ def plan_verdict(
     if selection.plan is not None:
         return True, f"{selection.plan.plan.name} matches {machine.describe()}", selection
     profiles = [c.profile for c in selection.checked if c.profile is not None]
-    wanted = precision or next((c.precision for c in selection.checked if c.precision), None) or "fp16"
+    wanted = rebuild_precision(precision, [c.precision for c in selection.checked])
     cmd = rebuild_command(bundle_dir, wanted, profiles[0] if profiles else None)
     return False, f"{selection.why_not()} ({machine.describe()}) ; rebuild with: {cmd}", selection
+
+
+def rebuild_precision(asked: str | None, found: Sequence[str | None]) -> str:
+    """The precision the rebuild command names: the one asked, else that of the first plan found that is taken
+    unasked (an int8 plan is not: it runs only when asked), else FP16."""
+    return asked or next((p for p in found if p in UNASKED_PRECISIONS), None) or "fp16"
 
 
 def available(bundle_dir: str | Path, precision: str | None = None, device: int = 0) -> tuple[bool, str]:
@@ -210,7 +217,10 @@ def embed_in_chunks(
 
 
 class TensorRTBackend:
-    """A bundle's TensorRT plan on this GPU. ``precision`` None takes the best matching plan (FP16 first)."""
+    """A bundle's TensorRT plan on this GPU. ``precision`` None takes the best matching plan (FP16 first, never
+    INT8); ``"int8"`` takes an INT8 plan (built from the bundle's QDQ graph by
+    ``python -m export.tensorrt_build --precision int8``). The plan's tensors are FP32 at its input and output
+    whatever its precision, so embedding runs the same way for each."""
 
     name = "tensorrt"
     thread_safe = True  # one context and stream, runs serialized by a lock
@@ -464,8 +474,9 @@ register(
         variant="tensorrt",
         backend="tensorrt",
         device="cuda",
-        precisions=("fp16", "fp32"),
-        preferred=lambda: (None,),  # the best plan in the bundle that matches this machine, FP16 before FP32
+        precisions=("fp16", "fp32", "int8"),
+        # the best plan in the bundle that matches this machine, FP16 before FP32; an INT8 plan only when asked
+        preferred=lambda: (None,),
         present=_present,
         build=_build,
         parity_label=lambda info: "tensorrt",
