@@ -4,26 +4,32 @@ nvinfer preprocesses as ``y = net-scale-factor * (x - offsets[c])`` on uint8 pix
 is ``(x * scale - mean) / std``, the same map when ``net-scale-factor = scale / std`` and ``offsets = mean /
 scale`` (one std for all channels: nvinfer has a single scale factor). The embedding comes out as tensor meta
 (``output-tensor-meta=1``, ``network-type=100``) for the application to compare with its references.
+
+INT8 (``network-mode=1``) names the bundle's QDQ graph embedding.int8.onnx and is meant to run the plan
+``python -m export.tensorrt_build --precision int8`` built from it (explicit quantization): nvinfer's own engine build
+in INT8 mode looks for an ``int8-calib-file`` (implicit calibration), which this project never makes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.bundle.layout import EMBEDDING_ONNX, EMBEDDING_OUTPUT
+from runtime.bundle.layout import EMBEDDING_INT8_ONNX, EMBEDDING_ONNX, EMBEDDING_OUTPUT
 from runtime.bundle.manifest import load_manifest
 from runtime.fileio import write_text_atomic
 from runtime.preprocess import Preprocessing
 
 CONFIG_NAME = "deepstream_nvinfer_embedding.txt"
 _COLOR_FORMAT = {"rgb": 0, "gray": 2}  # nvinfer model-color-format: 0 RGB, 1 BGR, 2 GRAY
-_NETWORK_MODE = {"fp32": 0, "fp16": 2}  # nvinfer network-mode: 0 FP32, 1 INT8, 2 FP16
+_NETWORK_MODE = {"fp32": 0, "fp16": 2, "int8": 1}  # nvinfer network-mode: 0 FP32, 1 INT8, 2 FP16
+# the graph nvinfer is pointed at per precision (FP16 from the FP32 graph, nvinfer sets the FP16 flag itself)
+_ONNX_FILE = {"fp32": EMBEDDING_ONNX, "fp16": EMBEDDING_ONNX, "int8": EMBEDDING_INT8_ONNX}
 _SCALING_FILTER = {"nearest": 0, "bilinear": 1}  # NvBufSurfTransform_Inter
 
 
 def nvinfer_config_text(
     pre: Preprocessing,
-    onnx_file: str = EMBEDDING_ONNX,
+    onnx_file: str | None = None,
     engine_file: str | None = None,
     batch_size: int = 16,
     precision: str = "fp16",
@@ -31,7 +37,8 @@ def nvinfer_config_text(
     operate_on_gie_id: int = 1,
     gpu_id: int = 0,
 ) -> str:
-    """The ``[property]`` group for nvinfer; ValueError for preprocessing nvinfer cannot express."""
+    """The ``[property]`` group for nvinfer; ValueError for preprocessing nvinfer cannot express. ``onnx_file``
+    defaults to the precision's graph (INT8: the QDQ graph)."""
     if len(set(pre.std)) != 1:
         raise ValueError(
             f"preprocessing std {list(pre.std)}: nvinfer has one net-scale-factor for all channels; "
@@ -43,6 +50,11 @@ def nvinfer_config_text(
     means = pre.mean if len(pre.mean) == pre.channels else pre.mean * pre.channels
     offsets = ";".join(f"{m / pre.scale:.6g}" for m in means)
     notes = []
+    if precision == "int8":
+        notes.append(
+            f"INT8 runs the plan python -m export.tensorrt_build --precision int8 builds from {EMBEDDING_INT8_ONNX} "
+            "(set model-engine-file to it); nvinfer's own INT8 build expects an int8-calib-file"
+        )
     if pre.resize == "letterbox":
         aspect = "maintain-aspect-ratio=1\nsymmetric-padding=1\n"
         if pre.letterbox_fill:
@@ -60,7 +72,7 @@ def nvinfer_config_text(
         + "".join(f"# note: {n}\n" for n in notes)
         + "[property]\n"
         f"gpu-id={int(gpu_id)}\n"
-        f"onnx-file={onnx_file}\n"
+        f"onnx-file={onnx_file or _ONNX_FILE[precision]}\n"
         f"{engine}"
         f"batch-size={int(batch_size)}\n"
         f"network-mode={_NETWORK_MODE[precision]}\n"

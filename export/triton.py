@@ -3,7 +3,13 @@
 Models written (each ``<repo>/<model>/config.pbtxt`` + ``<repo>/<model>/1/<file>``):
 
 - ``<name>_embedding``      ``onnxruntime_onnx``, ``model.onnx`` = the bundle's embedding.onnx
-- ``<name>_embedding_trt``  ``tensorrt_plan``, ``model.plan`` = a plan built for the serving GPU (only when given)
+- ``<name>_embedding_trt``  ``tensorrt_plan``, ``model.plan`` = a plan built for the serving GPU (only when given;
+  FP16 or FP32, the precision its sidecar records)
+- ``<name>_embedding_int8`` ``onnxruntime_onnx``, ``model.onnx`` = the bundle's QDQ INT8 graph embedding.int8.onnx
+  (only with ``int8_onnx``), on the CPU (``KIND_CPU``: ONNX Runtime's CPU provider runs the Q/DQ pairs in INT8 and is
+  what the export measured parity on; on a GPU, serve the INT8 plan)
+- ``<name>_embedding_trt_int8`` ``tensorrt_plan``, ``model.plan`` = an INT8 plan built from that graph
+  (``python -m export.tensorrt_build --precision int8``; only when given as ``int8_plan_file``)
 - ``<name>_siamese``        ``onnxruntime_onnx``, ``model.onnx`` = siamese.onnx (inputs image_a, image_b -> score)
 
 Every config has ``max_batch_size`` (dims are then given without the batch dimension), ``dynamic_batching`` and
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.bundle.layout import (
+    EMBEDDING_INT8_ONNX,
     EMBEDDING_ONNX,
     EMBEDDING_OUTPUT,
     INPUT_NAME,
@@ -30,6 +37,7 @@ from runtime.bundle.layout import (
     SIAMESE_ONNX,
 )
 from runtime.engines import check_input_shape, sidecar_name
+from runtime.extras import explain_missing_extras
 from runtime.fileio import replace_dir, staging_dir
 
 PLATFORM_ONNX = "onnxruntime_onnx"
@@ -54,6 +62,8 @@ def model_names(model_name: str) -> dict[str, str]:
     return {
         "embedding": f"{model_name}_embedding",
         "embedding_trt": f"{model_name}_embedding_trt",
+        "embedding_int8": f"{model_name}_embedding_int8",
+        "embedding_trt_int8": f"{model_name}_embedding_trt_int8",
         "siamese": f"{model_name}_siamese",
     }
 
@@ -96,6 +106,16 @@ def _expect(tensors: dict[str, Tensor], names: Sequence[str], where: Path, kind:
 def _check_dims(t: Tensor, expected: tuple[int, ...], where: Path) -> None:
     if len(t.dims) != len(expected) or any(d not in (-1, e) for d, e in zip(t.dims, expected)):
         raise ValueError(f"{where}: {t.name!r} has dims {list(t.dims)} (without batch), expected {list(expected)}")
+
+
+def embedding_io(src: Path, hwc: tuple[int, int, int], dim: int) -> tuple[Tensor, Tensor]:
+    """(image input, embedding output) of an embedding graph, checked: the project's names, the bundle's shapes."""
+    inputs, outputs = onnx_io(src)
+    (image,) = _expect(inputs, [INPUT_NAME], src, "input")
+    (embedding,) = _expect(outputs, [EMBEDDING_OUTPUT], src, "output")
+    _check_dims(image, hwc, src)
+    _check_dims(embedding, (dim,), src)
+    return image, embedding
 
 
 def _dims(values: Sequence[int]) -> str:
@@ -149,12 +169,42 @@ def config_pbtxt(
     )
 
 
-def _plan_profile(plan_file: Path) -> dict | None:
+def _plan_sidecar(plan_file: Path) -> dict:
+    """The plan's sidecar (export.tensorrt_build's), or {} for a plan without one (trtexec's)."""
     side = plan_file.with_name(sidecar_name(plan_file.name))
     try:
-        return json.loads(side.read_text(encoding="utf-8")).get("profile")
+        data = json.loads(side.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def check_plan_file(plan_file: Path, model: str, int8: bool, device: str, max_batch_size: int) -> dict | None:
+    """The batch profile of a plan served as ``model`` (None when it has no sidecar saying), after the checks: a
+    GPU may serve it, it exists, its sidecar's precision is the model's (INT8 plans only as the INT8 model, and
+    only those), and it takes every batch Triton may send (1..max_batch_size)."""
+    if device == "cpu":
+        raise ValueError("device 'cpu': a TensorRT plan only runs on a GPU; drop the plan or use 'auto'/'gpu'")
+    if not plan_file.is_file():
+        raise FileNotFoundError(f"{plan_file}: missing (the TensorRT plan for {model})")
+    side = _plan_sidecar(plan_file)
+    precision = side.get("precision")
+    if precision is not None and (precision == "int8") != int8:
+        where, other = (
+            ("plan_file (--plan)", model.removesuffix("_int8"))
+            if int8
+            else ("int8_plan_file (--int8-plan)", model + "_int8")
+        )
+        raise ValueError(
+            f"{plan_file}: an {str(precision).upper()} plan, not one for {model}; pass it as {where}, served as {other}"
+        )
+    profile = side.get("profile")
+    if profile and (profile["min"] > 1 or int(max_batch_size) > profile["max"]):
+        raise ValueError(
+            f"{plan_file}: built for batch {profile['min']}..{profile['max']}, but Triton sends any "
+            f"batch from 1 to max_batch_size {max_batch_size}; rebuild it with --batch 1:N:{max_batch_size}"
+        )
+    return profile
 
 
 def _preferred(max_batch_size: int, preferred: Sequence[int] | None, profile: dict | None) -> list[int]:
@@ -198,8 +248,14 @@ def write_triton_repository(
     preferred_batch_sizes: Sequence[int] | None = None,
     max_queue_delay_us: int = 100,
     device: str = "auto",
+    int8_onnx: bool = False,
+    int8_plan_file: Path | None = None,
 ) -> Path:
     """Write (or add to) a Triton model repository at ``repo_dir`` for the bundle; returns ``repo_dir``.
+
+    ``plan_file``: an FP16/FP32 plan served as ``<name>_embedding_trt``; ``int8_onnx``: the bundle's QDQ INT8 graph
+    as ``<name>_embedding_int8`` (ONNX Runtime, CPU); ``int8_plan_file``: an INT8 plan as
+    ``<name>_embedding_trt_int8``. The FP32 ONNX embedding is always there, so clients pick a precision by model name.
 
     Staged beside ``repo_dir`` and moved into place when complete. Models of the same names already there are
     replaced only with ``overwrite``; other models in the repository are left alone.
@@ -219,33 +275,35 @@ def write_triton_repository(
     names = model_names(model_name)
 
     emb_src = bundle_dir / EMBEDDING_ONNX
-    emb_in, emb_out = onnx_io(emb_src)
-    (image,) = _expect(emb_in, [INPUT_NAME], emb_src, "input")
-    (embedding,) = _expect(emb_out, [EMBEDDING_OUTPUT], emb_src, "output")
-    _check_dims(image, hwc, emb_src)
-    _check_dims(embedding, (int(embedding_dim),), emb_src)
+    image, embedding = embedding_io(emb_src, hwc, int(embedding_dim))
     fixed = {INPUT_NAME: hwc, EMBEDDING_OUTPUT: (int(embedding_dim),)}
-    plan_profile = None
-    if plan_file is not None:
-        plan_file = Path(plan_file)
-        if device == "cpu":
-            raise ValueError("device 'cpu': a TensorRT plan only runs on a GPU; drop the plan or use 'auto'/'gpu'")
-        if not plan_file.is_file():
-            raise FileNotFoundError(f"{plan_file}: missing (the TensorRT plan for {names['embedding_trt']})")
-        plan_profile = _plan_profile(plan_file)
-        if plan_profile and (plan_profile["min"] > 1 or int(max_batch_size) > plan_profile["max"]):
-            raise ValueError(
-                f"{plan_file}: built for batch {plan_profile['min']}..{plan_profile['max']}, but Triton sends any "
-                f"batch from 1 to max_batch_size {max_batch_size}; rebuild it with --batch 1:N:{max_batch_size}"
-            )
+    plans = {"embedding_trt": plan_file, "embedding_trt_int8": int8_plan_file}
+    profiles = [
+        check_plan_file(Path(f), names[key], key.endswith("int8"), device, int(max_batch_size))
+        for key, f in plans.items()
+        if f is not None
+    ]
+    plan_profile = next((p for p in profiles if p), None)  # the batcher aims at the (first) plan's tuned size
     preferred = _preferred(int(max_batch_size), preferred_batch_sizes, plan_profile)
     comment = f"written by siamese-edge export from bundle {bundle_dir.name}"
 
     models: dict[str, tuple[str, str, Path, list[Tensor], list[Tensor], str]] = {
         names["embedding"]: (PLATFORM_ONNX, "model.onnx", emb_src, [image], [embedding], onnx_kind),
     }
-    if plan_file is not None:
-        models[names["embedding_trt"]] = (PLATFORM_PLAN, "model.plan", plan_file, [image], [embedding], "KIND_GPU")
+    if int8_onnx:
+        int8_src = bundle_dir / EMBEDDING_INT8_ONNX
+        if not int8_src.is_file():
+            raise FileNotFoundError(
+                f"{int8_src}: missing (the QDQ INT8 graph for {names['embedding_int8']}); make it with "
+                "python -m export.build --model MODEL_FILE --int8 [--calib-images DIR]"
+            )
+        int8_image, int8_embedding = embedding_io(int8_src, hwc, int(embedding_dim))
+        models[names["embedding_int8"]] = (
+            PLATFORM_ONNX, "model.onnx", int8_src, [int8_image], [int8_embedding], "KIND_CPU",
+        )  # fmt: skip
+    for key, f in plans.items():
+        if f is not None:
+            models[names[key]] = (PLATFORM_PLAN, "model.plan", Path(f), [image], [embedding], "KIND_GPU")
     sia_src = bundle_dir / SIAMESE_ONNX
     if has_siamese and sia_src.is_file():
         sia_in, sia_out = onnx_io(sia_src)
@@ -258,6 +316,10 @@ def write_triton_repository(
     elif has_siamese:
         raise FileNotFoundError(f"{sia_src}: missing (pass has_siamese=False to leave the siamese model out)")
 
+    notes = {
+        names["embedding_int8"]: f"INT8: {EMBEDDING_INT8_ONNX}, the bundle's QDQ graph, on ONNX Runtime's CPU provider",
+        names["embedding_trt_int8"]: f"INT8: a TensorRT plan built from {EMBEDDING_INT8_ONNX} (explicit quantization)",
+    }
     with staging_dir(repo_dir) as staged:  # beside repo_dir, never inside it, where a polling Triton would see it
         for name, (platform, file_name, src, ins, outs, kind) in models.items():
             (staged / name / VERSION).mkdir(parents=True)
@@ -273,8 +335,88 @@ def write_triton_repository(
                 preferred,
                 max_queue_delay_us,
                 fixed,
-                comment,
+                comment + (f"\n{notes[name]}" if name in notes else ""),
             )
             (staged / name / "config.pbtxt").write_text(text, encoding="utf-8")
         _install(staged, repo_dir, list(models), overwrite)
     return repo_dir
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# command line: a repository for a bundle already exported (export.build --triton writes one at export)
+# ----------------------------------------------------------------------------------------------------------------
+
+EXAMPLES = """
+examples:
+  python -m export.triton --bundle bundles/omniglot_vgg --repo triton_repo
+  python -m export.triton --bundle bundles/omniglot_vgg --repo triton_repo --int8-onnx          # + the QDQ graph, CPU
+  python -m export.triton --bundle bundles/omniglot_vgg --repo triton_repo --force \\
+      --plan bundles/omniglot_vgg/embedding.trt10.3.sm87.fp16.<key>.plan \\
+      --int8-plan bundles/omniglot_vgg/embedding.trt10.3.sm87.int8.<key>.plan
+
+exit codes: 0 written; 2 bad input (a missing file, a plan that does not fit, models already there without --force)
+"""
+
+
+def build_parser():
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m export.triton",
+        description="Write (or add to) a Triton Inference Server model repository for an exported bundle: the FP32 "
+        "ONNX embedding and siamese models, and by choice the INT8 QDQ graph (ONNX Runtime, CPU) and TensorRT plans "
+        "(FP16/FP32 and INT8, built on the serving GPU by python -m export.tensorrt_build).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bundle", required=True, metavar="DIR", help="bundle folder written by python -m export.build")
+    p.add_argument("--repo", required=True, metavar="DIR", help="the model repository (created, or added to)")
+    p.add_argument("--name", help="model name prefix (default: the bundle's name)")
+    p.add_argument("--max-batch", type=int, default=32, help="max_batch_size (default: %(default)s)")
+    p.add_argument("--instances", type=int, default=1, help="instances per model (default: %(default)s)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="where the ONNX models run (default: auto)")
+    p.add_argument("--plan", metavar="FILE", help="an FP16/FP32 TensorRT plan: <name>_embedding_trt")
+    p.add_argument(
+        "--int8-onnx", action="store_true", help=f"serve {EMBEDDING_INT8_ONNX} (QDQ) as <name>_embedding_int8, on CPU"
+    )
+    p.add_argument("--int8-plan", metavar="FILE", help="an INT8 TensorRT plan: <name>_embedding_trt_int8")
+    p.add_argument("--force", action="store_true", help="replace models of the same names already in the repository")
+    return p
+
+
+@explain_missing_extras("export")  # reading the ONNX files needs the onnx package
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from runtime.bundle.layout import BundleError
+    from runtime.bundle.manifest import load_manifest
+
+    args = build_parser().parse_args(argv)
+    bundle = Path(args.bundle)
+    try:
+        manifest = load_manifest(bundle)
+        repo = write_triton_repository(
+            bundle,
+            Path(args.repo),
+            args.name or manifest.name,
+            manifest.preprocessing.input_shape,
+            manifest.embedding_dim,
+            max_batch_size=args.max_batch,
+            instances=args.instances,
+            plan_file=Path(args.plan) if args.plan else None,
+            has_siamese=(bundle / SIAMESE_ONNX).is_file(),
+            overwrite=args.force,
+            device=args.device,
+            int8_onnx=args.int8_onnx,
+            int8_plan_file=Path(args.int8_plan) if args.int8_plan else None,
+        )
+    except (BundleError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    models = sorted(p.name for p in repo.iterdir() if (p / "config.pbtxt").is_file())
+    print(f"triton:   {repo}/ ({', '.join(models)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from export.triton import (
+    DEVICES,
     PLATFORM_ONNX,
     PLATFORM_PLAN,
     config_pbtxt,
@@ -22,6 +23,7 @@ from export.triton import (
     write_triton_repository,
 )
 from runtime.bundle.layout import (
+    EMBEDDING_INT8_ONNX,
     EMBEDDING_ONNX,
     EMBEDDING_OUTPUT,
     INPUT_NAME,
@@ -270,6 +272,180 @@ def test_repository_with_a_real_plan(bundle, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# INT8: the QDQ graph on ONNX Runtime (CPU) and the INT8 plan, each by the user's choice
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def add_int8_graph(bundle: Path) -> Path:
+    """The bundle's real QDQ graph, from export.int8 (ONNX Runtime static quantization) of its embedding.onnx."""
+    from export.int8 import quantize_int8
+
+    x = np.random.default_rng(3).random((16, *HWC), dtype=np.float32)
+    return quantize_int8(bundle / EMBEDDING_ONNX, bundle / EMBEDDING_INT8_ONNX, x, progress=False).path
+
+
+def placeholder_plan(bundle: Path, precision: str, profile=(1, 4, 8)) -> Path:
+    """A plan file and the sidecar fields the repository reads (precision, profile), for the layout and configs
+    only: its bytes are not an engine (the gpu test serves a real one)."""
+    import json
+
+    lo, opt, hi = profile
+    plan = bundle / f"embedding.trt10.3.sm87.{precision}.0123456789ab.plan"
+    plan.write_bytes(f"placeholder {precision} plan".encode())
+    side = {"precision": precision, "profile": {"min": lo, "opt": opt, "max": hi}}
+    plan.with_name(plan.name + ".json").write_text(json.dumps(side))
+    return plan
+
+
+def test_the_int8_onnx_model_serves_the_qdq_graph_on_the_cpu(bundle, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    add_int8_graph(bundle)
+    names = model_names(NAME)
+    for device in DEVICES:  # the device option places the FP32 models; the QDQ graph stays on the CPU provider
+        repo = write_triton_repository(
+            bundle, tmp_path / device, NAME, HWC, DIM, max_batch_size=8, device=device, int8_onnx=True
+        )
+        assert sorted(p.name for p in repo.iterdir()) == sorted(
+            [names["embedding"], names["embedding_int8"], names["siamese"]]
+        )
+        model = repo / names["embedding_int8"]
+        cfg = parse_config(model / "config.pbtxt")
+        assert cfg.name == names["embedding_int8"] and cfg.platform == PLATFORM_ONNX and cfg.max_batch_size == 8
+        assert cfg.instance_group[0].kind == kind("KIND_CPU")
+        assert [(i.name, list(i.dims), i.data_type) for i in cfg.input] == [(INPUT_NAME, list(HWC), mc.TYPE_FP32)]
+        assert [(o.name, list(o.dims), o.data_type) for o in cfg.output] == [(EMBEDDING_OUTPUT, [DIM], mc.TYPE_FP32)]
+        assert_matches_onnx(cfg, bundle / EMBEDDING_INT8_ONNX)
+        assert "INT8: embedding.int8.onnx, the bundle's QDQ graph" in (model / "config.pbtxt").read_text()
+    served = model / "1" / "model.onnx"
+    assert served.read_bytes() == (bundle / EMBEDDING_INT8_ONNX).read_bytes()
+    ops = {n.op_type for n in onnx.load(str(served)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    sess = ort.InferenceSession(str(served), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {INPUT_NAME: np.zeros((cfg.max_batch_size, *HWC), np.float32)})[0]
+    assert out.shape == (cfg.max_batch_size, DIM)
+
+
+def test_int8_models_only_when_asked(bundle, tmp_path):
+    add_int8_graph(bundle)
+    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM)
+    assert not any("int8" in p.name for p in repo.iterdir())
+
+
+def test_int8_onnx_without_the_graph_says_how_to_make_it(bundle, tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, int8_onnx=True)
+    assert str(bundle / EMBEDDING_INT8_ONNX) in str(e.value)
+    assert "python -m export.build --model MODEL_FILE --int8" in str(e.value)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_the_int8_plan_is_its_own_model_beside_the_fp16_one(bundle, tmp_path):
+    fp16 = placeholder_plan(bundle, "fp16")
+    int8 = placeholder_plan(bundle, "int8", (1, 2, 8))
+    names = model_names(NAME)
+    repo = write_triton_repository(
+        bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=8, plan_file=fp16, int8_plan_file=int8
+    )
+    for model, plan in ((names["embedding_trt"], fp16), (names["embedding_trt_int8"], int8)):
+        cfg = parse_config(repo / model / "config.pbtxt")
+        assert cfg.platform == PLATFORM_PLAN and cfg.instance_group[0].kind == kind("KIND_GPU")
+        assert [(i.name, list(i.dims)) for i in cfg.input] == [(INPUT_NAME, list(HWC))]
+        assert (repo / model / "1" / "model.plan").read_bytes() == plan.read_bytes()
+    assert list(parse_config(repo / names["embedding_trt"] / "config.pbtxt").dynamic_batching.preferred_batch_size) == [
+        4,
+        8,
+    ]
+    text = (repo / names["embedding_trt_int8"] / "config.pbtxt").read_text()
+    assert "INT8: a TensorRT plan built from embedding.int8.onnx" in text
+
+    only = write_triton_repository(bundle, tmp_path / "only", NAME, HWC, DIM, max_batch_size=8, int8_plan_file=int8)
+    assert names["embedding_trt_int8"] in {p.name for p in only.iterdir()}
+    assert names["embedding_trt"] not in {p.name for p in only.iterdir()}
+    preferred = parse_config(only / names["embedding_trt_int8"] / "config.pbtxt").dynamic_batching
+    assert list(preferred.preferred_batch_size) == [2, 8]  # the INT8 plan's tuned size
+
+
+def test_a_plan_is_served_only_as_the_model_of_its_precision(bundle, tmp_path):
+    fp16, int8 = placeholder_plan(bundle, "fp16"), placeholder_plan(bundle, "int8")
+    with pytest.raises(
+        ValueError,
+        match=r"an INT8 plan, not one for tiny_embedding_trt; pass it as int8_plan_file \(--int8-plan\), served as tiny_embedding_trt_int8",
+    ):
+        write_triton_repository(bundle, tmp_path / "r", NAME, HWC, DIM, max_batch_size=8, plan_file=int8)
+    with pytest.raises(
+        ValueError,
+        match=r"an FP16 plan, not one for tiny_embedding_trt_int8; pass it as plan_file \(--plan\), served as tiny_embedding_trt$",
+    ):
+        write_triton_repository(bundle, tmp_path / "r", NAME, HWC, DIM, max_batch_size=8, int8_plan_file=fp16)
+    with pytest.raises(ValueError, match="a TensorRT plan only runs on a GPU"):
+        write_triton_repository(bundle, tmp_path / "r", NAME, HWC, DIM, device="cpu", int8_plan_file=int8)
+    with pytest.raises(ValueError, match=r"built for batch 1..8.*--batch 1:N:16"):
+        write_triton_repository(bundle, tmp_path / "r", NAME, HWC, DIM, max_batch_size=16, int8_plan_file=int8)
+    with pytest.raises(FileNotFoundError, match="the TensorRT plan for tiny_embedding_trt_int8"):
+        write_triton_repository(bundle, tmp_path / "r", NAME, HWC, DIM, int8_plan_file=tmp_path / "none.plan")
+    assert not (tmp_path / "r").exists()
+
+
+def _with_manifest(bundle: Path) -> Path:
+    from runtime.bundle.layout import SCHEMA_VERSION
+    from runtime.bundle.manifest import Manifest, write_manifest
+    from runtime.preprocess import Preprocessing
+
+    fields = {
+        "schema_version": SCHEMA_VERSION,
+        "name": NAME,
+        "preprocessing": Preprocessing(height=HWC[0], width=HWC[1], color="rgb").to_dict(),
+        "embedding": {"dim": DIM},
+        "head": {"kind": "euclidean"},
+        "score": {"kind": "distance", "same_when": "low", "threshold": 0.5},
+        "files": {},
+    }
+    write_manifest(bundle, Manifest.from_dict(fields))
+    return bundle
+
+
+def test_cli_writes_the_int8_model_by_choice(bundle, tmp_path, capsys):
+    from export.triton import main
+
+    add_int8_graph(bundle)
+    _with_manifest(bundle)
+    names = model_names(NAME)
+    assert main(["--bundle", str(bundle), "--repo", str(tmp_path / "repo"), "--max-batch", "8", "--int8-onnx"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"triton:   {tmp_path / 'repo'}/") and names["embedding_int8"] in out
+    cfg = parse_config(tmp_path / "repo" / names["embedding_int8"] / "config.pbtxt")
+    assert cfg.max_batch_size == 8 and cfg.instance_group[0].kind == kind("KIND_CPU")
+    assert main(["--bundle", str(bundle), "--repo", str(tmp_path / "repo"), "--int8-onnx"]) == 2  # no --force
+    assert "pass --force" in capsys.readouterr().err
+    (bundle / EMBEDDING_INT8_ONNX).unlink()
+    _with_manifest(bundle)  # a bundle exported without --int8
+    assert main(["--bundle", str(bundle), "--repo", str(tmp_path / "r2"), "--int8-onnx"]) == 2
+    assert "--int8" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_repository_with_a_real_int8_plan(bundle, tmp_path):
+    from export.tensorrt_build import build_engine
+    from runtime.backends.tensorrt_backend import probe
+
+    info = probe()
+    if info["reason"]:
+        pytest.skip(f"needs TensorRT and a CUDA GPU: {info['reason']}")
+    add_int8_graph(bundle)
+    side = build_engine(bundle, HWC, BatchProfile(1, 4, 8), "int8", 0.25, tmp_path / "cache")
+    plan = bundle / side["file"]
+    repo = write_triton_repository(
+        bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=8, int8_plan_file=plan, int8_onnx=True
+    )
+    model = repo / model_names(NAME)["embedding_trt_int8"]
+    cfg = parse_config(model / "config.pbtxt")
+    assert cfg.platform == PLATFORM_PLAN and list(cfg.dynamic_batching.preferred_batch_size) == [4, 8]
+    assert (model / "1" / "model.plan").read_bytes() == plan.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # DeepStream nvinfer (optional), parsed as the key-file it is
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -298,6 +474,21 @@ def test_nvinfer_config_maps_the_preprocessing():
     assert prop["output-blob-names"] == EMBEDDING_OUTPUT and prop["onnx-file"] == EMBEDDING_ONNX
     assert prop["model-engine-file"].endswith(".plan") and prop["batch-size"] == "8"
     assert prop["process-mode"] == "2"
+
+
+def test_nvinfer_int8_points_at_the_qdq_graph_and_its_plan():
+    from export.deepstream import nvinfer_config_text
+    from runtime.preprocess import Preprocessing
+
+    pre = Preprocessing(height=8, width=8)
+    text = nvinfer_config_text(pre, engine_file="embedding.trt10.3.sm87.int8.abc.plan", precision="int8")
+    prop = _nvinfer(text)
+    assert prop["network-mode"] == "1" and prop["onnx-file"] == EMBEDDING_INT8_ONNX
+    assert prop["model-engine-file"] == "embedding.trt10.3.sm87.int8.abc.plan"
+    assert "# note: INT8 runs the plan python -m export.tensorrt_build --precision int8 builds from" in text
+    assert _nvinfer(nvinfer_config_text(pre))["onnx-file"] == EMBEDDING_ONNX  # FP16: the FP32 graph, as before
+    with pytest.raises(ValueError, match="precision 'bf16'"):
+        nvinfer_config_text(pre, precision="bf16")
 
 
 def test_nvinfer_config_refuses_per_channel_std():
