@@ -6,11 +6,16 @@ library or the GPU is missing, so on a CPU machine every GPU step says why it di
 - installed: driver, CUDA runtime, TensorRT, cuda-bindings, ONNX Runtime and its providers;
 - cuda: through each CUDA API installed (cuda-python, pycuda: runtime.backends.cuda_memory), pinned and device
   allocations, a copy round trip on a stream, 20 times, device memory back to its baseline;
-- tensorrt: a tiny L2-norm bundle built at FP32 and FP16 with a 2:4:8 profile (INT8 is not built by
-  export.tensorrt_build: skipped with that reason), timing-cache reuse and a foreign cache refused cleanly,
+- tensorrt: a tiny L2-norm bundle built at FP32 and FP16 with a 2:4:8 profile, timing-cache reuse and a foreign
+  cache refused cleanly,
   batches of 0, 1, 3, 8 and 20 against ONNX Runtime's CPU provider within the precision's gate, four threads
   embedding while one closes, 20 load/close cycles back to the memory baseline, a plan for another compute
   capability refused;
+- tensorrt-int8: an INT8 plan built from a QDQ graph (explicit quantization: TensorRT 10 with the INT8 flag, 11
+  strongly typed) and run through the runtime's backend, compared by runtime.parity.compare with the INT8
+  tolerances: with ``--bundle DIR`` (exported with --int8), a copy of that bundle against its Keras reference
+  (reference.npz); without, the tiny bundle quantized here (export.int8) against its FP32 graph on ONNX Runtime's
+  CPU provider (it has no Keras model), the report saying which;
 - onnxruntime-gpu: the CUDA and TensorRT providers' parity on the same bundle;
 - cpp: the C++ TensorRT backend's ctest, where a build with TensorRT exists.
 """
@@ -26,6 +31,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +282,7 @@ def step_tensorrt(ctx: dict[str, Any]) -> dict[str, Any]:
     cuda = _cuda_on_gpu()
     bundle = _bundle(ctx)
     cache = ctx["work"] / "trt_timing.cache"
-    out: dict[str, Any] = {"int8": "skipped: export.tensorrt_build builds fp16 and fp32 plans only"}
+    out: dict[str, Any] = {}  # INT8: the tensorrt-int8 step
     x = np.random.default_rng(5).random((max(BATCHES), *HWC), dtype=np.float32)
     ok = True
     for precision in ("fp32", "fp16"):
@@ -367,6 +373,112 @@ def _other_gpu_plan_refused(bundle: Path, probe: dict[str, Any]) -> dict[str, An
     return {"refused": not check.ok and (chosen is None or chosen.plan != plan), "why": check.summary()}
 
 
+@dataclass(frozen=True)
+class Int8Case:
+    """What the INT8 step builds and compares: a bundle with an INT8 graph (a copy: the plan is built into it), the
+    reference to compare with (runtime.bundle.reference.Reference: inputs, embeddings, pairs and their scores) and
+    what that reference is."""
+
+    bundle: Path
+    reference: Any
+    label: str
+
+
+def int8_case(ctx: dict[str, Any]) -> Int8Case:
+    """The user's ``--bundle`` (a copy, against its Keras reference) or the tiny L2 bundle with a QDQ graph quantized
+    here (against its FP32 graph on ONNX Runtime's CPU provider). Skip, with the reason, when the bundle has no INT8
+    graph or the quantizer is not installed. Runs on the CPU (tested there)."""
+    from runtime.bundle import Bundle
+    from runtime.bundle.layout import EMBEDDING_INT8_ONNX
+
+    work = Path(ctx["work"])
+    given = ctx.get("int8_bundle")
+    if given is not None:
+        src = Path(given)
+        if not (src / EMBEDDING_INT8_ONNX).is_file():
+            raise Skip(
+                f"{src} has no {EMBEDDING_INT8_ONNX}: export it with python -m export.build --model MODEL_FILE --int8"
+            )
+        copy = work / "int8" / src.name
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(src, copy)  # with its plans, which its manifest lists; the step builds its own (force)
+        bundle = Bundle.open(copy)  # checks every hash of the copy
+        return Int8Case(copy, bundle.reference(), f"the Keras reference of {src} (reference.npz)")
+    try:
+        from export.int8 import quantize_int8
+    except ImportError as e:
+        raise Skip(f"the INT8 quantizer needs the export extra (pip install 'siamese-edge[export]'): {e}") from None
+    from runtime.backends.onnxruntime_backend import CPU_PROVIDER, OnnxRuntimeBackend
+    from runtime.bundle.reference import Reference
+
+    path = work / "int8" / "l2int8"
+    shutil.rmtree(path, ignore_errors=True)
+    bundle_dir = write_l2_bundle(path.parent, path.name)
+    rng = np.random.default_rng(7)
+    calibration = rng.random((64, *HWC), dtype=np.float32)
+    quantize_int8(bundle_dir / "embedding.onnx", bundle_dir / EMBEDDING_INT8_ONNX, calibration, progress=False)
+    Bundle.open(bundle_dir).add_graph("int8", EMBEDDING_INT8_ONNX)
+    x = rng.random((20, *HWC), dtype=np.float32)
+    fp32 = OnnxRuntimeBackend(bundle_dir, providers=[CPU_PROVIDER], precision="fp32")
+    emb = fp32.embed(x)
+    a, b = np.arange(0, 20, 2), np.arange(1, 20, 2)
+    ref = Reference(x, emb, a, b, fp32.score_embeddings(emb[a], emb[b]), source="random inputs (gpu-smoke)")
+    label = (
+        "embedding.onnx on ONNX Runtime's CPU provider (the tiny bundle has no Keras model; --bundle DIR compares "
+        "with a bundle's Keras reference)"
+    )
+    return Int8Case(bundle_dir, ref, label)
+
+
+def int8_parity(case: Int8Case, backend: Any) -> Any:
+    """runtime.parity.compare of ``backend`` (an int8 one) with the case's reference, at the INT8 tolerances."""
+    from runtime.bundle.manifest import load_manifest
+    from runtime.parity import compare, tolerances_for
+
+    ref = case.reference
+    emb = backend.embed(ref.inputs)
+    scores = backend.score_embeddings(emb[ref.pair_a], emb[ref.pair_b])
+    spec = load_manifest(case.bundle, verify=False).score
+    label = str(backend.info().get("backend", "tensorrt"))
+    return compare(label, "int8", ref.embeddings, emb, ref.scores, scores, spec, tolerances_for("int8"), case.label)
+
+
+def step_tensorrt_int8(ctx: dict[str, Any]) -> dict[str, Any]:
+    """An INT8 plan from the QDQ graph, built, reused, run by the runtime's TensorRT backend, within the INT8 gate."""
+    from export.tensorrt_build import build_engine, register_engine
+    from runtime.backends import tensorrt_backend as trtb
+    from runtime.bundle.manifest import load_manifest
+    from runtime.engines import BatchProfile
+
+    _needs_tensorrt(ctx)
+    _cuda_on_gpu().close()
+    case = int8_case(ctx)
+    hwc = load_manifest(case.bundle).preprocessing.input_shape
+    profile, cache = BatchProfile.parse(PROFILE), ctx["work"] / "trt_timing.int8.cache"
+    side = build_engine(case.bundle, hwc, profile, "int8", 0.25, cache, force=True)  # built here, never a copied one
+    register_engine(case.bundle, side)
+    again = build_engine(case.bundle, hwc, profile, "int8", 0.25, cache)
+    backend = trtb.TensorRTBackend(case.bundle, precision="int8")
+    try:
+        info = backend.info()
+        result = int8_parity(case, backend)
+    finally:
+        backend.close()
+    out = {
+        "bundle": str(case.bundle),
+        "plan": side["file"],
+        "strategy": side["strategy"],
+        "qdq_layers": side.get("qdq_layers"),
+        "reused_on_second_build": again["reused"],
+        "backend": info,
+        "reference": case.label,
+        "parity": result.to_dict(),
+    }
+    if not result.passed or again["reused"] is not True or info.get("precision") != "int8":
+        raise AssertionError(json.dumps(out, default=str))
+    return out
+
+
 def step_onnxruntime_gpu(ctx: dict[str, Any]) -> dict[str, Any]:
     from runtime.backends import onnxruntime_backend as ortb
 
@@ -427,15 +539,17 @@ STEPS: tuple[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]], ...] = (
     ("installed", step_installed),
     ("cuda", step_cuda),
     ("tensorrt", step_tensorrt),
+    ("tensorrt-int8", step_tensorrt_int8),
     ("onnxruntime-gpu", step_onnxruntime_gpu),
     ("cpp", step_cpp),
 )
 
 
-def run(work: Path) -> dict[str, Any]:
-    """Every step, in order; one entry each: passed (with details), skipped (with the reason) or failed."""
+def run(work: Path, bundle: Path | None = None) -> dict[str, Any]:
+    """Every step, in order; one entry each: passed (with details), skipped (with the reason) or failed. ``bundle``:
+    a bundle exported with --int8, for the INT8 step (a copy of it; the bundle itself is left as it is)."""
     work.mkdir(parents=True, exist_ok=True)
-    ctx: dict[str, Any] = {"work": work}
+    ctx: dict[str, Any] = {"work": work, "int8_bundle": bundle}
     steps = []
     for name, fn in STEPS:
         start = time.perf_counter()
@@ -461,8 +575,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.gpu_smoke", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu-smoke.json", help="the JSON report (%(default)s)")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "gpu-smoke", help="scratch folder (%(default)s)")
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        help="a bundle exported with --int8: the INT8 step builds its plan in a copy and compares it with the "
+        "bundle's Keras reference (default: a tiny bundle quantized here, against its FP32 graph)",
+    )
     args = p.parse_args(argv)
-    report = run(args.work)
+    report = run(args.work, args.bundle)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=str))
     print(json.dumps(report, indent=1, default=str))
