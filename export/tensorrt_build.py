@@ -11,9 +11,13 @@ Written against the TensorRT 10 and 11 Python APIs: ``Builder.create_network`` (
 ``OnnxParser.parse_from_file``, ``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE, ...)``,
 ``set_flag(BuilderFlag.FP16)``/``set_flag(BuilderFlag.INT8)`` and the FP32 layer pins (10.x only: weak typing,
 removed in 11; used only under ``major < STRONGLY_TYPED_MAJOR``), ``ILayer.type`` (``LayerType.QUANTIZE``/
-``DEQUANTIZE``: an INT8 build checks the parsed network is explicitly quantized), ``create_optimization_profile``/``set_shape``, ``create_timing_cache``/
-``set_timing_cache``/``get_timing_cache().serialize()``, ``build_serialized_network``. Type-checked against
-tensorrt-stubs (TensorRT 10.13's API) by tools/typecheck.py.
+``DEQUANTIZE``: an INT8 build checks the parsed network is explicitly quantized), ``create_optimization_profile``/
+``set_shape``, ``create_timing_cache``/``set_timing_cache``/``get_timing_cache().serialize()``,
+``build_serialized_network``. Type-checked against tensorrt-stubs (TensorRT 10.13's API) by tools/typecheck.py.
+
+Precisions: fp32 (the FP32 graph, TF32 off), fp16 (10.x: the FP32 graph + FP16 flag with the FP16 graph's FP32
+islands pinned; 11.x: embedding.fp16.onnx, strongly typed) and int8 (explicit quantization from the QDQ graph
+embedding.int8.onnx on both: 10.x with the INT8 flag, 11.x strongly typed; ``int8_strategy`` says why not FP16 too).
 """
 
 from __future__ import annotations
