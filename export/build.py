@@ -355,13 +355,13 @@ def build_bundle(model: str | Path, options: ExportOptions | None = None) -> Exp
                 raise EngineRequired(engine_line)
         results, speed = run_parity(tmp, manifest, ref, with_fp16=opts.fp16, with_tensorrt=bool(engines))
         if not engines:
-            from export.build_instructions import build_engine_markdown
+            from export.build_instructions import build_engine_markdown, int8_engine_markdown
 
             reason = engine_line or "no engine was asked for (--engine)"
-            write_text_atomic(
-                tmp / mf.BUILD_ENGINE_MD,
-                build_engine_markdown(name, cfg.preprocessing.input_shape, profile, "fp16", opts.workspace, reason),
-            )
+            text = build_engine_markdown(name, cfg.preprocessing.input_shape, profile, "fp16", opts.workspace, reason)
+            if int8 is not None:
+                text += int8_engine_markdown(name, cfg.preprocessing.input_shape, profile, opts.workspace)
+            write_text_atomic(tmp / mf.BUILD_ENGINE_MD, text)
         write_report(tmp / mf.PARITY_JSON, results, ref.source, speed)
         summary = {r.backend: ("PASSED" if r.passed else "FAILED") for r in results}
         manifest = write_manifest(tmp, replace(manifest, engines=engines, parity=summary))

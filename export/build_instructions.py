@@ -3,13 +3,14 @@
 A plan only runs on the TensorRT version and GPU that built it, so an export on a laptop without TensorRT is
 normal: the bundle then carries the exact commands for the target, with this bundle's real tensor name, shapes,
 profile and workspace filled in. trtexec flags as in TensorRT's trtexec help (10.x) and the 10.x -> 11.x
-trtexec migration guide: ``--fp16`` exists in 10.x only; 11.x is always strongly typed and builds the FP16 graph.
+trtexec migration guide: ``--fp16`` and ``--int8`` exist in 10.x only; 11.x is always strongly typed and builds the
+FP16 graph, or the INT8 (Q/DQ) graph, as typed.
 """
 
 from __future__ import annotations
 
 from export.tensorrt_build import workspace_bytes
-from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_ONNX, INPUT_NAME
+from runtime.bundle.layout import EMBEDDING_FP16_ONNX, EMBEDDING_INT8_ONNX, EMBEDDING_ONNX, INPUT_NAME
 from runtime.engines import BatchProfile, check_input_shape, check_precision
 
 TIMING_CACHE = "../trt_timing.cache"  # beside the bundle, shared by its rebuilds (the tool's default too)
@@ -46,6 +47,10 @@ def trtexec_args(
     shapes = profile.shapes(shape)
     if precision == "fp32":
         model, precision_flags = EMBEDDING_ONNX, ["--noTF32"]  # FP32 parity needs real FP32, not TF32
+    elif precision == "int8":
+        # explicit quantization: the Q/DQ graph carries its scales (no calibration cache); 10.x must allow INT8
+        # kernels with --int8 and keeps unquantized layers FP32 (as export.tensorrt_build); 11.x is typed by the graph
+        model, precision_flags = EMBEDDING_INT8_ONNX, ["--int8"] if trt_major == 10 else ["--stronglyTyped"]
     elif trt_major == 10:
         model, precision_flags = EMBEDDING_ONNX, ["--fp16"]  # weak typing: FP32 graph, FP16 kernels allowed
     else:
@@ -92,6 +97,12 @@ def build_engine_markdown(
             f"`{EMBEDDING_FP16_ONNX}` (FP16 inside, FP32 at its input and output) as typed. `--stronglyTyped` is on "
             "by default there; it is written out so the same line also works on TensorRT 10, where it must be asked for."
         )
+    elif precision == "int8":
+        ten_note = (
+            f"The INT8 graph `{EMBEDDING_INT8_ONNX}` (Q/DQ, explicit quantization: no calibrator), with INT8 kernels "
+            "allowed by `--int8` (`BuilderFlag.INT8`); layers the graph leaves unquantized stay FP32."
+        )
+        eleven_note = f"The INT8 graph `{EMBEDDING_INT8_ONNX}` strongly typed: precision comes from its Q/DQ nodes."
     else:
         ten_note = "The FP32 graph in FP32 (`--noTF32`: TF32 would miss the FP32 parity tolerance)."
         eleven_note = "The FP32 graph, strongly typed as FP32 (`--noTF32` as for TensorRT 10)."
@@ -149,5 +160,36 @@ Check the plan (a timed run at the tuned batch size):
 
 ```sh
 trtexec --loadEngine={plan} --shapes={opt_shape}
+```
+"""
+
+
+def int8_engine_markdown(bundle_name: str, input_shape, profile: BatchProfile, workspace_gib: float) -> str:
+    """The INT8 section of BUILD_ENGINE.md, for a bundle with an INT8 (Q/DQ) graph."""
+    hwc = check_input_shape(input_shape)
+    gib = f"{float(workspace_gib):g}"
+    ten = _shell("trtexec", trtexec_args(10, hwc, profile, "int8", workspace_gib))
+    eleven = _shell("trtexec", trtexec_args(11, hwc, profile, "int8", workspace_gib))
+    return f"""
+## INT8
+
+This bundle also has the INT8 graph `{EMBEDDING_INT8_ONNX}` (Q/DQ nodes calibrated on real images at export, see
+`manifest.json` `int8`). TensorRT builds it by explicit quantization on both versions; no calibrator is involved.
+The runtime takes an INT8 plan only when asked (`precision="int8"`).
+
+```sh
+python -m export.tensorrt_build --bundle {bundle_name} --batch {profile} --precision int8 --workspace {gib}
+```
+
+TensorRT 10.x (JetPack 6): INT8 kernels allowed by `--int8`; layers the graph leaves unquantized stay FP32.
+
+```sh
+{ten}
+```
+
+TensorRT 11.x: strongly typed, the precision comes from the graph's Q/DQ nodes.
+
+```sh
+{eleven}
 ```
 """

@@ -57,7 +57,17 @@ def test_parity_reports_int8_and_the_runtime_runs_it(int8_bundle):
     e8, e32 = np.asarray(v8.embed_preprocessed(ref.inputs)), np.asarray(v32.embed_preprocessed(ref.inputs))
     cos = np.sum(e8 * e32, axis=1) / (np.linalg.norm(e8, axis=1) * np.linalg.norm(e32, axis=1))
     assert cos.min() >= 0.99 and not np.array_equal(e8, e32)  # close, and really a different graph
-    assert runtime.load(int8_bundle).info()["precision"] != "int8"  # auto never takes int8
+    # the export judged INT8 on the task too (the reference pairs are labelled: the model card's data)
+    assert {"auc_drop", "eer_rise", "flips_outside"} <= {c.metric for c in row.checks}
+    assert row.metrics["auc_reference"] - row.metrics["auc"] <= 0.005
+    # auto weighs the INT8 options with the others (whatever it takes here), and decides at the INT8 threshold
+    auto = runtime.load(int8_bundle)
+    info = auto.info()
+    assert {"onnxruntime-cpu:int8", "openvino:int8"} & set(info["timings"])
+    if info["precision"] == "int8":
+        taken = report.row(info["parity_label"], "int8")
+        assert taken.passed and auto.spec.threshold == (taken.threshold or auto.manifest.score.threshold)
+    assert "INT8" in (int8_bundle / "BUILD_ENGINE.md").read_text()  # and how to build its TensorRT plan
 
 
 def test_calibration_needs_enough_real_images(digits_model, tmp_path, capsys):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.build_instructions import build_engine_markdown, trtexec_args, trtexec_plan_name
+from export.build_instructions import build_engine_markdown, int8_engine_markdown, trtexec_args, trtexec_plan_name
 from export.tensorrt_build import (
     EXIT_INPUT,
     EXIT_UNAVAILABLE,
@@ -326,6 +326,16 @@ def test_build_engine_md_fp32_never_asks_for_fp16():
         assert "--fp16" not in args
         assert "--maxShapes=image:8x28x28x1" in args
         assert "--memPoolSize=workspace:2048M" in args
+
+
+def test_int8_trtexec_lines_build_the_qdq_graph_without_a_calibrator():
+    ten = trtexec_args(10, (28, 28, 1), BatchProfile.parse("1:4:8"), "int8")
+    eleven = trtexec_args(11, (28, 28, 1), BatchProfile.parse("1:4:8"), "int8")
+    assert ten[:2] == ["--onnx=embedding.int8.onnx", "--int8"] and "--fp16" not in ten
+    assert eleven[:2] == ["--onnx=embedding.int8.onnx", "--stronglyTyped"] and "--int8" not in eleven
+    assert not any("calib" in a.lower() for a in ten + eleven)
+    md = int8_engine_markdown("b", (28, 28, 1), BatchProfile.parse("1:4:8"), 2)
+    assert "--precision int8" in md and "trtexec \\\n  --onnx=embedding.int8.onnx \\\n  --int8" in md
 
 
 def test_trtexec_args_refuse_old_tensorrt():
