@@ -64,3 +64,23 @@ def test_nothing_to_evaluate_is_a_clear_error(digits_model, capsys):
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
     assert evaluate_main(["--model", str(tmp_path / "nope.keras"), "--data", "digits"]) == 2
     assert "nope.keras" in capsys.readouterr().err
+
+
+def test_a_bundle_scores_as_its_keras_model_on_the_task(tmp_path_factory, tmp_path, capsys):
+    """--bundle runs the deployed graph through the runtime: on FP32 its task numbers are the Keras model's."""
+    from tests.test_runtime_verifier import trained_bundle
+
+    bundle = trained_bundle(tmp_path_factory)
+    model = bundle.parent.parent / "run" / "digits" / "model.keras"
+    common = ["--data", "digits", "--n-way", "5", "--trials", "200", "--pairs", "600", "--no-progress"]
+    keras_json, bundle_json = tmp_path / "k.json", tmp_path / "b.json"
+    assert evaluate_main(["--model", str(model), *common, "--json", str(keras_json)]) == 0
+    argv = ["--bundle", str(bundle), "--backend", "onnxruntime", "--precision", "fp32", *common]
+    assert evaluate_main([*argv, "--json", str(bundle_json)]) == 0
+    k, b = json.loads(keras_json.read_text()), json.loads(bundle_json.read_text())
+    assert b["bundle"]["variant"] == "onnxruntime-cpu" and b["bundle"]["precision"] == "fp32"
+    assert b["verification"]["auc"] == pytest.approx(k["verification"]["auc"], abs=1e-6)
+    assert b["5_way_1_shot"]["accuracy"] == pytest.approx(k["5_way_1_shot"]["accuracy"], abs=1e-9)
+    capsys.readouterr()
+    assert evaluate_main(["--model", str(model), "--precision", "int8", *common]) == 2
+    assert "--backend and --precision choose how a --bundle runs" in capsys.readouterr().err

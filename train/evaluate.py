@@ -16,6 +16,7 @@ import numpy as np
 
 from runtime.console import one_line, run_cli
 from runtime.extras import explain_missing_extras
+from runtime.select import BackendUnavailable
 from train.arguments import add_debug, bounded, exit_codes
 
 EXAMPLES = """
@@ -24,6 +25,7 @@ examples:
   python -m train.evaluate --model models/omniglot/model.keras --data omniglot --split evaluation --n-way 20 --trials 400
   python -m train.evaluate --model models/omniglot/model.keras --lake-runs runs/lake --json results.json
   python -m train.evaluate --model models/omniglot/model.keras --data omniglot --split evaluation --build-lake-runs runs/lake
+  python -m train.evaluate --bundle bundles/omniglot --backend openvino --precision int8 --data omniglot --trials 2000
 
 {exit_codes}
 """
@@ -38,7 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES.format(exit_codes=exit_codes()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help=".keras, Keras 2 .h5 (whole model or weights-only), SavedModel dir")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help=".keras, Keras 2 .h5 (whole model or weights-only), SavedModel dir")
+    which.add_argument(
+        "--bundle",
+        help="an exported bundle, scored as the runtime runs it (--backend, --precision): e.g. its INT8 graph on the task",
+    )
+    p.add_argument("--backend", default="auto", help="with --bundle: the runtime backend (default: %(default)s)")
+    p.add_argument("--precision", help="with --bundle: fp32, fp16, bf16 or int8 (default: what the backend picks)")
     p.add_argument("--arch", help="architecture, when the file does not say (weights-only files are recognised)")
     p.add_argument(
         "--allow-unsafe-lambda",
@@ -98,10 +107,19 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         check_writable_dir(args.out, "--out")
     if args.json:
         check_writable_dir(Path(args.json).parent, "--json")
-    siamese = load_model(args.model, arch=args.arch, allow_unsafe=args.allow_unsafe_lambda)
+    if args.bundle:
+        from train.deployed import DeployedModel
+
+        siamese = DeployedModel(args.bundle, args.backend, args.precision)
+        results: dict[str, Any] = {"bundle": siamese.describe()}
+    else:
+        if args.precision or args.backend != "auto":
+            raise ValueError("--backend and --precision choose how a --bundle runs; a --model runs on Keras")
+        siamese = load_model(args.model, arch=args.arch, allow_unsafe=args.allow_unsafe_lambda)
+        results = {"model": str(args.model)}
     cfg = siamese.config
     spec = cfg.score
-    results: dict[str, Any] = {"model": str(args.model), "arch": cfg.arch, "score": spec.to_dict()}
+    results.update({"arch": cfg.arch, "score": spec.to_dict()})
     out = Path(args.out) if args.out else None
 
     if args.data:
@@ -201,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         results = evaluate(args)
-    except (ValueError, OSError, KeyError) as e:  # bad model, data or arguments; a folder that cannot be written
+    except (ValueError, OSError, KeyError, BackendUnavailable) as e:  # bad model, data, arguments or --backend
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     print_summary(results)
