@@ -18,7 +18,9 @@ from runtime.bench.rows import BATCHES
 
 def run_keras(model: str, x: np.ndarray, ref_index: int, settings: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Time Keras in a child process (``python -m train.keras_baseline``; the runtime never imports Keras);
-    {"error": ...} if it cannot."""
+    {"error": ...} if it cannot. ``settings``: the timing (repeats, batch_repeats, warmup, budget_s, optionally
+    batches), the bundle's ``arch`` and ``input_shape`` (for model files that do not say), and the ``pair_files``
+    with their ``preprocessing`` for the verify row."""
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
@@ -31,7 +33,7 @@ def run_keras(model: str, x: np.ndarray, ref_index: int, settings: dict[str, Any
             "images": str(images),
             "ref_index": ref_index,
             "result": str(Path(tmp) / "r.json"),
-            "batches": list(BATCHES),
+            "batches": list(settings.get("batches", BATCHES)),
             **settings,
         }
         (Path(tmp) / "spec.json").write_text(json.dumps(spec))

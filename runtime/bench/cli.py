@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from runtime.bench.api import measure_api, pair_files
 from runtime.bench.baseline import run_keras
 from runtime.bench.flops import count_flops
-from runtime.bench.peaks import measure_peak, measure_peak_openvino
+from runtime.bench.peaks import PEAK_SIZES, QUICK_PEAK_SIZES, measure_peaks, remeasure
 from runtime.bench.process import measure_runtime_process
 from runtime.bench.report import BENCH_SCHEMA, add_compute, format_table, plot, summarize
 from runtime.bench.rows import BATCHES, DEFAULT_BACKENDS, bench_backend, bench_images, make_backend
@@ -29,16 +31,19 @@ from runtime.machine import cpu_name, versions
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="runtime-bench-pair-") as tmp:  # the verify rows' two image files
+        return _run(args, Path(tmp))
+
+
+def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     bundle_dir = Path(args.bundle)
     manifest = load_manifest(bundle_dir)
     x, source = bench_images(bundle_dir, manifest, args.images, n=max(BATCHES))
     ref_index = len(x) - 1
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
-    say("measuring the CPU's fp32 peak ...")
-    peaks: dict[str, dict[str, Any]] = {
-        "fp32": {**measure_peak(args.peak_size, args.peak_repeats), "precision": "fp32"}
-    }
+    say("measuring this CPU's peak per precision ...")
+    peaks = measure_peaks(sizes=args.peak_sizes, repeats=args.peak_repeats)
     try:
         flops = count_flops(bundle_dir / manifest.embedding_file)
     except Exception as e:  # noqa: BLE001 - onnx missing or a graph it cannot infer: no GFLOP/s, the rest stands
@@ -70,20 +75,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except Exception as e:  # noqa: BLE001
             row.update(status="failed", reason=f"{type(e).__name__}: {e}")
         results.append(row)
-        if row["precision"] in ("bf16", "fp16") and row["precision"] not in peaks and row["status"] == "ok":
-            try:
-                peaks[row["precision"]] = {
-                    **measure_peak_openvino(row["precision"], args.peak_size, args.peak_repeats),
-                    "precision": row["precision"],
-                }
-            except Exception as e:  # noqa: BLE001
-                say(f"no {row['precision']} peak: {e}")
         del backend
+
+    files, pair_source = pair_files(manifest, x, ref_index, args.images, tmp)
+    say("public API: runtime.load, verify and embed of two image files ...")
+    api = measure_api(bundle_dir, files, args.repeats, args.warmup, args.budget, args.threads)
 
     keras: dict[str, Any] = {}
     if args.model and not args.no_keras:
         say("keras: timing in a child process ...")
-        keras = run_keras(args.model, x, ref_index, settings, timeout=args.keras_timeout)
+        keras_spec = {
+            **settings,
+            "arch": manifest.arch,
+            "input_shape": list(manifest.preprocessing.input_shape),
+            "pair_files": files,
+            "preprocessing": manifest.preprocessing.to_dict(),
+        }
+        keras = run_keras(args.model, x, ref_index, keras_spec, timeout=args.keras_timeout)
         for krow in keras.get("rows", []):
             results.append({**krow, "status": "ok"})
             keras.update(measured=True, throughput_note=krow.get("throughput_note"))
@@ -95,12 +103,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     elif args.model:
         keras = {"rows": [], "error": "--no-keras"}
 
-    # the peak again at the end: on a shared machine one measurement can be unlucky; the best of both counts
-    again = measure_peak(args.peak_size, args.peak_repeats)
-    first = peaks["fp32"]
-    peaks["fp32"] = {**(again if again["gflops"] > first["gflops"] else first), "precision": "fp32"}
-    peaks["fp32"]["measurements_gflops"] = [first["gflops"], again["gflops"]]
-    peaks["fp32"]["method"] += ", at the start and the end of the run (the better counts)"
+    remeasure(peaks, args.peak_repeats)  # on a shared machine one measurement can be unlucky: the best counts
     for r in results:
         if r.get("status") == "ok":
             add_compute(r, flops.get("flops"), peaks)
@@ -130,15 +133,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         },
         "versions": versions(("numpy", "onnxruntime", "onnxruntime-gpu", "onnx", "openvino", "tensorflow", "keras")),
-        "images": {"source": source, "count": int(len(x)), "reference_index": ref_index},
+        "images": {"source": source, "count": int(len(x)), "reference_index": ref_index, "pair_source": pair_source},
         "settings": {**settings, "threads": args.threads, "batches": list(BATCHES)},
         "peak": peaks,
         "flops": flops,
         "results": results,
         "keras": {k: v for k, v in keras.items() if k != "rows"},
         "runtime_process": runtime_proc,
+        "api": api,
     }
-    report["summary"] = summarize(results, runtime_proc)
+    report["summary"] = summarize(results, runtime_proc, api, keras)
     return report
 
 
@@ -169,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bundle", help="the bundle folder (written by python -m export.build)")
     p.add_argument(
-        "--model", help="the source Keras model (.keras / full-model .h5): adds Keras rows when TensorFlow is installed"
+        "--model",
+        help="the source model, anything export.build loads (.keras, whole-model or weights-only .h5, SavedModel): "
+        "adds Keras rows when TensorFlow is installed",
     )
     p.add_argument(
         "--backends",
@@ -183,8 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
     p.add_argument("--budget", type=float, default=30.0, help="at most this many seconds per measurement (default 30)")
     p.add_argument("--threads", type=int, help="intra-op threads for the CPU backends (default: theirs)")
-    p.add_argument("--peak-size", type=int, default=2048, help="matrix size of the peak matmul (default 2048)")
-    p.add_argument("--peak-repeats", type=int, default=7, help="peak matmuls, the best counts (default 7)")
+    p.add_argument(
+        "--peak-sizes",
+        type=lambda v: tuple(int(n) for n in v.replace(",", " ").split()),
+        default=PEAK_SIZES,
+        help=f"matrix sizes of the peak matmuls (default {','.join(map(str, PEAK_SIZES))})",
+    )
+    p.add_argument(
+        "--peak-repeats", type=int, default=5, help="matmuls per size and kernel, the best counts (default 5)"
+    )
     p.add_argument("--quick", action="store_true", help="tiny repeat counts (a smoke run, not a measurement)")
     p.add_argument("--no-keras", action="store_true", help="skip the Keras baseline")
     p.add_argument("--no-process", action="store_true", help="skip the runtime-only process measurement")
@@ -207,7 +220,7 @@ def _main(args: argparse.Namespace) -> int:
     if not args.bundle:
         build_parser().error("--bundle is required")
     if args.quick:
-        args.repeats, args.batch_repeats, args.warmup, args.peak_size, args.peak_repeats = 5, 2, 1, 1024, 3
+        args.repeats, args.batch_repeats, args.warmup, args.peak_sizes, args.peak_repeats = 5, 2, 1, QUICK_PEAK_SIZES, 3
     for name in ("repeats", "batch_repeats"):
         if getattr(args, name) < 1:
             build_parser().error(f"--{name.replace('_', '-')} must be >= 1")

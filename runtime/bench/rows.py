@@ -17,13 +17,20 @@ BATCHES = (8, 32)
 DEFAULT_BACKENDS = tuple(row for row, _, _ in bench_rows())  # the registry's rows: onnxruntime, openvino-bf16, ...
 
 
+def image_files(folder: str | Path, limit: int | None = None) -> list[Path]:
+    """The image files under ``folder``, sorted (what ``--images`` times on)."""
+    from runtime.preprocess import IMAGE_SUFFIXES
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return files[:limit] if limit else files
+
+
 def bench_images(bundle_dir: Path, manifest: Manifest, images_dir: str | None, n: int = 32) -> tuple[np.ndarray, str]:
     """At least ``n`` preprocessed images (NHWC float32) and where they came from; repeated when fewer exist."""
     if images_dir:
         from runtime.images import preprocess_many
-        from runtime.preprocess import IMAGE_SUFFIXES
 
-        files = sorted(p for p in Path(images_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[: max(n, 64)]
+        files = image_files(images_dir, max(n, 64))
         if not files:
             raise SystemExit(f"--images {images_dir}: no image files found")
         x = preprocess_many([str(p) for p in files], manifest.preprocessing)
