@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m runtime.bench",
         description="Latency, throughput, GFLOP/s and memory of a bundle on every backend present, next to Keras.",
         epilog=f"""exit codes:
-  0  measured; the table, JSON and chart are written
+  0  measured; the table, JSON and chart are written (a missed target is reported, not an error)
   1  --check and a target was missed
   2  bad input (a bundle, --model or --out that cannot be used: one line naming it)
 {BOUNDARY_EXIT_CODES}""",
