@@ -71,7 +71,7 @@ train-omniglot: $(STAMP)
 	$(OMNIGLOT_ENV) $(BIN)/python -m train $(OMNIGLOT_TRAIN)
 	$(OMNIGLOT_ENV) $(BIN)/python -m train.publish --run runs/omniglot --to models/omniglot --trials 2000
 
-## make bench: training throughput per architecture, training jobs' peak memory / first step / steps per second (streamed data), the runtime against Keras (VGG16, Omniglot), camera FPS (demo, VGG16; 4 and 2 streams batched against as many processes); JSON, tables, charts in runs/bench
+## make bench: training throughput per architecture, training jobs' peak memory / first step / steps per second (streamed data), the runtime against Keras (VGG16, Omniglot; FP32, bf16 and INT8 rows: the bundles are exported with --int8, VGG16's calibrated on 64 Omniglot background images), camera FPS (demo, VGG16; 4 and 2 streams batched against as many processes); JSON, tables, charts in runs/bench
 BENCH := runs/bench
 bench: $(STAMP)
 	$(BIN)/python -m train.bench --out $(BENCH)
@@ -79,9 +79,13 @@ bench: $(STAMP)
 	test -f $(BENCH)/vgg16/model.keras || $(BIN)/python -c "import pathlib, sys; from train.models import create_model; \
 		p = pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True); create_model('vgg16-siamese').model.save(p)" \
 		$(BENCH)/vgg16/model.keras
-	$(BIN)/python -m export.build --model $(BENCH)/vgg16/model.keras --name vgg16 --out $(BENCH)/bundles --force
+	test -f $(BENCH)/vgg16-calib/reference.png || $(OMNIGLOT_ENV) $(BIN)/python -m train.clipmaker --data omniglot \
+		--split background --negatives 63 --out $(BENCH)/vgg16-calib
+	$(BIN)/python -m export.build --model $(BENCH)/vgg16/model.keras --name vgg16 --out $(BENCH)/bundles --force \
+		--int8 --calib-images $(BENCH)/vgg16-calib
 	$(BIN)/python -m runtime.bench --bundle $(BENCH)/bundles/vgg16 --model $(BENCH)/vgg16/model.keras --out $(BENCH)
-	$(BIN)/python -m export.build --model models/omniglot/model.keras --name omniglot --out $(BENCH)/bundles --force
+	$(OMNIGLOT_ENV) $(BIN)/python -m export.build --model models/omniglot/model.keras --name omniglot --out $(BENCH)/bundles \
+		--force --int8
 	$(BIN)/python -m runtime.bench --bundle $(BENCH)/bundles/omniglot --model models/omniglot/model.keras --out $(BENCH)
 	test -f $(DEMO)/bundles/demo/manifest.json || $(MAKE) demo
 	test -f $(BENCH)/bench_clip_digits.mp4 || { $(BIN)/python -m train.clipmaker --data digits --out $(BENCH)/clip-images && \

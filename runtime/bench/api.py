@@ -1,6 +1,7 @@
 """The public API's rows: what a user's code pays per pair. ``runtime.load(bundle)`` (backend "auto"), then
 ``verify(path_a, path_b)`` on two image files (read, preprocessed, embedded together at batch 2, scored,
-decided) and one ``embed([path_a, path_b])`` of the same two files, timed alternately (so a busy moment of a
+decided), one ``embed([path_a, path_b])`` of the same two files and ``score_embeddings`` of their two embeddings
+(what verify adds), timed alternately (so a busy moment of a
 shared machine falls on both), for the targets "verify vs Keras predict on the same pair" and "verify vs one
 embed of both images".
 
@@ -55,8 +56,8 @@ def pair_files(
 def measure_api(
     bundle_dir: Path, files: Sequence[str], repeats: int, warmup: int, budget_s: float, threads: int | None
 ) -> dict[str, Any]:
-    """``verify(a, b)`` and ``embed([a, b])`` through ``runtime.load(bundle_dir)``, alternately; {"error"} if the
-    bundle does not load."""
+    """``verify(a, b)``, ``embed([a, b])`` and ``score_embeddings`` through ``runtime.load(bundle_dir)``,
+    alternately; {"error"} if the bundle does not load."""
     import runtime
 
     t0 = time.perf_counter()
@@ -66,7 +67,12 @@ def measure_api(
         return {"error": f"runtime.load failed: {type(e).__name__}: {e}"}
     load_s = time.perf_counter() - t0
     a, b = files
-    calls = {"verify": lambda: verifier.verify(a, b), "embed": lambda: verifier.embed([a, b])}
+    ea, eb = verifier.embed(a), verifier.embed(b)
+    calls = {  # score: what verify adds to the embedding (the head or the distance, on two embeddings)
+        "verify": lambda: verifier.verify(a, b),
+        "embed": lambda: verifier.embed([a, b]),
+        "score": lambda: verifier.score_embeddings(ea, eb),
+    }
     times: dict[str, list[float]] = {k: [] for k in calls}
     start = time.perf_counter()
     for i in range(max(0, warmup) + max(1, repeats)):
@@ -87,6 +93,7 @@ def measure_api(
         "files": list(files),
         "verify": latency_stats(np.asarray(times["verify"])),
         "embed_pair": latency_stats(np.asarray(times["embed"])),
+        "score_embeddings": latency_stats(np.asarray(times["score"])),
         "score": float(result.score),
         "match": bool(result.match),
     }

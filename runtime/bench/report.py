@@ -206,6 +206,12 @@ def format_table(report: dict[str, Any]) -> str:
             f"keras: pair b1 = the two-input model on (image, reference); b8/b32 = "
             f"{k.get('throughput_note', '')}; scores vs runtime max abs diff "
             f"{k.get('check_max_abs_diff', float('nan')):.3g}"
+            + (
+                f"; predict on the two image files (decoded and preprocessed) p50 "
+                f"{k['pair_files']['latency']['p50_ms']:.2f} ms"
+                if k.get("pair_files")
+                else ""
+            )
         )
     p = report.get("runtime_process") or {}
     lines.append("")
@@ -225,7 +231,8 @@ def format_table(report: dict[str, Any]) -> str:
     elif api:
         lines.append(
             f"public API: runtime.load picked {api['backend']} {api['precision']} (the reason is in the JSON); "
-            f"verify(a, b) p50 {api['verify']['p50_ms']:.2f} ms, embed([a, b]) p50 {api['embed_pair']['p50_ms']:.2f} ms "
+            f"verify(a, b) p50 {api['verify']['p50_ms']:.2f} ms, embed([a, b]) p50 {api['embed_pair']['p50_ms']:.2f} ms, "
+            f"score_embeddings p50 {api['score_embeddings']['p50_ms']:.3f} ms "
             f"on {report['images'].get('pair_source', 'two image files')}"
         )
     lines.append("")
