@@ -19,7 +19,14 @@ import numpy as np
 from runtime.bench.api import measure_api, pair_files
 from runtime.bench.baseline import run_keras
 from runtime.bench.flops import count_flops
-from runtime.bench.peaks import PEAK_SIZES, QUICK_PEAK_SIZES, measure_peaks, remeasure
+from runtime.bench.peaks import (
+    PEAK_BUDGET_S,
+    PEAK_SIZES,
+    QUICK_PEAK_BUDGET_S,
+    QUICK_PEAK_SIZES,
+    measure_peaks,
+    remeasure,
+)
 from runtime.bench.process import measure_runtime_process
 from runtime.bench.report import BENCH_SCHEMA, add_compute, format_table, plot, summarize
 from runtime.bench.rows import BATCHES, DEFAULT_BACKENDS, bench_backend, bench_images, make_backend
@@ -43,7 +50,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     say("measuring this CPU's peak per precision ...")
-    peaks = measure_peaks(sizes=args.peak_sizes, repeats=args.peak_repeats)
+    peaks = measure_peaks(sizes=args.peak_sizes, repeats=args.peak_repeats, budget_s=args.peak_budget)
     try:
         flops = count_flops(bundle_dir / manifest.embedding_file)
     except Exception as e:  # noqa: BLE001 - onnx missing or a graph it cannot infer: no GFLOP/s, the rest stands
@@ -103,7 +110,8 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     elif args.model:
         keras = {"rows": [], "error": "--no-keras"}
 
-    remeasure(peaks, args.peak_repeats)  # on a shared machine one measurement can be unlucky: the best counts
+    # the peaks again at the end: on a shared machine one measurement can be unlucky; the best counts
+    remeasure(peaks, args.peak_repeats, args.peak_budget)
     for r in results:
         if r.get("status") == "ok":
             add_compute(r, flops.get("flops"), peaks)
@@ -195,8 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=PEAK_SIZES,
         help=f"matrix sizes of the peak matmuls (default {','.join(map(str, PEAK_SIZES))})",
     )
+    p.add_argument("--peak-repeats", type=int, default=50, help="at most this many calls per peak size and kernel")
     p.add_argument(
-        "--peak-repeats", type=int, default=5, help="matmuls per size and kernel, the best counts (default 5)"
+        "--peak-budget",
+        type=float,
+        default=PEAK_BUDGET_S,
+        help=f"seconds per peak size and kernel (default {PEAK_BUDGET_S:g}; at least 3 calls); the best call counts",
     )
     p.add_argument("--quick", action="store_true", help="tiny repeat counts (a smoke run, not a measurement)")
     p.add_argument("--no-keras", action="store_true", help="skip the Keras baseline")
@@ -220,7 +232,8 @@ def _main(args: argparse.Namespace) -> int:
     if not args.bundle:
         build_parser().error("--bundle is required")
     if args.quick:
-        args.repeats, args.batch_repeats, args.warmup, args.peak_sizes, args.peak_repeats = 5, 2, 1, QUICK_PEAK_SIZES, 3
+        args.repeats, args.batch_repeats, args.warmup = 5, 2, 1
+        args.peak_sizes, args.peak_budget = QUICK_PEAK_SIZES, QUICK_PEAK_BUDGET_S
     for name in ("repeats", "batch_repeats"):
         if getattr(args, name) < 1:
             build_parser().error(f"--{name.replace('_', '-')} must be >= 1")

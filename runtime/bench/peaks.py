@@ -7,7 +7,8 @@ a u8 x s8 GEMM (VNNI where present). Which kernel really ran is read back from t
 graph (the GEMM layer's ``runtimePrecision`` and ``primitiveType``) and named in the peak's ``method``; a
 precision whose GEMM did not run at that precision has no peak (an error, not a wrong number). numpy's float32
 matmul is timed too, as another fp32 candidate (and the only one without OpenVINO). Every candidate is timed at
-a few sizes, best of N; the best counts, and the per-size figures are kept.
+a few sizes, as many calls as fit in a short budget (a shared machine has quiet moments); the best counts, and the
+per-size figures are kept.
 """
 
 from __future__ import annotations
@@ -20,27 +21,30 @@ import numpy as np
 from runtime.timing import time_calls
 
 PEAK_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-PEAK_SIZES = (512, 1024, 2048)  # square (n x n) @ (n x n); the best size differs per precision and machine
+PEAK_SIZES = (512, 1024, 1536)  # square (n x n) @ (n x n); the best size differs per precision and machine
 QUICK_PEAK_SIZES = (512, 1024)
+PEAK_BUDGET_S = 0.3  # per kernel and size: as many calls as fit (at least 3), the best counts; a shared machine has
+QUICK_PEAK_BUDGET_S = 0.1  # quiet moments, and more calls find them
 GEMM_LAYERS = ("FullyConnected", "MatMul")  # what the CPU plugin names the MatMul once compiled
 _RUNTIME_PRECISIONS = {"fp32": ("f32",)}  # plus the backend's bf16/fp16/int8 types (openvino_backend)
 
 
-def measure_peak(n: int = 2048, repeats: int = 5) -> dict[str, Any]:
-    """This CPU's float32 matmul as numpy sees it: the best of ``repeats`` (n x n) @ (n x n), in GFLOP/s."""
+def measure_peak(n: int = 2048, repeats: int = 5, budget_s: float | None = None) -> dict[str, Any]:
+    """This CPU's float32 matmul as numpy sees it: the best of ``repeats`` (n x n) @ (n x n) (fewer when
+    ``budget_s`` is spent first), in GFLOP/s."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     out = np.empty((n, n), np.float32)
     np.matmul(a, b, out=out)  # warm up (BLAS threads, page faults)
-    best = min(time_calls(lambda _i: np.matmul(a, b, out=out), repeats, warmup=0))
+    times = time_calls(lambda _i: np.matmul(a, b, out=out), repeats, warmup=0, budget_s=budget_s)
     return {
-        "gflops": 2.0 * n**3 / best / 1e9,
-        "seconds": float(best),
+        "gflops": 2.0 * n**3 / min(times) / 1e9,
+        "seconds": float(min(times)),
         "n": int(n),
-        "repeats": int(repeats),
+        "repeats": len(times),
         "kernel": "numpy",
-        "method": f"numpy float32 matmul {n}x{n}, best of {repeats}",
+        "method": f"numpy float32 matmul {n}x{n}, best of {len(times)}",
     }
 
 
@@ -76,9 +80,12 @@ def gemm_layer(compiled: Any) -> dict[str, str]:
     raise RuntimeError("the compiled peak model has no FullyConnected/MatMul layer")
 
 
-def measure_peak_openvino(precision: str, n: int = 1024, repeats: int = 5) -> dict[str, Any]:
-    """An (n x n) @ (n x n) MatMul on OpenVINO's CPU plugin at ``precision``, best of ``repeats``, in GFLOP/s
-    (2 n^3 per call). Raises RuntimeError when the GEMM layer did not run at that precision."""
+def measure_peak_openvino(
+    precision: str, n: int = 1024, repeats: int = 5, budget_s: float | None = None
+) -> dict[str, Any]:
+    """An (n x n) @ (n x n) MatMul on OpenVINO's CPU plugin at ``precision``, best of ``repeats`` (fewer when
+    ``budget_s`` is spent first), in GFLOP/s (2 n^3 per call). Raises RuntimeError when the GEMM layer did not run
+    at that precision."""
     import openvino as ov
 
     from runtime.backends.openvino_backend import _LOW_LAYER_TYPES, compile_config
@@ -94,18 +101,18 @@ def measure_peak_openvino(precision: str, n: int = 1024, repeats: int = 5) -> di
     req = compiled.create_infer_request()
     a = np.random.default_rng(1).uniform(0, 4, (n, n)).astype(np.float32)
     req.infer({0: a})  # warm up (threads, weight reorders)
-    best = min(time_calls(lambda _i: req.infer({0: a}), repeats, warmup=1))
+    times = time_calls(lambda _i: req.infer({0: a}), repeats, warmup=1, budget_s=budget_s)
     return {
-        "gflops": 2.0 * n**3 / best / 1e9,
-        "seconds": float(best),
+        "gflops": 2.0 * n**3 / min(times) / 1e9,
+        "seconds": float(min(times)),
         "n": int(n),
-        "repeats": int(repeats),
+        "repeats": len(times),
         "kernel": "openvino",
         "layer": layer,
         "method": (
             f"OpenVINO {ov.__version__.split('-')[0]} CPU MatMul {n}x{n} at {precision}: {layer['type']} ran in "
             f"{layer['runtime_precision']} ({layer['primitive']}, from the compiled model's runtime graph), "
-            f"best of {repeats}"
+            f"best of {len(times)}"
         ),
     }
 
@@ -123,40 +130,44 @@ def peak_precisions() -> tuple[str, ...]:
     return tuple(p for p in PEAK_PRECISIONS if native.get(p, True))
 
 
-def _candidates(precision: str, n: int, repeats: int) -> list[dict[str, Any]]:
+def _candidates(precision: str, n: int, repeats: int, budget_s: float | None) -> list[dict[str, Any]]:
     """One measurement per kernel for (precision, n); a kernel that fails gives {"error"}."""
     out: list[dict[str, Any]] = []
     try:
-        out.append(measure_peak_openvino(precision, n, repeats))
+        out.append(measure_peak_openvino(precision, n, repeats, budget_s))
     except Exception as e:  # noqa: BLE001 - reported with the peak; numpy may still stand in for fp32
         out.append({"kernel": "openvino", "n": int(n), "error": f"{type(e).__name__}: {e}"})
     if precision == "fp32":
-        out.append(measure_peak(n, repeats))
+        out.append(measure_peak(n, repeats, budget_s))
     return out
 
 
 def measure_peaks(
-    precisions: Sequence[str] | None = None, sizes: Sequence[int] = PEAK_SIZES, repeats: int = 5
+    precisions: Sequence[str] | None = None,
+    sizes: Sequence[int] = PEAK_SIZES,
+    repeats: int = 50,
+    budget_s: float | None = PEAK_BUDGET_S,
 ) -> dict[str, dict[str, Any]]:
-    """{precision: the best measurement over kernels and ``sizes``, with every measurement under
-    ``measurements``}; a precision no kernel ran has {"precision", "error"} instead of "gflops"."""
+    """{precision: the best measurement over kernels and ``sizes`` (``repeats`` calls each, fewer once ``budget_s``
+    is spent), with every measurement under ``measurements``}; a precision no kernel ran has {"precision", "error"}
+    instead of "gflops"."""
     peaks: dict[str, dict[str, Any]] = {}
     for precision in precisions or peak_precisions():
-        runs = [m for n in sizes for m in _candidates(precision, int(n), repeats)]
+        runs = [m for n in sizes for m in _candidates(precision, int(n), repeats, budget_s)]
         peaks[precision] = _best(precision, runs)
     return peaks
 
 
-def remeasure(peaks: dict[str, dict[str, Any]], repeats: int = 5) -> None:
+def remeasure(peaks: dict[str, dict[str, Any]], repeats: int = 50, budget_s: float | None = PEAK_BUDGET_S) -> None:
     """Measure each peak again at its best size and kernel (on a shared machine one measurement can be
     unlucky); the best of all counts. In place."""
     for precision, peak in peaks.items():
         if "gflops" not in peak:
             continue
         if peak["kernel"] == "numpy":
-            again = measure_peak(peak["n"], repeats)
+            again = measure_peak(peak["n"], repeats, budget_s)
         else:
-            again = _candidates(precision, peak["n"], repeats)[0]
+            again = _candidates(precision, peak["n"], repeats, budget_s)[0]
         earlier = {**{k: v for k, v in peak.items() if k != "measurements"}, "method": peak["kernel_method"]}
         peaks[precision] = _best(precision, [earlier, {**again, "when": "end"}], peak["measurements"])
 

@@ -239,7 +239,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append("targets (ratios measured in this run; a missed target is reported, the run still succeeds):")
     for t in report["summary"]["targets"].values():
         met = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]
-        value = "-" if t["value"] is None else f"{t['value']:.3g}"
+        v = t["value"]
+        value = "-" if v is None else f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
         lines.append(f"  {t['label']}: {value} (target {t['goal']}: {met}) - {t['detail']}")
     return "\n".join(lines)
 
