@@ -142,7 +142,13 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         },
         "versions": versions(("numpy", "onnxruntime", "onnxruntime-gpu", "onnx", "openvino", "tensorflow", "keras")),
         "images": {"source": source, "count": int(len(x)), "reference_index": ref_index, "pair_source": pair_source},
-        "settings": {**settings, "threads": args.threads, "batches": list(BATCHES)},
+        "settings": {
+            **settings,
+            "threads": args.threads,
+            "batches": list(BATCHES),
+            "peak_sizes": list(args.peak_sizes),
+            "peak_budget_s": args.peak_budget,
+        },
         "peak": peaks,
         "flops": flops,
         "results": results,
@@ -166,6 +172,17 @@ def parse_backends(values: Sequence[str] | None) -> list[str]:
             if name not in out:
                 out.append(name)
     return out
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    """--peak-sizes: "512,1024" -> (512, 1024)."""
+    try:
+        sizes = tuple(int(n) for n in value.replace(",", " ").split())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 16:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected matrix sizes >= 16, e.g. 512,1024")
+    return sizes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="intra-op threads for the CPU backends (default: theirs)")
     p.add_argument(
         "--peak-sizes",
-        type=lambda v: tuple(int(n) for n in v.replace(",", " ").split()),
+        type=_sizes,
         default=PEAK_SIZES,
         help=f"matrix sizes of the peak matmuls (default {','.join(map(str, PEAK_SIZES))})",
     )
