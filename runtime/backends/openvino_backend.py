@@ -29,7 +29,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 # the inference precision hint per precision; int8 runs the bundle's QDQ graph (OpenVINO's low-precision
 # transformations turn its Q/DQ pairs into int8 kernels) with f32 for what stays unquantized
 _OV_TYPES = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
-_LOW_LAYER_TYPES = {"bf16": ("bf16",), "fp16": ("f16",), "int8": ("i8", "u8")}  # what proves the precision ran
+LOW_LAYER_TYPES = {"bf16": ("bf16",), "fp16": ("f16",), "int8": ("i8", "u8")}  # what proves the precision ran
 INSTALL_HINT = install_command("openvino")
 DEVICE = "CPU"
 
@@ -192,7 +192,7 @@ class OpenVINOBackend:
         got = self._compiled.get_property("INFERENCE_PRECISION_HINT")
         self.inference_precision = got.to_string() if hasattr(got, "to_string") else str(got)  # "f32", "bf16"
         self.layer_precisions = runtime_precisions(self._compiled)
-        low = _LOW_LAYER_TYPES.get(precision, ())
+        low = LOW_LAYER_TYPES.get(precision, ())
         if low and not any(t in self.layer_precisions for t in low):
             raise OpenVINOUnavailable(
                 f"OpenVINO compiled no layer in {'/'.join(low)} on this CPU (layers: {self.layer_precisions}); "

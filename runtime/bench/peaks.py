@@ -88,11 +88,11 @@ def measure_peak_openvino(
     at that precision."""
     import openvino as ov
 
-    from runtime.backends.openvino_backend import _LOW_LAYER_TYPES, compile_config
+    from runtime.backends.openvino_backend import LOW_LAYER_TYPES, compile_config
 
     compiled = ov.Core().compile_model(_matmul_model(precision, n), "CPU", compile_config(precision))
     layer = gemm_layer(compiled)
-    expected = _RUNTIME_PRECISIONS.get(precision) or _LOW_LAYER_TYPES[precision]
+    expected = _RUNTIME_PRECISIONS.get(precision) or LOW_LAYER_TYPES[precision]
     if layer["runtime_precision"] not in expected:
         raise RuntimeError(
             f"OpenVINO ran the {precision} MatMul in {layer['runtime_precision'] or '?'} ({layer['primitive']}), "
