@@ -1,5 +1,5 @@
-# Finds the optional backends and sets SIAMESE_HAVE_ONNXRUNTIME / SIAMESE_HAVE_TENSORRT with imported targets
-# siamese::onnxruntime and siamese::tensorrt.
+# Finds the optional backends and sets SIAMESE_HAVE_ONNXRUNTIME / SIAMESE_HAVE_OPENVINO / SIAMESE_HAVE_TENSORRT with
+# imported targets siamese::onnxruntime, siamese::openvino and siamese::tensorrt.
 
 # ONNX Runtime: its CMake package (Debian 13's libonnxruntime-dev, vcpkg, a source build), else ONNXRUNTIME_ROOT
 # pointing at the official release archive (include/ and lib/).
@@ -41,4 +41,34 @@ if(SIAMESE_WITH_TENSORRT)
     set(SIAMESE_HAVE_TENSORRT ON)
   endif()
   message(STATUS "siamese_runtime: TensorRT backend ${SIAMESE_HAVE_TENSORRT}")
+endif()
+
+# OpenVINO: a system install (its OpenVINOConfig.cmake: apt/yum packages, the archive's setupvars, OpenVINO_DIR),
+# else the SDK inside the openvino wheel of the project's Python (SIAMESE_PYTHON, else the Python 3 found): the
+# wheel ships the C++ headers, libraries and CMake config, so `pip install openvino` is all a machine needs.
+set(SIAMESE_HAVE_OPENVINO OFF)
+if(SIAMESE_WITH_OPENVINO)
+  find_package(OpenVINO CONFIG QUIET COMPONENTS Runtime)
+  if(NOT TARGET openvino::runtime)
+    set(python "${SIAMESE_PYTHON}")
+    if(NOT EXISTS "${python}")
+      find_package(Python3 QUIET COMPONENTS Interpreter)
+      set(python "${Python3_EXECUTABLE}")
+    endif()
+    if(python)
+      execute_process(
+        COMMAND "${python}" -c "import os, openvino; print(os.path.join(os.path.dirname(openvino.__file__), 'cmake'))"
+        OUTPUT_VARIABLE wheel_dir RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+      if(rc EQUAL 0 AND EXISTS "${wheel_dir}/OpenVINOConfig.cmake")
+        unset(OpenVINO_DIR CACHE)
+        find_package(OpenVINO CONFIG QUIET COMPONENTS Runtime PATHS "${wheel_dir}" NO_DEFAULT_PATH)
+      endif()
+    endif()
+  endif()
+  if(TARGET openvino::runtime)
+    add_library(siamese::openvino INTERFACE IMPORTED)
+    target_link_libraries(siamese::openvino INTERFACE openvino::runtime)
+    set(SIAMESE_HAVE_OPENVINO ON)
+  endif()
+  message(STATUS "siamese_runtime: OpenVINO backend ${SIAMESE_HAVE_OPENVINO} ${OpenVINO_VERSION} ${OpenVINO_DIR}")
 endif()

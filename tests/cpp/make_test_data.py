@@ -2,14 +2,17 @@
 
     python tests/cpp/make_test_data.py --out build/cpp/test-data
 
-* ``bundles/omniglot``: ``python -m export.build`` on the committed models/omniglot/model.keras (euclidean head);
-  with ``--engine`` (ctest passes it when the C++ TensorRT backend is built) each also gets a plan for this GPU
+* ``bundles/omniglot``: ``python -m export.build`` on the committed models/omniglot/model.keras (euclidean head),
+  with its INT8 (QDQ) graph, the reference and the INT8 calibration both on ``calib/``; with ``--engine`` (ctest passes it when the C++ TensorRT backend is built) each also gets a plan for this GPU
 * ``bundles/digits``: a quick keras-contrastive model on sklearn's digits (tests/quick_models.py, learned head)
 * ``images/``: image files of every kind the preprocessing reads (8/16-bit, gray, RGBA, JPEG, BMP, odd sizes)
 * ``preprocess/``: runtime/preprocess.py's tensors for each image under several preprocessing specs, as raw
   little-endian float32, listed in ``index.json`` (the C++ test preprocesses the same files and compares)
 * ``python_scores.json``: the Python runtime's (ONNX Runtime) scores for image pairs, end to end from the files
-* ``tolerances.json``: runtime/parity.py's FP32 tolerances (the C++ tests' only source for them)
+* ``calib/<digit>/*.png``: real handwriting, sklearn's digits drawn dark on white as Omniglot's characters are
+  (the Omniglot bundle's reference and INT8 calibration images, so neither depends on the Omniglot zips)
+* ``parity_cases.json``: runtime.parity.compare's results on synthetic backend outputs (refitted thresholds, ties,
+  flips inside and outside the noise band), which the C++ compare_parity must reproduce exactly
 * ``plans/omniglot``: the Omniglot bundle with a plan file named, keyed and described (sidecar) by runtime/engines.py
   for TensorRT 10.3.0.30 on sm87: for the C++ plan matching only (its bytes are no engine; nothing runs it)
 
@@ -30,7 +33,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from runtime.parity import FP32_TOLERANCES  # noqa: E402
 from runtime.preprocess import Preprocessing, preprocess_image, read_image  # noqa: E402
 
 SPECS = [  # one per resize mode and interpolation, with the project's real settings among them
@@ -97,21 +99,87 @@ def write_preprocessed(images: list[Path], folder: Path) -> None:
     (folder / "index.json").write_text(json.dumps({"opencv_python": cv2.__version__, "cases": cases}, indent=1))
 
 
-def _stale(bundle: Path, model: Path) -> bool:
+def write_calibration_images(folder: Path, per_class: int = 8) -> Path:
+    """sklearn's digits (real handwriting), 32x32, dark strokes on white, one folder per digit (identity)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for label in range(10):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        for k, i in enumerate(np.flatnonzero(digits.target == label)[:per_class]):
+            ink = cv2.resize(digits.images[i] * (255.0 / 16.0), (32, 32), interpolation=cv2.INTER_LINEAR)
+            cv2.imwrite(str(folder / str(label) / f"{k}.png"), np.clip(255.0 - ink, 0, 255).astype(np.uint8))
+    return folder
+
+
+def write_parity_cases(path: Path) -> None:
+    """runtime.parity.compare on synthetic reference/backend pairs, with every rule of the reduced-precision gate
+    exercised: a shifted backend (threshold refitted), ties between candidates, flips inside and outside the band."""
+    from runtime.parity import compare
+    from runtime.scoring import ScoreSpec
+
+    rng = np.random.default_rng(7)
+    distance = ScoreSpec("distance", "low", 0.8, "test")
+    probability = ScoreSpec("probability", "high", 0.5, "test")
+    cases = []
+    for name, precision, spec, noise, shift, decimals in (
+        ("fp32", "fp32", distance, 1e-7, 0.0, None),
+        ("int8_shifted", "int8", distance, 0.004, -0.03, None),
+        ("bf16_noisy", "bf16", distance, 0.03, 0.0, None),
+        ("fp16_ties", "fp16", probability, 0.02, 0.0, 2),
+        ("fp16_outliers", "fp16", probability, 0.001, 0.0, None),
+        ("int8_zero_embedding", "int8", probability, 0.002, 0.0, None),
+    ):
+        ref_e = rng.normal(size=(24, 16)).astype(np.float32)
+        if name == "int8_zero_embedding":
+            ref_e[3] = 0
+        got_e = (ref_e + rng.normal(scale=noise, size=ref_e.shape)).astype(np.float32)
+        if name == "int8_zero_embedding":
+            got_e[3] = 0
+        low, high = (0.3, 1.3) if spec.kind == "distance" else (0.0, 1.0)
+        ref_s = rng.uniform(low, high, size=300)
+        got_s = ref_s + shift + rng.normal(scale=noise, size=300)
+        if decimals is not None:
+            ref_s, got_s = np.round(ref_s, decimals), np.round(got_s, decimals)
+        if name == "fp16_outliers":  # three pairs decided the other way, far from the threshold: real changes
+            got_s[:3] = 1.0 - ref_s[:3]
+        ref_s, got_s = ref_s.astype(np.float32), got_s.astype(np.float32)
+        r = compare(name, precision, ref_e, got_e, ref_s, got_s, spec).to_dict()
+        cases.append(
+            {
+                "name": name,
+                "precision": precision,
+                "spec": {"kind": spec.kind, "same_when": spec.same_when, "threshold": spec.threshold},
+                "ref_embeddings": ref_e.tolist(),
+                "got_embeddings": got_e.tolist(),
+                "ref_scores": ref_s.tolist(),
+                "got_scores": got_s.tolist(),
+                "result": {k: r[k] for k in ("status", "threshold", "metrics", "checks")},
+            }
+        )
+    path.write_text(json.dumps(cases))
+
+
+def _stale(bundle: Path, model: Path, int8: bool) -> bool:
     manifest = bundle / "manifest.json"
     if not manifest.is_file():
+        return True
+    if int8 and not json.loads(manifest.read_text())["embedding"].get("int8_file"):
         return True
     code = [*ROOT.joinpath("export").glob("*.py"), *ROOT.joinpath("runtime").glob("*.py")]
     newest = max(p.stat().st_mtime for p in [model, *code])
     return manifest.stat().st_mtime < newest
 
 
-def export(model: Path, name: str, out: Path, engine: bool) -> Path:
+def export(model: Path, name: str, out: Path, engine: bool, calib: Path | None = None) -> Path:
+    """The bundle of ``model``; with ``calib``, its reference and an INT8 graph calibrated on those images."""
     from export.build import main as build
 
     bundle = out / name
-    if _stale(bundle, model):
+    if _stale(bundle, model, calib is not None):
         args = ["--model", str(model), "--name", name, "--out", str(out), "--force", "--no-fp16"]
+        if calib is not None:
+            args += ["--calib-images", str(calib), "--int8"]
         if engine:  # a plan for this GPU, for the C++ TensorRT backend
             args += ["--engine", "--require-engine"]
         code = build(args)
@@ -165,8 +233,8 @@ def main() -> int:
     out = args.out.resolve()
     images = write_images(out / "images")
     write_preprocessed(images, out / "preprocess")
-    tol = {"embedding_rel": FP32_TOLERANCES.embedding_rel, "score_abs": FP32_TOLERANCES.score_abs}
-    (out / "tolerances.json").write_text(json.dumps(tol))
+    write_parity_cases(out / "parity_cases.json")
+    calib = write_calibration_images(out / "calib")
 
     quick = out / "quick-digits"
     model = quick / "model.keras"
@@ -175,7 +243,9 @@ def main() -> int:
 
         model = train_quick_digits(quick)
     bundles = {
-        "omniglot": export(ROOT / "models" / "omniglot" / "model.keras", "omniglot", out / "bundles", args.engine),
+        "omniglot": export(
+            ROOT / "models" / "omniglot" / "model.keras", "omniglot", out / "bundles", args.engine, calib
+        ),
         "digits": export(model, "digits", out / "bundles", args.engine),
     }
     write_python_scores(bundles, images, out / "python_scores.json")

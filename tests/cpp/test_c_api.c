@@ -30,8 +30,22 @@ int main(int argc, char** argv) {
   expect(siamese_verifier_open(NULL, NULL, &v) == SIAMESE_ERR_INVALID_ARGUMENT, "NULL bundle_dir: invalid argument");
   expect(siamese_verifier_open(bundle, "warp-drive", &v) == SIAMESE_ERR_INVALID_ARGUMENT, "unknown backend: invalid argument");
 
-  s = siamese_verifier_open(bundle, "opencv", &v);
-  expect(s == SIAMESE_OK && v != NULL, "open the bundle on opencv");
+  expect(siamese_verifier_open_with(bundle, "auto", "int4", 0, &v) == SIAMESE_ERR_INVALID_ARGUMENT && v == NULL &&
+             strstr(siamese_last_error(), "int4") != NULL,
+         "an unknown precision: invalid argument naming it");
+  expect(siamese_verifier_open_with(bundle, "opencv", "int8", 0, &v) == SIAMESE_ERR_BACKEND && v == NULL,
+         "int8 on a backend that runs fp32 only: SIAMESE_ERR_BACKEND");
+  if (strstr(siamese_backends(), "openvino") != NULL) {  /* the test bundle has an INT8 graph */
+    s = siamese_verifier_open_with(bundle, "openvino", "int8", 1, &v);
+    expect(s == SIAMESE_OK && strcmp(siamese_verifier_backend(v), "openvino-cpu") == 0 &&
+               strcmp(siamese_verifier_precision(v), "int8") == 0,
+           "open the bundle on openvino at int8, one thread");
+    siamese_verifier_close(v);
+    v = NULL;
+  }
+
+  s = siamese_verifier_open_with(bundle, "opencv", NULL, 0, &v);
+  expect(s == SIAMESE_OK && v != NULL && strcmp(siamese_verifier_precision(v), "fp32") == 0, "open the bundle on opencv");
   if (s != SIAMESE_OK) {
     printf("      %s: %s\n", siamese_status_name(s), siamese_last_error());
     return 1;

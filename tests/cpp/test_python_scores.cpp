@@ -1,5 +1,5 @@
 // End to end against the Python runtime: the same image files, the same bundle -> the same scores, within the
-// FP32 score tolerance of runtime/parity.py (read from tolerances.json, written from Python).
+// FP32 score tolerance of runtime/parity_tolerances.json (siamese/tolerances.hpp, generated from it).
 // usage: test_python_scores TEST_DATA_DIR BACKEND
 #include <cmath>
 #include <fstream>
@@ -13,8 +13,8 @@
 int main(int argc, char** argv) {
   if (!check::args_ok(argc, argv, 2, "TEST_DATA_DIR BACKEND")) return 2;
   const std::string dir = argv[1], backend = argv[2];
-  std::ifstream tol_file(dir + "/tolerances.json"), scores_file(dir + "/python_scores.json");
-  const double tol = nlohmann::json::parse(tol_file).at("score_abs");
+  std::ifstream scores_file(dir + "/python_scores.json");
+  const double tol = siamese::tolerances_for("fp32").score_abs.value();
   const nlohmann::json expected = nlohmann::json::parse(scores_file);
   for (const auto& [bundle, pairs] : expected.items()) {
     siamese::Verifier v(dir + "/bundles/" + bundle, backend);
@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
       const siamese::Verification r = v.verify_files(p.at("a"), p.at("b"));
       const double want = p.at("score");
       worst = std::max(worst, std::abs(r.score - want));
-      flips += v.manifest().score.is_match(want) != r.match;
+      flips += v.spec().is_match(want) != r.match;
     }
     std::ostringstream what;
     what << bundle << " on " << v.backend().name() << ": " << pairs.size() << " pairs from image files, max |python - c++| "

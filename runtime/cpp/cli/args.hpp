@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "siamese/backend.hpp"
 #include "siamese/error.hpp"
 
 namespace cli {
@@ -53,5 +54,14 @@ struct Args {
     throw siamese::Error(siamese::ErrorCode::InvalidArgument, name + " " + it->second + ": expected a number");
   }
 };
+
+// --threads N and --precision P (checked: fp32, fp16, bf16 or int8) as the backend's options.
+inline siamese::BackendOptions backend_options(const Args& args) {
+  siamese::BackendOptions options;
+  options.threads = static_cast<int>(args.number("--threads", 0));
+  options.precision = args.get("--precision");
+  if (!options.precision.empty()) siamese::check_precision(options.precision);
+  return options;
+}
 
 }  // namespace cli

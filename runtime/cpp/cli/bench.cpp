@@ -12,14 +12,6 @@ namespace cli {
 
 namespace {
 
-double percentile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);  // linear interpolation, as numpy.percentile
-  const auto lo = static_cast<std::size_t>(pos);
-  const std::size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
-}
-
 // A batch of `n` preprocessed images: the reference inputs, cycled (random values when the bundle has none).
 siamese::Tensor bench_batch(const siamese::Manifest& m, int n) {
   const siamese::Preprocessing& p = m.preprocessing;
@@ -41,8 +33,7 @@ siamese::Tensor bench_batch(const siamese::Manifest& m, int n) {
 }  // namespace
 
 int bench(const Args& args) {
-  siamese::BackendOptions options;
-  options.threads = static_cast<int>(args.number("--threads", 0));
+  const siamese::BackendOptions options = backend_options(args);
   const int batch_size = static_cast<int>(args.number("--batch", 1));
   const int iterations = static_cast<int>(args.number("--iterations", 200));
   const int warmup = static_cast<int>(args.number("--warmup", 10));
@@ -60,7 +51,7 @@ int bench(const Args& args) {
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double p50 = percentile(ms, 0.50), p99 = percentile(ms, 0.99);
+  const double p50 = siamese::quantile(ms, 0.50), p99 = siamese::quantile(ms, 0.99);
   const double throughput = iterations * static_cast<double>(batch_size) / total;
   std::printf("bundle %s, backend %s (%s, %s), batch %d, %d iterations after %d warm-up\n", v.manifest().name.c_str(),
               v.backend().name().c_str(), v.backend().precision().c_str(), v.backend().device().c_str(), batch_size,

@@ -2,6 +2,7 @@
 // 0 ran, 1 parity failed, 2 bad input (one line on stderr naming the file), 3 backend cannot run here.
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <string>
 
@@ -19,22 +20,24 @@ commands:
   verify   --bundle DIR IMAGE_A IMAGE_B [--json]   score a pair, say what the score means and decide
   embed    --bundle DIR IMAGE... [--out FILE]      print embeddings (or write them as raw float32 to FILE)
   bench    --bundle DIR [--batch N] [--iterations N] [--warmup N] [--json]
-  parity   --bundle DIR   the backend against the bundle's Keras reference; tolerances: fp32 --embedding-rel T
-           --score-abs T, fp16 --min-cosine T --max-flip-rate T (defaults: runtime/parity.py's)
-options for every command: --backend auto|opencv|onnxruntime|tensorrt (default auto), --threads N
+  parity   --bundle DIR   the backend against the bundle's Keras reference, with runtime/parity_tolerances.json's
+           checks for its precision; override them with --embedding-rel T --score-abs T (fp32), --min-cosine T
+           --max-flip-rate T --max-flips-outside N (fp16, bf16, int8)
+options for every command: --backend auto|opencv|onnxruntime|openvino|tensorrt (default auto), --threads N,
+  --precision fp32|bf16|int8 (openvino; the others run fp32, TensorRT its plan's; default fp32)
+verify: --threshold T decides at T instead of the manifest's (or parity.json's refit for this backend and precision)
   siamese-cli --version   the version and the backends built into this library
 
 exit codes: 0 ran, 1 parity failed, 2 bad input (bundle, image, arguments), 3 the backend cannot run here
 )";
 
 const std::set<std::string> kValued{"--bundle", "--backend", "--threads", "--out", "--batch", "--iterations",
-                                    "--warmup", "--embedding-rel", "--score-abs", "--min-cosine", "--max-flip-rate"};
+                                    "--warmup", "--embedding-rel", "--score-abs", "--min-cosine", "--max-flip-rate",
+                                    "--max-flips-outside", "--precision", "--threshold"};
 const std::set<std::string> kSwitches{"--json", "--help"};
 
 siamese::Verifier open(const cli::Args& args) {
-  siamese::BackendOptions options;
-  options.threads = static_cast<int>(args.number("--threads", 0));
-  return siamese::Verifier(args.required("--bundle"), args.get("--backend", "auto"), options);
+  return siamese::Verifier(args.required("--bundle"), args.get("--backend", "auto"), cli::backend_options(args));
 }
 
 int verify(const cli::Args& args) {
@@ -42,6 +45,7 @@ int verify(const cli::Args& args) {
     throw siamese::Error(siamese::ErrorCode::InvalidArgument, "verify: expected two images (A B)");
   }
   siamese::Verifier v = open(args);
+  if (args.options.count("--threshold")) v.set_threshold(args.number("--threshold", 0), "given on the command line");
   const siamese::Verification r = v.verify_files(args.positional[0], args.positional[1]);
   if (args.flags.count("--json")) {
     std::printf("{\"score\": %.9g, \"match\": %s, \"kind\": \"%s\", \"same_when\": \"%s\", \"threshold\": %.9g, "
@@ -73,33 +77,36 @@ int embed(const cli::Args& args) {
   return 0;
 }
 
-// FP32 backends: embedding relative error and score error; FP16 ones: minimum cosine and decision flips
-// (runtime/parity.py's checks; the tolerances come from the command line, ctest passes runtime/parity.py's).
+// runtime.parity.compare's checks for the backend's precision: FP32 on the numbers, fp16/bf16/int8 on decisions
+// (noise band, flips outside it, flip rate; the threshold refitted when the scores shift as a whole). The
+// tolerances are runtime/parity_tolerances.json's (siamese/tolerances.hpp), each overridable on the command line.
 int parity(const cli::Args& args) {
   siamese::Verifier v = open(args);
-  const siamese::Parity p = siamese::measure_parity(v.backend(), siamese::load_reference(v.manifest()), v.manifest().score);
-  std::printf("bundle %s, backend %s (%s), %d images, %d pairs\n", v.manifest().name.c_str(), v.backend().name().c_str(),
-              v.backend().precision().c_str(), p.images, p.pairs);
-  bool ok = true;
-  auto row = [&ok](const char* metric, const char* cmp, double asked, double observed, bool passed) {
-    std::printf("%-15s %s%-9.3g %12.6g  %s\n", metric, cmp, asked, observed, passed ? "PASSED" : "FAILED");
-    ok = ok && passed;
+  siamese::Backend& b = v.backend();
+  siamese::Tolerances tol = siamese::tolerances_for(b.precision());
+  auto given = [&args](const char* name, std::optional<double>& value) {
+    if (args.options.count(name)) value = args.number(name, 0);
   };
-  if (v.backend().precision() == "fp32") {
-    const double emb = args.number("--embedding-rel", siamese::kFp32EmbeddingRel);
-    const double score = args.number("--score-abs", siamese::kFp32ScoreAbs);
-    row("embedding_rel", "<=", emb, p.embedding_rel, p.embedding_rel <= emb);
-    row("score_max_abs", "<=", score, p.score_max_abs, p.score_max_abs <= score);
-  } else {
-    const double cosine = args.number("--min-cosine", siamese::kFp16MinCosine);
-    const double flips = args.number("--max-flip-rate", siamese::kFp16MaxFlipRate);
-    const double rate = p.pairs ? static_cast<double>(p.decision_flips) / p.pairs : 0.0;
-    row("min_cosine", ">=", cosine, p.min_cosine, p.min_cosine >= cosine);
-    row("flip_rate", "<=", flips, rate, rate <= flips);
+  given("--embedding-rel", tol.embedding_rel);
+  given("--score-abs", tol.score_abs);
+  given("--min-cosine", tol.min_cosine);
+  given("--max-flip-rate", tol.max_flip_rate);
+  given("--max-flips-outside", tol.max_flips_outside_band);
+  const siamese::Parity p = siamese::measure_parity(b, siamese::load_reference(v.manifest()), v.manifest().score, tol);
+  std::printf("bundle %s, backend %s (%s), %d images, %d pairs\n", v.manifest().name.c_str(), b.name().c_str(),
+              b.precision().c_str(), p.images, p.pairs);
+  for (const siamese::ParityCheck& c : p.checks) {
+    std::printf("%-15s %s%-9.3g %12.6g  %s\n", c.metric.c_str(), c.higher_is_better ? ">=" : "<=", c.asked, c.observed,
+                c.passed ? "PASSED" : "FAILED");
   }
-  std::printf("embedding max abs %.3g, min cosine %.6f, score max abs %.3g, flips %d/%d\n", p.embedding_max_abs,
+  std::printf("embedding max abs %.3g, min cosine %.6f, score max abs %.3g, flips %d/%d", p.embedding_max_abs,
               p.min_cosine, p.score_max_abs, p.decision_flips, p.pairs);
-  return ok ? 0 : 1;
+  if (p.decision_flips) std::printf(", %d outside the noise band %.3g", p.flips_outside_band, p.noise_band);
+  if (p.threshold) {
+    std::printf("; threshold refitted to %.4g (%d flips at the manifest's)", *p.threshold, p.flips_at_manifest_threshold);
+  }
+  std::printf("\n%s\n", p.passed() ? "PASSED" : "FAILED");
+  return p.passed() ? 0 : 1;
 }
 
 }  // namespace

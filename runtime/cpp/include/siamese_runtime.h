@@ -44,8 +44,15 @@ SIAMESE_API const char* siamese_backends(void); /* comma-separated, e.g. "onnxru
 SIAMESE_API const char* siamese_last_error(void);
 SIAMESE_API const char* siamese_status_name(siamese_status status);
 
-/* backend: "auto", "opencv", "onnxruntime" or "tensorrt" (NULL = "auto"). Checks every file's sha256. */
+/* backend: "auto", "opencv", "onnxruntime", "openvino" or "tensorrt" (NULL = "auto"). Checks every file's sha256. */
 SIAMESE_API siamese_status siamese_verifier_open(const char* bundle_dir, const char* backend, siamese_verifier** out);
+/* As siamese_verifier_open, with a precision ("fp32", "bf16" or "int8" for openvino; NULL = the backend's default)
+ * and a CPU thread count (0 = the library's default). A precision the backend cannot run here is
+ * SIAMESE_ERR_BACKEND, with the reason in siamese_last_error(); an unknown name SIAMESE_ERR_INVALID_ARGUMENT. */
+SIAMESE_API siamese_status siamese_verifier_open_with(const char* bundle_dir, const char* backend, const char* precision,
+                                                      int threads, siamese_verifier** out);
+/* The precision the verifier's backend runs ("fp32", "fp16", "bf16", "int8"). */
+SIAMESE_API const char* siamese_verifier_precision(const siamese_verifier* verifier);
 SIAMESE_API void siamese_verifier_close(siamese_verifier* verifier);
 SIAMESE_API int siamese_verifier_embedding_dim(const siamese_verifier* verifier);
 SIAMESE_API const char* siamese_verifier_backend(const siamese_verifier* verifier);

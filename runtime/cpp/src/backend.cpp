@@ -30,6 +30,13 @@ std::vector<float> Backend::score(const Tensor& ea, const Tensor& eb) {
   return out;
 }
 
+void check_precision(const std::string& precision) {
+  for (const std::string& p : kPrecisions) {
+    if (precision == p) return;
+  }
+  throw Error(ErrorCode::InvalidArgument, "precision '" + precision + "': expected fp32, fp16, bf16 or int8");
+}
+
 std::vector<std::string> built_backends() {
   std::vector<std::string> out;
 #ifdef SIAMESE_WITH_TENSORRT
@@ -38,55 +45,86 @@ std::vector<std::string> built_backends() {
 #ifdef SIAMESE_WITH_ONNXRUNTIME
   out.push_back("onnxruntime");
 #endif
+#ifdef SIAMESE_WITH_OPENVINO
+  out.push_back("openvino");
+#endif
   out.push_back("opencv");
   return out;
 }
 
 namespace {
 
-[[noreturn]] void not_built(const std::string& name, const std::string& how) {
-  throw Error(ErrorCode::Backend, "backend " + name + ": not built into this library (" + how + ")");
-}
+using Factory = std::unique_ptr<Backend> (*)(const Manifest&, const BackendOptions&);
+
+struct Entry {
+  const char* name;
+  Factory make;     // nullptr: not built into this library
+  const char* how;  // how to build it in, or why auto takes it
+};
+
+// In the order auto tries them.
+const Entry kEntries[] = {
+#ifdef SIAMESE_WITH_TENSORRT
+    {"tensorrt", detail::make_tensorrt_backend, "a plan in the bundle matches this GPU and TensorRT"},
+#else
+    {"tensorrt", nullptr, "configure where TensorRT and CUDA are installed: NvInfer.h, nvinfer, cudart"},
+#endif
+#ifdef SIAMESE_WITH_ONNXRUNTIME
+    {"onnxruntime", detail::make_onnxruntime_backend, "ONNX Runtime's CPU provider"},
+#else
+    {"onnxruntime", nullptr, "configure with ONNX Runtime: find_package(onnxruntime) or ONNXRUNTIME_ROOT"},
+#endif
+#ifdef SIAMESE_WITH_OPENVINO
+    {"openvino", detail::make_openvino_backend, "OpenVINO's CPU plugin"},
+#else
+    {"openvino", nullptr, "configure with OpenVINO: a system install (OpenVINO_DIR) or pip install openvino"},
+#endif
+    {"opencv", detail::make_opencv_backend, "OpenCV's DNN module"},
+};
 
 }  // namespace
+
+void detail::require_fp32(const std::string& name, const BackendOptions& options) {
+  if (!options.precision.empty() && options.precision != "fp32") {
+    throw Error(ErrorCode::Backend, "backend " + name + " runs fp32 only, not " + options.precision +
+                                        " (openvino runs fp32, bf16 and int8)");
+  }
+}
 
 std::unique_ptr<Backend> make_backend(const std::string& name, const Manifest& manifest, const BackendOptions& options,
                                       std::string* reason) {
   auto say = [&](const std::string& why) {
     if (reason) *reason = why;
   };
-  if (name == "opencv" || name == "onnxruntime" || name == "tensorrt") say(name + ": asked for");
-  if (name == "opencv") return detail::make_opencv_backend(manifest, options);
-#ifdef SIAMESE_WITH_ONNXRUNTIME
-  if (name == "onnxruntime") return detail::make_onnxruntime_backend(manifest, options);
-#else
-  if (name == "onnxruntime") not_built(name, "configure with ONNX Runtime: find_package(onnxruntime) or ONNXRUNTIME_ROOT");
-#endif
-#ifdef SIAMESE_WITH_TENSORRT
-  if (name == "tensorrt") return detail::make_tensorrt_backend(manifest, options);
-#else
-  if (name == "tensorrt") not_built(name, "configure where TensorRT and CUDA are installed: NvInfer.h, nvinfer, cudart");
-#endif
+  if (!options.precision.empty()) check_precision(options.precision);
+  std::string order;
+  for (const Entry& e : kEntries) {
+    order += std::string(order.empty() ? "" : " > ") + e.name;
+    if (name != e.name) continue;
+    if (!e.make) throw Error(ErrorCode::Backend, "backend " + name + ": not built into this library (" + e.how + ")");
+    say(name + ": asked for");
+    return e.make(manifest, options);
+  }
   if (name != "auto") {
-    throw Error(ErrorCode::InvalidArgument, "backend '" + name + "': expected auto, opencv, onnxruntime or tensorrt");
+    throw Error(ErrorCode::InvalidArgument, "backend '" + name + "': expected auto, opencv, onnxruntime, openvino or tensorrt");
   }
   std::string tried;
-#ifdef SIAMESE_WITH_TENSORRT
-  try {
-    auto b = detail::make_tensorrt_backend(manifest, options);
-    say("auto: tensorrt (a plan in the bundle matches this GPU and TensorRT)");
-    return b;
-  } catch (const Error& e) {
-    tried += "tensorrt: " + std::string(e.what()) + "; ";
+  for (const Entry& e : kEntries) {
+    if (!e.make) {
+      tried += std::string(e.name) + ": not built; ";
+      continue;
+    }
+    try {
+      auto b = e.make(manifest, options);
+      say("auto: " + std::string(e.name) + " (" + e.how + "; " + tried + "order: " + order + ")");
+      return b;
+    } catch (const Error& err) {
+      if (err.code() != ErrorCode::Backend) throw;  // a bad bundle or argument is not a reason to try the next
+      tried += std::string(e.name) + ": " + err.what() + "; ";
+    }
   }
-#endif
-#ifdef SIAMESE_WITH_ONNXRUNTIME
-  say("auto: onnxruntime (" + tried + "order tried: tensorrt > onnxruntime > opencv)");
-  return detail::make_onnxruntime_backend(manifest, options);
-#else
-  say("auto: opencv (" + tried + "onnxruntime not built; order tried: tensorrt > onnxruntime > opencv)");
-  return detail::make_opencv_backend(manifest, options);
-#endif
+  throw Error(ErrorCode::Backend, "auto: no backend built into this library runs this bundle here (" + tried +
+                                      "order: " + order + ")");
 }
 
 }  // namespace siamese

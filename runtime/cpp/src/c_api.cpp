@@ -12,7 +12,7 @@
 
 struct siamese_verifier {
   std::unique_ptr<siamese::Verifier> impl;
-  std::string backend;
+  std::string backend, precision;
 };
 
 struct siamese_gallery {
@@ -69,16 +69,26 @@ const char* siamese_status_name(siamese_status status) {
   return "unknown status";
 }
 
-siamese_status siamese_verifier_open(const char* bundle_dir, const char* backend, siamese_verifier** out) {
+siamese_status siamese_verifier_open_with(const char* bundle_dir, const char* backend, const char* precision,
+                                          int threads, siamese_verifier** out) {
   return guarded([&] {
     require(bundle_dir, "bundle_dir");
     require(out, "out");
     *out = nullptr;
+    if (threads < 0) throw siamese::Error(siamese::ErrorCode::InvalidArgument, "threads: expected >= 0");
+    siamese::BackendOptions options;
+    options.threads = threads;
+    options.precision = precision ? precision : "";
     auto v = std::make_unique<siamese_verifier>();
-    v->impl = std::make_unique<siamese::Verifier>(bundle_dir, backend ? backend : "auto");
+    v->impl = std::make_unique<siamese::Verifier>(bundle_dir, backend ? backend : "auto", options);
     v->backend = v->impl->backend().name();
+    v->precision = v->impl->backend().precision();
     *out = v.release();
   });
+}
+
+siamese_status siamese_verifier_open(const char* bundle_dir, const char* backend, siamese_verifier** out) {
+  return siamese_verifier_open_with(bundle_dir, backend, nullptr, 0, out);
 }
 
 void siamese_verifier_close(siamese_verifier* verifier) { delete verifier; }
@@ -88,6 +98,9 @@ int siamese_verifier_embedding_dim(const siamese_verifier* verifier) {
 }
 
 const char* siamese_verifier_backend(const siamese_verifier* verifier) { return verifier ? verifier->backend.c_str() : ""; }
+const char* siamese_verifier_precision(const siamese_verifier* verifier) {
+  return verifier ? verifier->precision.c_str() : "";
+}
 
 siamese_status siamese_verifier_embed_file(siamese_verifier* verifier, const char* path, float* out, size_t capacity) {
   return guarded([&] {

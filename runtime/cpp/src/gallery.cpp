@@ -18,7 +18,7 @@ Tensor rows_tensor(const float* data, int64_t n, int64_t dim) {
 }  // namespace
 
 Gallery::Gallery(Verifier& verifier, const std::string& aggregate, std::optional<double> threshold)
-    : verifier_(verifier), spec_(verifier.manifest().score) {
+    : verifier_(verifier), spec_(verifier.spec()) {
   aggregate_ = !aggregate.empty() ? aggregate : (verifier.manifest().head_kind == "euclidean" ? "template" : "mean");
   if (aggregate_ != "template" && aggregate_ != "mean" && aggregate_ != "max") {
     throw Error(ErrorCode::InvalidArgument, "gallery aggregate '" + aggregate + "': expected template, mean or max");

@@ -124,6 +124,19 @@ Manifest parse_manifest(const std::string& text, const std::string& where) {
   if (m.embedding_dim <= 0) fail(where, "embedding.dim " + std::to_string(m.embedding_dim) + ", expected > 0");
   m.l2_normalized = value_or<bool>(emb, "l2_normalized", false, where, "embedding.");
   m.embedding_file = value_or<std::string>(emb, "file", m.embedding_file, where, "embedding.");
+  m.embedding_output = value_or<std::string>(emb, "output", m.embedding_output, where, "embedding.");
+  m.int8_file = value_or<std::string>(emb, "int8_file", "", where, "embedding.");
+  if (d.contains("onnx") && d.at("onnx").is_object()) {
+    const std::string batch = value_or<std::string>(d.at("onnx"), "batch", "", where, "onnx.");
+    const std::size_t colon = batch.rfind(':');
+    try {
+      if (!batch.empty()) m.batch_max = std::stoll(colon == std::string::npos ? batch : batch.substr(colon + 1));
+    } catch (const std::exception&) {
+      fail(where, "onnx.batch '" + batch + "', expected MIN:OPT:MAX");
+    }
+    if (m.batch_max < 1) fail(where, "onnx.batch '" + batch + "': its maximum must be >= 1");
+  }
+  m.parity_file = value_or<std::string>(d, "parity_file", "", where, "");
   const json& head = field(d, "head", where, "");
   m.head_kind = value<std::string>(head, "kind", where, "head.");
   m.head_file = value_or<std::string>(head, "file", "", where, "head.");

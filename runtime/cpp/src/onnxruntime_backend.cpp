@@ -19,6 +19,7 @@ Ort::Env& env() {
 class OrtBackend : public Backend {
  public:
   OrtBackend(const Manifest& m, const BackendOptions& options) : Backend(m) {
+    require_fp32("onnxruntime", options);
     Ort::SessionOptions so;
     if (options.threads > 0) so.SetIntraOpNumThreads(options.threads);
     so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);

@@ -14,6 +14,7 @@ namespace {
 class OpenCVBackend : public Backend {
  public:
   OpenCVBackend(const Manifest& m, const BackendOptions& options) : Backend(m) {
+    require_fp32("opencv", options);
     if (m.opencv_embedding_file.empty()) {
       throw Error(ErrorCode::Backend, m.path(kManifestName) + ": no OpenCV DNN graph in this bundle (" +
                                           (m.opencv_error.empty() ? "exported with --no-opencv, or by an older export.build"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <utility>
 
 #include "siamese/error.hpp"
 
@@ -54,41 +55,157 @@ Reference load_reference(const Manifest& m) {
   return r;
 }
 
-Parity measure_parity(Backend& backend, const Reference& ref, const ScoreSpec& spec) {
+const Tolerances& tolerances_for(const std::string& precision) {
+  for (const PrecisionTolerances& row : kTolerances) {
+    if (precision == row.precision) return row.tolerances;
+  }
+  std::string known;
+  for (const PrecisionTolerances& row : kTolerances) known += std::string(known.empty() ? "" : ", ") + row.precision;
+  throw Error(ErrorCode::InvalidArgument, "precision '" + precision + "': expected one of " + known);
+}
+
+double quantile(std::vector<double> values, double q) {
+  if (values.empty()) return 0.0;
+  std::sort(values.begin(), values.end());
+  const double n = static_cast<double>(values.size());
+  const double at = (n - 1) * q;  // numpy's linear method: virtual index (n - 1) * q, then _lerp
+  if (at >= n - 1) return values.back();
+  if (at < 0) return values.front();
+  const double below = std::floor(at);
+  const auto i = static_cast<std::size_t>(below);
+  const double a = values[i], b = values[i + 1], t = at - below, diff = b - a;
+  return t >= 0.5 ? b - diff * (1 - t) : a + diff * t;
+}
+
+bool Parity::passed() const {
+  return std::all_of(checks.begin(), checks.end(), [](const ParityCheck& c) { return c.passed; });
+}
+
+namespace {
+
+ScoreSpec at_threshold(const ScoreSpec& spec, double threshold) {
+  ScoreSpec s = spec;
+  s.threshold = threshold;
+  return s;
+}
+
+int count_flips(const std::vector<bool>& want, const std::vector<double>& got, const ScoreSpec& spec) {
+  int flips = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) flips += want[i] != spec.is_match(got[i]);
+  return flips;
+}
+
+// runtime.parity.refit_threshold: the manifest's threshold and the midpoints between the backend's distinct scores
+// within `window` of it; the fewest flips wins, ties go to the candidate closest to the threshold (then the first).
+std::pair<double, int> refit_threshold(const std::vector<bool>& want, const std::vector<double>& got,
+                                       const ScoreSpec& spec, double window) {
+  const double t = spec.threshold;
+  std::vector<double> near;
+  for (double g : got) {
+    if (std::abs(g - t) <= window) near.push_back(g);
+  }
+  std::sort(near.begin(), near.end());
+  near.erase(std::unique(near.begin(), near.end()), near.end());
+  std::vector<double> tried{t};
+  for (std::size_t i = 0; i + 1 < near.size(); ++i) tried.push_back((near[i] + near[i + 1]) / 2.0);
+  double best = t;
+  int best_flips = -1;
+  for (double c : tried) {
+    const int flips = count_flips(want, got, at_threshold(spec, c));
+    if (best_flips < 0 || flips < best_flips || (flips == best_flips && std::abs(c - t) < std::abs(best - t))) {
+      best = c, best_flips = flips;
+    }
+  }
+  return {best, best_flips};
+}
+
+}  // namespace
+
+Parity compare_parity(const std::string& precision, const Tensor& ref_embeddings, const Tensor& got_embeddings,
+                      const std::vector<float>& ref_scores, const std::vector<float>& got_scores, const ScoreSpec& spec,
+                      const Tolerances& tol) {
+  if (got_embeddings.shape != ref_embeddings.shape || got_embeddings.data.size() != ref_embeddings.data.size()) {
+    throw Error(ErrorCode::InvalidArgument, "parity: embedding shape differs from the reference");
+  }
+  if (got_scores.size() != ref_scores.size()) {
+    throw Error(ErrorCode::InvalidArgument, "parity: " + std::to_string(got_scores.size()) + " scores, the reference has " +
+                                                std::to_string(ref_scores.size()));
+  }
   Parity p;
-  const Tensor got = backend.embed(ref.inputs);
-  const int64_t dim = ref.embeddings.row_size();
-  if (got.shape != ref.embeddings.shape) throw Error(ErrorCode::Backend, "parity: embedding shape differs from the reference");
+  p.precision = precision;
   double scale = 0;
-  for (std::size_t i = 0; i < got.data.size(); ++i) {
-    p.embedding_max_abs = std::max(p.embedding_max_abs, std::abs(static_cast<double>(got.data[i]) - ref.embeddings.data[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(ref.embeddings.data[i])));
+  for (std::size_t i = 0; i < got_embeddings.data.size(); ++i) {
+    const double ref = ref_embeddings.data[i];
+    p.embedding_max_abs = std::max(p.embedding_max_abs, std::abs(static_cast<double>(got_embeddings.data[i]) - ref));
+    scale = std::max(scale, std::abs(ref));
   }
   p.embedding_rel = scale > 0 ? p.embedding_max_abs / scale : p.embedding_max_abs;
-  for (int64_t r = 0; r < got.rows(); ++r) {  // cosine per row, as runtime.parity._cosines
+  const int64_t rows = ref_embeddings.shape.empty() ? 0 : ref_embeddings.rows();
+  const int64_t dim = rows ? ref_embeddings.row_size() : 0;
+  for (int64_t r = 0; r < rows; ++r) {  // cosine per row, as runtime.parity._cosines
     double ab = 0, aa = 0, bb = 0;
     for (int64_t k = 0; k < dim; ++k) {
-      const double a = ref.embeddings.row(r)[k], b = got.row(r)[k];
+      const double a = ref_embeddings.row(r)[k], b = got_embeddings.row(r)[k];
       ab += a * b, aa += a * a, bb += b * b;
     }
     const double cos = (aa == 0 && bb == 0) ? 1.0 : ab / std::max(std::sqrt(aa) * std::sqrt(bb), 1e-30);
     p.min_cosine = std::min(p.min_cosine, cos);
   }
+  const std::size_t n = ref_scores.size();
+  const std::vector<double> rs(ref_scores.begin(), ref_scores.end()), gs(got_scores.begin(), got_scores.end());
+  std::vector<double> err(n);
+  std::vector<bool> want(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    err[i] = std::abs(gs[i] - rs[i]);
+    p.score_max_abs = std::max(p.score_max_abs, err[i]);
+    want[i] = spec.is_match(rs[i]);
+  }
+  p.noise_band = quantile(err, kNoiseBandQuantile);
+  p.flips_at_manifest_threshold = count_flips(want, gs, spec);
+  ScoreSpec decide = spec;
+  const bool reduced = precision == "fp16" || precision == "bf16" || precision == "int8";
+  if (reduced && n) {
+    const auto [refit, refit_flips] = refit_threshold(want, gs, spec, p.score_max_abs);
+    if (p.flips_at_manifest_threshold - refit_flips >= std::max(kRefitMinFlips, kRefitMinRate * static_cast<double>(n))) {
+      p.threshold = refit;
+      decide = at_threshold(spec, refit);
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (want[i] == decide.is_match(gs[i])) continue;
+    ++p.decision_flips;
+    p.flips_outside_band += std::abs(rs[i] - spec.threshold) > p.noise_band;
+  }
+  p.flip_rate = n ? static_cast<double>(p.decision_flips) / static_cast<double>(n) : 0.0;
+  p.pairs = static_cast<int>(n);
+  p.images = static_cast<int>(rows);
+  auto check = [&p](const char* metric, const std::optional<double>& asked, double observed, bool higher) {
+    if (!asked) return;
+    p.checks.push_back({metric, *asked, observed, higher ? observed >= *asked : observed <= *asked, higher});
+  };
+  check("embedding_rel", tol.embedding_rel, p.embedding_rel, false);
+  check("score_max_abs", tol.score_abs, p.score_max_abs, false);
+  check("min_cosine", tol.min_cosine, p.min_cosine, true);
+  check("flips_outside", tol.max_flips_outside_band, p.flips_outside_band, false);
+  check("flip_rate", tol.max_flip_rate, p.flip_rate, false);
+  return p;
+}
+
+Parity measure_parity(Backend& backend, const Reference& ref, const ScoreSpec& spec,
+                      const std::optional<Tolerances>& tolerances) {
+  const std::string precision = backend.precision();
+  const Tolerances tol = tolerances ? *tolerances : tolerances_for(precision);
+  const Tensor got = backend.embed(ref.inputs);
+  if (got.shape != ref.embeddings.shape) throw Error(ErrorCode::Backend, "parity: embedding shape differs from the reference");
+  const int64_t dim = ref.embeddings.row_size();
   const auto pairs = static_cast<int64_t>(ref.scores.size());
   Tensor ea({pairs, dim}), eb({pairs, dim});
   for (int64_t i = 0; i < pairs; ++i) {
     std::copy(got.row(ref.pair_a[i]), got.row(ref.pair_a[i]) + dim, ea.row(i));
     std::copy(got.row(ref.pair_b[i]), got.row(ref.pair_b[i]) + dim, eb.row(i));
   }
-  const std::vector<float> scores = backend.score(ea, eb);
-  for (int64_t i = 0; i < pairs; ++i) {
-    const double want = ref.scores[static_cast<std::size_t>(i)], have = scores[static_cast<std::size_t>(i)];
-    p.score_max_abs = std::max(p.score_max_abs, std::abs(have - want));
-    p.decision_flips += spec.is_match(want) != spec.is_match(have);
-  }
-  p.pairs = static_cast<int>(pairs);
-  p.images = static_cast<int>(got.rows());
-  return p;
+  const std::vector<float> scores = pairs ? backend.score(ea, eb) : std::vector<float>{};
+  return compare_parity(precision, ref.embeddings, got, ref.scores, scores, spec, tol);
 }
 
 }  // namespace siamese

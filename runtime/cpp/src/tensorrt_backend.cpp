@@ -77,6 +77,9 @@ class TensorRTBackend : public Backend {
     }
     const PlanCheck& plan = plans.front();
     precision_ = plan.precision;
+    if (!options.precision.empty() && options.precision != precision_) {
+      throw Error(ErrorCode::Backend, plan.plan + ": a " + precision_ + " plan, " + options.precision + " was asked for");
+    }
     std::ifstream in(plan.plan, std::ios::binary);
     const std::vector<char> blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     runtime_.reset(nvinfer1::createInferRuntime(logger_));

@@ -1,6 +1,11 @@
 #include "siamese/verifier.hpp"
 
+#include <cmath>
+#include <fstream>
+#include <iomanip>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "siamese/error.hpp"
 
@@ -16,9 +21,46 @@ std::string Verification::describe() const {
   return s.str();
 }
 
+ScoreSpec parity_spec(const Manifest& m, const std::string& backend, const std::string& precision) {
+  ScoreSpec spec = m.score;
+  if (m.parity_file.empty()) return spec;
+  const std::string path = m.path(m.parity_file);
+  std::ifstream in(path);
+  if (!in) return spec;  // listed files are checked at load; an unlisted report is only advice
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::Bundle, path + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!doc.is_object() || !doc.contains("results") || !doc.at("results").is_array()) return spec;
+  for (const auto& row : doc.at("results")) {
+    if (!row.is_object() || row.value("backend", "") != backend || row.value("precision", "") != precision) continue;
+    const auto t = row.find("threshold");
+    if (t == row.end() || t->is_null()) continue;
+    if (!t->is_number() || !std::isfinite(t->get<double>())) {
+      throw Error(ErrorCode::Bundle, path + ": parity row " + backend + " " + precision + ": threshold " + t->dump() +
+                                         " is not a finite number");
+    }
+    std::ostringstream source;
+    source << "refitted for " << precision << " on " << backend << " (parity; was " << std::setprecision(4) << spec.threshold
+           << ")";
+    spec.threshold = t->get<double>();
+    spec.threshold_source = source.str();
+  }
+  return spec;
+}
+
 Verifier::Verifier(const std::string& bundle_dir, const std::string& backend, const BackendOptions& options)
     : manifest_(load_manifest(bundle_dir)) {
   backend_ = make_backend(backend, manifest_, options, &selection_);
+  spec_ = parity_spec(manifest_, backend_->name(), backend_->precision());
+}
+
+void Verifier::set_threshold(double threshold, const std::string& source) {
+  if (!std::isfinite(threshold)) throw Error(ErrorCode::InvalidArgument, "threshold: expected a finite number");
+  spec_.threshold = threshold;
+  spec_.threshold_source = source;
 }
 
 Tensor Verifier::embed_files(const std::vector<std::string>& paths) {
@@ -39,8 +81,8 @@ Tensor Verifier::embed_images(const std::vector<cv::Mat>& images, bool bgr) {
 Verification Verifier::decide(float score) const {
   Verification v;
   v.score = score;
-  v.spec = manifest_.score;
-  v.match = manifest_.score.is_match(score);
+  v.spec = spec_;
+  v.match = spec_.is_match(score);
   return v;
 }
 

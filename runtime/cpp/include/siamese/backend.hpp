@@ -11,9 +11,14 @@
 namespace siamese {
 
 struct BackendOptions {
-  int threads = 0;  // CPU threads; 0: the library's default
-  int device = 0;   // GPU index (TensorRT)
+  int threads = 0;        // CPU threads; 0: the library's default
+  int device = 0;         // GPU index (TensorRT)
+  std::string precision;  // fp32 | fp16 | bf16 | int8; empty: the backend's default (fp32; TensorRT: its plan's)
 };
+
+// The precisions a BackendOptions may ask for (check_precision throws Error(InvalidArgument) for any other name).
+inline const std::vector<std::string> kPrecisions{"fp32", "fp16", "bf16", "int8"};
+void check_precision(const std::string& precision);
 
 class Backend {
  public:
@@ -22,8 +27,8 @@ class Backend {
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
 
-  virtual std::string name() const = 0;       // opencv-dnn | onnxruntime-cpu | tensorrt
-  virtual std::string precision() const = 0;  // fp32 | fp16
+  virtual std::string name() const = 0;       // opencv-dnn | onnxruntime-cpu | openvino-cpu | tensorrt
+  virtual std::string precision() const = 0;  // fp32 | fp16 | bf16 | int8
   virtual std::string device() const = 0;     // cpu | the GPU's name
   // A preprocessed NHWC batch -> (N, dim) embeddings.
   virtual Tensor embed(const Tensor& batch) = 0;
@@ -39,8 +44,9 @@ class Backend {
 
 // The backends compiled into this library, in the order "auto" tries them.
 std::vector<std::string> built_backends();
-// "opencv" | "onnxruntime" | "tensorrt" | "auto" (TensorRT plan for this GPU > ONNX Runtime > OpenCV DNN).
-// `reason` (if given) says which was taken and why. Throws Error(Backend) naming what is missing.
+// "opencv" | "onnxruntime" | "openvino" | "tensorrt" | "auto" (TensorRT plan for this GPU > ONNX Runtime > OpenVINO >
+// OpenCV DNN: the first built in that loads this bundle at options.precision). `reason` (if given) says which was
+// taken and why, naming what was tried. Throws Error(Backend) naming what is missing or what cannot run here.
 std::unique_ptr<Backend> make_backend(const std::string& name, const Manifest& manifest,
                                       const BackendOptions& options = {}, std::string* reason = nullptr);
 

@@ -34,6 +34,10 @@ struct Manifest {
   int embedding_dim = 0;
   bool l2_normalized = false;
   std::string embedding_file = "embedding.onnx";
+  std::string embedding_output = "embedding";  // the embedding graphs' output name
+  std::string int8_file;                       // embedding.int8.onnx (QDQ) when exported with --int8, else empty
+  int64_t batch_max = 32;                      // onnx.batch's MAX (MIN:OPT:MAX): the largest run of a dynamic graph
+  std::string parity_file;                     // parity.json, when the exporter wrote one
   std::string head_kind;  // learned | euclidean
   std::string head_file;  // head.onnx for a learned head
   double epsilon = kDefaultEpsilon;

@@ -28,6 +28,10 @@ class Verifier {
   const Manifest& manifest() const { return manifest_; }
   Backend& backend() { return *backend_; }
   const std::string& selection() const { return selection_; }  // which backend was taken and why
+  // How scores are decided: the manifest's, with the threshold parity.json refitted for this backend and precision
+  // when it recorded one (runtime.parity.ParityResult.spec), unless set_threshold gave another.
+  const ScoreSpec& spec() const { return spec_; }
+  void set_threshold(double threshold, const std::string& source);
 
   Tensor embed_files(const std::vector<std::string>& paths);
   Tensor embed_images(const std::vector<cv::Mat>& images, bool bgr = true);
@@ -39,6 +43,10 @@ class Verifier {
   Manifest manifest_;
   std::unique_ptr<Backend> backend_;
   std::string selection_;
+  ScoreSpec spec_;
 };
+
+// The manifest's ScoreSpec, with the threshold parity.json recorded for `backend` at `precision` (a refit) if any.
+ScoreSpec parity_spec(const Manifest& manifest, const std::string& backend, const std::string& precision);
 
 }  // namespace siamese
