@@ -11,7 +11,7 @@
 * ``python_scores.json``: the Python runtime's (ONNX Runtime) scores for image pairs, end to end from the files
 * ``calib/<digit>/*.png``: real handwriting, sklearn's digits drawn dark on white as Omniglot's characters are
   (the Omniglot bundle's reference and INT8 calibration images, so neither depends on the Omniglot zips)
-* ``parity_cases.json``: runtime.parity.compare's results on synthetic backend outputs (refitted thresholds, ties,
+* ``parity_cases.json``: runtime.parity.compare's results on synthetic backend outputs (refitted and kept thresholds,
   flips inside and outside the noise band), which the C++ compare_parity must reproduce exactly
 * ``plans/omniglot``: the Omniglot bundle with a plan file named, keyed and described (sidecar) by runtime/engines.py
   for TensorRT 10.3.0.30 on sm87: for the C++ plan matching only (its bytes are no engine; nothing runs it)
@@ -114,7 +114,7 @@ def write_calibration_images(folder: Path, per_class: int = 8) -> Path:
 
 def write_parity_cases(path: Path) -> None:
     """runtime.parity.compare on synthetic reference/backend pairs, with every rule of the reduced-precision gate
-    exercised: a shifted backend (threshold refitted), ties between candidates, flips inside and outside the band."""
+    exercised: a shifted backend (threshold refitted), symmetric noise (threshold kept), flips inside and outside the band."""
     from runtime.parity import compare
     from runtime.scoring import ScoreSpec
 

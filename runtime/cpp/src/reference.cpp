@@ -95,28 +95,24 @@ int count_flips(const std::vector<bool>& want, const std::vector<double>& got, c
   return flips;
 }
 
-// runtime.parity.refit_threshold: the manifest's threshold and the midpoints between the backend's distinct scores
-// within `window` of it; the fewest flips wins, ties go to the candidate closest to the threshold (then the first).
-std::pair<double, int> refit_threshold(const std::vector<bool>& want, const std::vector<double>& got,
-                                       const ScoreSpec& spec, double window) {
+// runtime.parity.refit_threshold: the manifest's threshold moved by the median of got - ref over the pairs whose
+// reference score lies within `band` of it (all pairs when fewer than 5 do), and the flips at that threshold.
+std::pair<double, int> refit_threshold(const std::vector<bool>& want, const std::vector<double>& ref,
+                                       const std::vector<double>& got, const ScoreSpec& spec, double band) {
   const double t = spec.threshold;
-  std::vector<double> near;
-  for (double g : got) {
-    if (std::abs(g - t) <= window) near.push_back(g);
+  std::vector<double> shift;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    if (std::abs(ref[i] - t) <= band) shift.push_back(got[i] - ref[i]);
   }
-  std::sort(near.begin(), near.end());
-  near.erase(std::unique(near.begin(), near.end()), near.end());
-  std::vector<double> tried{t};
-  for (std::size_t i = 0; i + 1 < near.size(); ++i) tried.push_back((near[i] + near[i + 1]) / 2.0);
-  double best = t;
-  int best_flips = -1;
-  for (double c : tried) {
-    const int flips = count_flips(want, got, at_threshold(spec, c));
-    if (best_flips < 0 || flips < best_flips || (flips == best_flips && std::abs(c - t) < std::abs(best - t))) {
-      best = c, best_flips = flips;
-    }
+  if (shift.size() < 5) {
+    shift.clear();
+    for (std::size_t i = 0; i < ref.size(); ++i) shift.push_back(got[i] - ref[i]);
   }
-  return {best, best_flips};
+  std::sort(shift.begin(), shift.end());
+  const std::size_t m = shift.size();
+  const double median = m % 2 ? shift[m / 2] : (shift[m / 2 - 1] + shift[m / 2]) / 2.0;  // numpy's median
+  const double refit = t + median;
+  return {refit, count_flips(want, got, at_threshold(spec, refit))};
 }
 
 }  // namespace
@@ -165,7 +161,7 @@ Parity compare_parity(const std::string& precision, const Tensor& ref_embeddings
   ScoreSpec decide = spec;
   const bool reduced = precision == "fp16" || precision == "bf16" || precision == "int8";
   if (reduced && n) {
-    const auto [refit, refit_flips] = refit_threshold(want, gs, spec, p.score_max_abs);
+    const auto [refit, refit_flips] = refit_threshold(want, rs, gs, spec, p.noise_band);
     if (p.flips_at_manifest_threshold - refit_flips >= std::max(kRefitMinFlips, kRefitMinRate * static_cast<double>(n))) {
       p.threshold = refit;
       decide = at_threshold(spec, refit);
