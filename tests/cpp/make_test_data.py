@@ -202,12 +202,12 @@ def write_python_scores(bundles: dict[str, Path], images: list[Path], path: Path
 PLAN_TRT, PLAN_CC = "10.3.0.30", (8, 7)
 
 
-def write_plan_fixture(bundle: Path, folder: Path) -> None:
-    """A copy of ``bundle`` with a plan file and its sidecar exactly as export.tensorrt_build names and describes
-    them (runtime/engines.py), so the C++ plan matching is checked against the Python side's format."""
+def write_plan_fixture(bundle: Path, folder: Path, precisions: tuple[str, ...] = ("fp16",)) -> None:
+    """A copy of ``bundle`` with a plan file and its sidecar per precision, exactly as export.tensorrt_build names and
+    describes them (runtime/engines.py), so the C++ plan matching is checked against the Python side's format."""
     import shutil
 
-    from runtime.bundle.layout import EMBEDDING_ONNX
+    from runtime.bundle.layout import EMBEDDING_INT8_ONNX, EMBEDDING_ONNX
     from runtime.bundle.manifest import load_manifest
     from runtime.engines import BatchProfile, engine_cache_key, engine_file_name, engine_sidecar, sidecar_name
     from runtime.fileio import sha256_file
@@ -215,13 +215,15 @@ def write_plan_fixture(bundle: Path, folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(bundle, folder)
     shape = load_manifest(folder).preprocessing.input_shape
-    source_sha = sha256_file(folder / EMBEDDING_ONNX)
     profile = BatchProfile(1, 8, 32)
-    key = engine_cache_key(source_sha, PLAN_TRT, PLAN_CC, "fp16", profile, shape)
-    plan = folder / engine_file_name(PLAN_TRT, PLAN_CC, "fp16", key)
-    plan.write_bytes(b"not a TensorRT engine: plan-matching fixture")
-    side = engine_sidecar(plan, key, PLAN_TRT, PLAN_CC, "fp16", EMBEDDING_ONNX, source_sha, shape, profile, gpu="Orin")
-    (folder / sidecar_name(plan.name)).write_text(json.dumps(side))
+    for precision in precisions:
+        source = EMBEDDING_INT8_ONNX if precision == "int8" else EMBEDDING_ONNX
+        source_sha = sha256_file(folder / source)
+        key = engine_cache_key(source_sha, PLAN_TRT, PLAN_CC, precision, profile, shape)
+        plan = folder / engine_file_name(PLAN_TRT, PLAN_CC, precision, key)
+        plan.write_bytes(b"not a TensorRT engine: plan-matching fixture")
+        side = engine_sidecar(plan, key, PLAN_TRT, PLAN_CC, precision, source, source_sha, shape, profile, gpu="Orin")
+        (folder / sidecar_name(plan.name)).write_text(json.dumps(side))
 
 
 def main() -> int:
@@ -250,6 +252,7 @@ def main() -> int:
     }
     write_python_scores(bundles, images, out / "python_scores.json")
     write_plan_fixture(bundles["omniglot"], out / "plans" / "omniglot")
+    write_plan_fixture(bundles["omniglot"], out / "plans" / "omniglot-int8", ("int8", "fp16"))
     print(f"test data in {out}")
     return 0
 

@@ -1,6 +1,6 @@
 // Which TensorRT plan may run here: the C++ matching (src/plans.cpp, compiled on every machine) on a plan and
 // sidecar written by runtime/engines.py for TensorRT 10.3.0.30 on sm87. No engine is loaded: logic only.
-// usage: test_plans PLAN_BUNDLE SCRATCH_DIR
+// usage: test_plans PLAN_BUNDLE SCRATCH_DIR INT8_PLAN_BUNDLE
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -26,8 +26,8 @@ bool mentions(const std::vector<siamese::detail::PlanCheck>& plans, const std::s
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!check::args_ok(argc, argv, 2, "PLAN_BUNDLE SCRATCH_DIR")) return 2;
-  const fs::path bundle = argv[1], scratch = argv[2];
+  if (!check::args_ok(argc, argv, 3, "PLAN_BUNDLE SCRATCH_DIR INT8_PLAN_BUNDLE")) return 2;
+  const fs::path bundle = argv[1], scratch = argv[2], int8_bundle = argv[3];
   auto same = plans_for(bundle, {"10.3.0.30", 8, 7});
   check::expect(same.size() == 1 && same[0].reasons.empty() && same[0].precision == "fp16" && same[0].max_batch == 32,
                 "the plan matches the machine it was built for (fp16, max batch 32)");
@@ -62,5 +62,16 @@ int main(int argc, char** argv) {
   std::ofstream(pinned / "embedding.fp16.onnx") << "another fp16 graph";
   check::expect(mentions(plans_for(pinned, {"10.3.0.30", 8, 7}), "FP32 islands came from another embedding.fp16.onnx"),
                 "a plan whose FP32 islands came from another FP16 graph: refused");
+  // an INT8 plan (built from embedding.int8.onnx) matches too, sorts after fp16, and runs only when asked for
+  const auto both = plans_for(int8_bundle, {"10.3.0.30", 8, 7});
+  check::expect(both.size() == 2 && both[0].reasons.empty() && both[1].reasons.empty() && both[0].precision == "fp16" &&
+                    both[1].precision == "int8",
+                "an fp16 and an int8 plan both match, fp16 first");
+  using siamese::detail::choose_plan;
+  check::expect(choose_plan(both, "") == &both[0], "left to pick, the fp16 plan");
+  check::expect(choose_plan(both, "int8") == &both[1], "int8 asked: the int8 plan");
+  check::expect(choose_plan(both, "fp32") == nullptr, "fp32 asked and no fp32 plan: none");
+  const std::vector<siamese::detail::PlanCheck> only_int8{both[1]};
+  check::expect(choose_plan(only_int8, "") == nullptr, "an int8 plan alone is never taken unasked");
   return check::result();
 }

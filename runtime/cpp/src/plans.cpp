@@ -57,7 +57,9 @@ PlanCheck check_one(const Manifest& m, const fs::path& plan, const PlanMachine& 
                     "), this GPU is sm" + std::to_string(here.cc_major) + std::to_string(here.cc_minor));
     }
     c.precision = side.value("precision", "");
-    if (c.precision != "fp16" && c.precision != "fp32") why.push_back("precision '" + c.precision + "' in the sidecar");
+    if (c.precision != "fp16" && c.precision != "fp32" && c.precision != "int8") {
+      why.push_back("precision '" + c.precision + "' in the sidecar");
+    }
     const Preprocessing& p = m.preprocessing;
     const auto shape = side["input"].value("shape", std::vector<int64_t>{});
     if (shape.size() != 4 || shape[1] != p.height || shape[2] != p.width || shape[3] != p.channels()) {
@@ -95,10 +97,17 @@ std::vector<PlanCheck> check_plans(const Manifest& m, const PlanMachine& machine
     const std::string file = entry.path().filename().string();
     if (entry.is_regular_file() && std::regex_match(file, name)) out.push_back(check_one(m, entry.path(), machine));
   }
-  std::stable_sort(out.begin(), out.end(), [](const PlanCheck& a, const PlanCheck& b) {
-    return std::make_pair(!a.reasons.empty(), a.precision != "fp16") < std::make_pair(!b.reasons.empty(), b.precision != "fp16");
-  });
+  const auto rank = [](const PlanCheck& c) { return std::make_pair(!c.reasons.empty(), c.precision == "fp16" ? 0 : c.precision == "fp32" ? 1 : 2); };
+  std::stable_sort(out.begin(), out.end(), [&rank](const PlanCheck& a, const PlanCheck& b) { return rank(a) < rank(b); });
   return out;
+}
+
+const PlanCheck* choose_plan(const std::vector<PlanCheck>& plans, const std::string& asked) {
+  for (const auto& p : plans) {
+    if (!p.reasons.empty()) continue;
+    if (asked.empty() ? p.precision != "int8" : p.precision == asked) return &p;
+  }
+  return nullptr;
 }
 
 }  // namespace siamese::detail

@@ -21,7 +21,11 @@ struct PlanCheck {
   std::vector<std::string> reasons;  // empty: may run here
 };
 
-// Every embedding.trt*.plan of the bundle with its verdict; matching ones first (fp16 before fp32).
+// Every embedding.trt*.plan of the bundle with its verdict; matching ones first (fp16, then fp32, then int8).
 std::vector<PlanCheck> check_plans(const Manifest& manifest, const PlanMachine& machine);
+
+// The plan to run: the first that matches at the precision asked, or, with none asked, the first matching fp16 or
+// fp32 plan (an INT8 plan runs only when asked, as runtime/engines.py decides); nullptr when none qualifies.
+const PlanCheck* choose_plan(const std::vector<PlanCheck>& plans, const std::string& asked);
 
 }  // namespace siamese::detail

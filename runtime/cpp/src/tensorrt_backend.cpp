@@ -69,17 +69,17 @@ class TensorRTBackend : public Backend {
     cuda_check(cudaGetDeviceProperties(&prop, options.device), "cudaGetDeviceProperties");
     device_ = prop.name;
     const auto plans = check_plans(m, here);
-    if (plans.empty() || !plans.front().reasons.empty()) {
-      std::string why = "no plan in " + m.bundle_dir + " runs on TensorRT " + here.trt_version + " / sm" +
+    const PlanCheck* chosen = choose_plan(plans, options.precision);
+    if (chosen == nullptr) {
+      const std::string what = options.precision.empty() ? "fp16 or fp32 plan" : options.precision + " plan";
+      std::string why = "no " + what + " in " + m.bundle_dir + " runs on TensorRT " + here.trt_version + " / sm" +
                         std::to_string(here.cc_major) + std::to_string(here.cc_minor);
-      for (const auto& p : plans) why += "; " + p.plan + ": " + p.reasons.front();
-      throw Error(ErrorCode::Backend, why + " (build one here: python -m export.tensorrt_build --bundle " + m.bundle_dir + ")");
+      for (const auto& p : plans) why += "; " + p.plan + ": " + (p.reasons.empty() ? "a " + p.precision + " plan" : p.reasons.front());
+      const std::string prec = options.precision.empty() ? "" : " --precision " + options.precision;
+      throw Error(ErrorCode::Backend, why + " (build one here: python -m export.tensorrt_build --bundle " + m.bundle_dir + prec + ")");
     }
-    const PlanCheck& plan = plans.front();
+    const PlanCheck& plan = *chosen;
     precision_ = plan.precision;
-    if (!options.precision.empty() && options.precision != precision_) {
-      throw Error(ErrorCode::Backend, plan.plan + ": a " + precision_ + " plan, " + options.precision + " was asked for");
-    }
     std::ifstream in(plan.plan, std::ios::binary);
     const std::vector<char> blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     runtime_.reset(nvinfer1::createInferRuntime(logger_));
