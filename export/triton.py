@@ -22,6 +22,7 @@ Tensor shapes are read from the ONNX files themselves, so a config never disagre
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from runtime.bundle.layout import (
 )
 from runtime.engines import check_input_shape, sidecar_name
 from runtime.extras import explain_missing_extras
-from runtime.fileio import replace_dir, staging_dir
+from runtime.fileio import folder_lock, replace_dir, staging_dir
 
 PLATFORM_ONNX = "onnxruntime_onnx"
 PLATFORM_PLAN = "tensorrt_plan"
@@ -56,6 +57,7 @@ class Tensor:
     data_type: str
     dims: tuple[int, ...]
     reshape: tuple[int, ...] | None = None
+    optional: bool = False
 
 
 def model_names(model_name: str) -> dict[str, str]:
@@ -65,6 +67,7 @@ def model_names(model_name: str) -> dict[str, str]:
         "embedding_int8": f"{model_name}_embedding_int8",
         "embedding_trt_int8": f"{model_name}_embedding_trt_int8",
         "siamese": f"{model_name}_siamese",
+        "runtime": f"{model_name}_runtime",
     }
 
 
@@ -129,6 +132,8 @@ def _tensor_block(tensors: Sequence[Tensor], fixed_dims: dict[str, tuple[int, ..
         lines = [f'    name: "{t.name}"', f"    data_type: {t.data_type}", f"    dims: {_dims(dims)}"]
         if t.reshape is not None:
             lines.append(f"    reshape: {{ shape: {_dims(t.reshape)} }}")
+        if t.optional:
+            lines.append("    optional: true")
         items.append("  {\n" + "\n".join(lines) + "\n  }")
     return "[\n" + ",\n".join(items) + "\n]"
 
@@ -145,14 +150,22 @@ def config_pbtxt(
     max_queue_delay_us: int,
     fixed_dims: dict[str, tuple[int, ...]] | None = None,
     comment: str = "",
+    parameters: dict[str, str] | None = None,
 ) -> str:
-    """A ``config.pbtxt`` in Triton's ModelConfig text format."""
+    """A ``config.pbtxt`` in Triton's ModelConfig text format. ``platform`` names the model's platform
+    (``onnxruntime_onnx``, ``tensorrt_plan``, ``ensemble``) or, as ``backend:<name>``, its backend (``backend:python``);
+    ``parameters``: the config's string parameters (the model and its clients read them)."""
     fixed = fixed_dims or {}
     head = "".join(f"# {line}\n" for line in comment.splitlines())
+    kind_line = f'backend: "{platform[8:]}"' if platform.startswith("backend:") else f'platform: "{platform}"'
+    params = "".join(
+        f"parameters {{ key: {json.dumps(k, ensure_ascii=False)} value: {{ string_value: {json.dumps(str(v), ensure_ascii=False)} }} }}\n"
+        for k, v in (parameters or {}).items()
+    )
     return (
         f"{head}"
         f'name: "{name}"\n'
-        f'platform: "{platform}"\n'
+        f"{kind_line}\n"
         f"max_batch_size: {int(max_batch_size)}\n"
         f"input {_tensor_block(inputs, fixed)}\n"
         f"output {_tensor_block(outputs, fixed)}\n"
@@ -166,6 +179,7 @@ def config_pbtxt(
         f"    kind: {kind}\n"
         "  }\n"
         "]\n"
+        f"{params}"
     )
 
 
@@ -217,21 +231,57 @@ def _preferred(max_batch_size: int, preferred: Sequence[int] | None, profile: di
     return out
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)  # the other models' files are shared with the repository being replaced, not copied
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one rename (Linux ``renameat2(RENAME_EXCHANGE)``); False where that does not exist."""
+    import ctypes
+    import errno
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False  # a file system or kernel without it
+    raise OSError(err, f"cannot swap in the new repository: {os.strerror(err)}", str(b))
+
+
 def _install(staged: Path, repo_dir: Path, names: list[str], overwrite: bool) -> None:
-    """Move the staged model folders into ``repo_dir``: the whole folder at once when it is new, else each model,
-    keeping other models already in the repository untouched."""
-    if not repo_dir.exists():
-        replace_dir(staged, repo_dir)
-        return
-    if not repo_dir.is_dir():
-        raise FileExistsError(f"{repo_dir}: exists and is not a folder")
-    taken = [n for n in names if (repo_dir / n).exists()]
-    if taken and not overwrite:
-        raise FileExistsError(
-            f"{repo_dir}: already has model(s) {', '.join(taken)}; pass --force (overwrite=True) to replace them"
-        )
-    for n in names:
-        replace_dir(staged / n, repo_dir / n, aside=repo_dir.parent)  # a replaced model waits outside the repository
+    """Publish the staged models as ``repo_dir`` in one rename, under a lock on its parent folder (two writers of
+    the same repository take turns, and each keeps the other's models). A new repository is the staged folder
+    renamed; an existing one gets its other models linked into the staged folder, which then swaps places with it
+    in one ``renameat2(RENAME_EXCHANGE)`` (two renames where that does not exist: the repository is briefly absent,
+    never mixed). The old folder, now the staged one, is removed by ``staging_dir``."""
+    with folder_lock(repo_dir.parent):
+        if not repo_dir.exists():
+            os.replace(staged, repo_dir)
+            return
+        if not repo_dir.is_dir() or repo_dir.is_symlink():
+            raise FileExistsError(f"{repo_dir}: exists and is not a folder")
+        taken = [n for n in names if (repo_dir / n).exists()]
+        if taken and not overwrite:
+            raise FileExistsError(
+                f"{repo_dir}: already has model(s) {', '.join(taken)}; pass --force (overwrite=True) to replace them"
+            )
+        for entry in repo_dir.iterdir():
+            if entry.name in names:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.copytree(entry, staged / entry.name, symlinks=True, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(str(entry), str(staged / entry.name))
+        if not _exchange(staged, repo_dir):
+            replace_dir(staged, repo_dir)
 
 
 def write_triton_repository(
@@ -250,8 +300,18 @@ def write_triton_repository(
     device: str = "auto",
     int8_onnx: bool = False,
     int8_plan_file: Path | None = None,
+    runtime_model: bool = True,
+    runtime_instances: int | None = None,
+    runtime_device: str = "cpu",
+    runtime_threads: int | None = None,
 ) -> Path:
     """Write (or add to) a Triton model repository at ``repo_dir`` for the bundle; returns ``repo_dir``.
+
+    ``runtime_model``: also ``<name>_runtime``, the bundle on Triton's Python backend through the project's runtime
+    (``runtime.triton_model``: embed, score pairs and one against many, the bundle's hashes checked at model load);
+    the one model a server without the ONNX Runtime and TensorRT backends (nvidia-pytriton's) serves.
+    ``runtime_instances`` (default ``instances``) on ``runtime_device`` ("cpu": ``KIND_CPU``, "gpu": ``KIND_GPU``,
+    where the runtime takes its GPU providers), ``runtime_threads``: intra-op threads per instance.
 
     ``plan_file``: an FP16/FP32 plan served as ``<name>_embedding_trt``; ``int8_onnx``: the bundle's QDQ INT8 graph
     as ``<name>_embedding_int8`` (ONNX Runtime, CPU); ``int8_plan_file``: an INT8 plan as
@@ -272,6 +332,19 @@ def write_triton_repository(
     if device not in DEVICES:
         raise ValueError(f"device {device!r}: expected one of {DEVICES}")
     onnx_kind = {"auto": "KIND_AUTO", "gpu": "KIND_GPU", "cpu": "KIND_CPU"}[device]
+    if runtime_device not in ("cpu", "gpu"):
+        raise ValueError(f"runtime_device {runtime_device!r}: expected 'cpu' or 'gpu'")
+    if runtime_model:
+        if runtime_threads is not None and int(runtime_threads) < 1:
+            raise ValueError(f"runtime_threads {runtime_threads}: expected a positive integer")
+        from runtime.bundle.manifest import load_manifest
+
+        manifest = load_manifest(bundle_dir)  # a tampered bundle is refused here already, naming the file
+        if tuple(manifest.preprocessing.input_shape) != hwc or manifest.embedding_dim != int(embedding_dim):
+            raise ValueError(
+                f"{bundle_dir}: the manifest says input {list(manifest.preprocessing.input_shape)}, embedding "
+                f"{manifest.embedding_dim}; asked for {list(hwc)}, {embedding_dim}"
+            )
     names = model_names(model_name)
 
     emb_src = bundle_dir / EMBEDDING_ONNX
@@ -321,6 +394,17 @@ def write_triton_repository(
         names["embedding_trt_int8"]: f"INT8: a TensorRT plan built from {EMBEDDING_INT8_ONNX} (explicit quantization)",
     }
     with staging_dir(repo_dir) as staged:  # beside repo_dir, never inside it, where a polling Triton would see it
+        if runtime_model:
+            name = names["runtime"]
+            n = int(runtime_instances if runtime_instances is not None else instances)
+            kind = "KIND_GPU" if runtime_device == "gpu" else "KIND_CPU"
+            _write_runtime_model(
+                staged / name, bundle_dir, manifest, name, max_batch_size, n, kind, preferred, max_queue_delay_us,
+                runtime_threads, comment,
+            )  # fmt: skip
+            models_written = [name]
+        else:
+            models_written = []
         for name, (platform, file_name, src, ins, outs, kind) in models.items():
             (staged / name / VERSION).mkdir(parents=True)
             shutil.copy2(src, staged / name / VERSION / file_name)
@@ -338,8 +422,77 @@ def write_triton_repository(
                 comment + (f"\n{notes[name]}" if name in notes else ""),
             )
             (staged / name / "config.pbtxt").write_text(text, encoding="utf-8")
-        _install(staged, repo_dir, list(models), overwrite)
+        _install(staged, repo_dir, [*models_written, *models], overwrite)
     return repo_dir
+
+
+def runtime_model_parameters(manifest, bundle: str, threads: int | None) -> dict[str, str]:
+    """The ``<name>_runtime`` config's parameters: where its bundle is and how the model loads it, and what a
+    client needs without the bundle (runtime.remote): the score semantics and threshold, the preprocessing, the
+    embedding size and which network made the embeddings."""
+    spec = manifest.score
+    return {
+        "bundle": bundle,
+        "bundle_name": manifest.name,
+        "backend": "onnxruntime",
+        "precision": "fp32",
+        "threads": "" if threads is None else str(int(threads)),
+        "score_kind": spec.kind,
+        "same_when": spec.same_when,
+        "threshold": repr(float(spec.threshold)),
+        "threshold_source": spec.threshold_source,
+        "score_meaning": spec.describe(),
+        "embedding_dim": str(int(manifest.embedding_dim)),
+        "model_id": manifest.embedding_sha256 or f"bundle:{manifest.name}",
+        "preprocessing": json.dumps(manifest.preprocessing.to_dict(), sort_keys=True),
+    }
+
+
+def _write_runtime_model(
+    target: Path,
+    bundle_dir: Path,
+    manifest,
+    name: str,
+    max_batch_size: int,
+    instances: int,
+    kind: str,
+    preferred: Sequence[int],
+    max_queue_delay_us: int,
+    threads: int | None,
+    comment: str,
+) -> None:
+    """``<name>_runtime``: ``1/model.py`` (the shim into runtime.triton_model), ``1/bundle/`` (the manifest and
+    every file it lists, byte for byte), ``config.pbtxt`` (Python backend, optional inputs, the parameters)."""
+    from runtime.bundle.layout import MANIFEST_NAME
+    from runtime.triton_model import BUNDLE_DIR, SHIM
+
+    version = target / VERSION
+    bundle = version / BUNDLE_DIR
+    bundle.mkdir(parents=True)
+    for rel in [MANIFEST_NAME, *manifest.files]:
+        (bundle / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(bundle_dir / rel, bundle / rel)
+    (version / "model.py").write_text(SHIM, encoding="utf-8")
+    hwc = tuple(manifest.preprocessing.input_shape)
+    dim = (int(manifest.embedding_dim),)
+    ins = [
+        Tensor("image_a", "TYPE_FP32", hwc, optional=True),
+        Tensor("embedding_in_a", "TYPE_FP32", dim, optional=True),
+        Tensor("image_b", "TYPE_FP32", hwc, optional=True),
+        Tensor("embedding_in_b", "TYPE_FP32", dim, optional=True),
+    ]
+    outs = [
+        Tensor("embedding_a", "TYPE_FP32", dim),
+        Tensor("embedding_b", "TYPE_FP32", dim),
+        Tensor("score", "TYPE_FP32", (1,)),
+        Tensor("match", "TYPE_BOOL", (1,)),
+    ]
+    note = "\nthe bundle through siamese-edge's runtime (runtime.triton_model) on the Python backend"
+    text = config_pbtxt(
+        name, "backend:python", max_batch_size, ins, outs, kind, instances, preferred, max_queue_delay_us,
+        comment=comment + note, parameters=runtime_model_parameters(manifest, BUNDLE_DIR, threads),
+    )  # fmt: skip
+    (target / "config.pbtxt").write_text(text, encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -349,6 +502,8 @@ def write_triton_repository(
 EXAMPLES = """
 examples:
   python -m export.triton --bundle bundles/omniglot_vgg --repo triton_repo
+  python -m export.triton --bundle runs/demo/bundles/demo --repo triton_repo --batch 1:8:32 --runtime-instances 2
+  python -m runtime.serve --repo triton_repo                        # serve it (the nvidia-pytriton wheel's server)
   python -m export.triton --bundle bundles/omniglot_vgg --repo triton_repo --int8-onnx          # + the QDQ graph, CPU
   python -m export.triton --bundle bundles/omniglot_vgg --repo triton_repo --force \\
       --plan bundles/omniglot_vgg/embedding.trt10.3.sm87.fp16.<key>.plan \\
@@ -372,7 +527,12 @@ def build_parser():
     p.add_argument("--bundle", required=True, metavar="DIR", help="bundle folder written by python -m export.build")
     p.add_argument("--repo", required=True, metavar="DIR", help="the model repository (created, or added to)")
     p.add_argument("--name", help="model name prefix (default: the bundle's name)")
-    p.add_argument("--max-batch", type=int, default=32, help="max_batch_size (default: %(default)s)")
+    p.add_argument("--max-batch", type=int, help="max_batch_size (default: --batch's MAX, else 32)")
+    p.add_argument(
+        "--batch",
+        metavar="MIN:OPT:MAX",
+        help="the export's batch profile (export.build --batch): max_batch_size MAX, preferred batch sizes OPT and MAX",
+    )
     p.add_argument("--instances", type=int, default=1, help="instances per model (default: %(default)s)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="where the ONNX models run (default: auto)")
     p.add_argument("--plan", metavar="FILE", help="an FP16/FP32 TensorRT plan: <name>_embedding_trt")
@@ -381,6 +541,15 @@ def build_parser():
     )
     p.add_argument("--int8-plan", metavar="FILE", help="an INT8 TensorRT plan: <name>_embedding_trt_int8")
     p.add_argument("--force", action="store_true", help="replace models of the same names already in the repository")
+    g = p.add_argument_group("the runtime model (<name>_runtime: the bundle on Triton's Python backend)")
+    g.add_argument(
+        "--no-runtime-model", action="store_true", help="leave it out (GPU images serving ONNX/TensorRT only)"
+    )
+    g.add_argument("--runtime-instances", type=int, metavar="N", help="instances (default: --instances)")
+    g.add_argument(
+        "--runtime-device", choices=("cpu", "gpu"), default="cpu", help="KIND_CPU or KIND_GPU (default: cpu)"
+    )
+    g.add_argument("--runtime-threads", type=int, metavar="N", help="ONNX Runtime intra-op threads per instance")
     return p
 
 
@@ -390,10 +559,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from runtime.bundle.layout import BundleError
     from runtime.bundle.manifest import load_manifest
+    from runtime.engines import BatchProfile
 
     args = build_parser().parse_args(argv)
     bundle = Path(args.bundle)
     try:
+        profile = BatchProfile.parse(args.batch) if args.batch else None
+        max_batch = args.max_batch or (profile.max if profile else 32)
+        preferred = sorted({profile.opt, profile.max} & set(range(1, max_batch + 1))) if profile else None
         manifest = load_manifest(bundle)
         repo = write_triton_repository(
             bundle,
@@ -401,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
             args.name or manifest.name,
             manifest.preprocessing.input_shape,
             manifest.embedding_dim,
-            max_batch_size=args.max_batch,
+            max_batch_size=max_batch,
+            preferred_batch_sizes=preferred or None,
             instances=args.instances,
             plan_file=Path(args.plan) if args.plan else None,
             has_siamese=(bundle / SIAMESE_ONNX).is_file(),
@@ -409,6 +583,10 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             int8_onnx=args.int8_onnx,
             int8_plan_file=Path(args.int8_plan) if args.int8_plan else None,
+            runtime_model=not args.no_runtime_model,
+            runtime_instances=args.runtime_instances,
+            runtime_device=args.runtime_device,
+            runtime_threads=args.runtime_threads,
         )
     except (BundleError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -44,6 +44,12 @@ DIM = 4
 NAME = "tiny"
 
 
+def write_repo(*args, **kwargs):
+    """The ONNX/TensorRT models only: these bundles have no manifest (the runtime model's tests below make one)."""
+    kwargs.setdefault("runtime_model", False)
+    return write_triton_repository(*args, **kwargs)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # a tiny real bundle: embedding.onnx and siamese.onnx with the project's tensor names
 # ---------------------------------------------------------------------------------------------------------------
@@ -119,7 +125,7 @@ def assert_matches_onnx(cfg, onnx_path: Path) -> None:
 
 
 def test_repository_layout_and_configs(bundle, tmp_path):
-    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=16, instances=2)
+    repo = write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=16, instances=2)
     names = model_names(NAME)
     assert sorted(p.name for p in repo.iterdir()) == sorted([names["embedding"], names["siamese"]])
     assert not list(tmp_path.glob(".repo.partial-*"))
@@ -153,7 +159,7 @@ def test_repository_layout_and_configs(bundle, tmp_path):
 def test_copied_models_run_with_the_configs_shapes(bundle, tmp_path):
     import onnxruntime as ort
 
-    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=4)
+    repo = write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=4)
     for model in model_names(NAME)["embedding"], model_names(NAME)["siamese"]:
         cfg = parse_config(repo / model / "config.pbtxt")
         sess = ort.InferenceSession(str(repo / model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -164,24 +170,24 @@ def test_copied_models_run_with_the_configs_shapes(bundle, tmp_path):
 
 def test_rank1_score_gets_a_reshape(tmp_path):
     bundle = make_bundle(tmp_path / "b", score_keepdims=False)
-    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM)
+    repo = write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM)
     (score,) = parse_config(repo / model_names(NAME)["siamese"] / "config.pbtxt").output
     assert list(score.dims) == [1] and score.HasField("reshape") and list(score.reshape.shape) == []
 
 
 def test_device_choices(bundle, tmp_path):
     for device, expected in (("gpu", "KIND_GPU"), ("cpu", "KIND_CPU"), ("auto", "KIND_AUTO")):
-        repo = write_triton_repository(bundle, tmp_path / device, NAME, HWC, DIM, device=device)
+        repo = write_repo(bundle, tmp_path / device, NAME, HWC, DIM, device=device)
         for model in repo.iterdir():
             assert parse_config(model / "config.pbtxt").instance_group[0].kind == kind(expected)
     with pytest.raises(ValueError, match="a TensorRT plan only runs on a GPU"):
-        write_triton_repository(bundle, tmp_path / "x", NAME, HWC, DIM, device="cpu", plan_file=tmp_path / "p.plan")
+        write_repo(bundle, tmp_path / "x", NAME, HWC, DIM, device="cpu", plan_file=tmp_path / "p.plan")
     with pytest.raises(ValueError, match="device 'tpu'"):
-        write_triton_repository(bundle, tmp_path / "x", NAME, HWC, DIM, device="tpu")
+        write_repo(bundle, tmp_path / "x", NAME, HWC, DIM, device="tpu")
 
 
 def test_preferred_batch_sizes(bundle, tmp_path):
-    repo = write_triton_repository(
+    repo = write_repo(
         bundle,
         tmp_path / "repo",
         NAME,
@@ -195,11 +201,11 @@ def test_preferred_batch_sizes(bundle, tmp_path):
     assert list(cfg.dynamic_batching.preferred_batch_size) == [8, 32]
     assert cfg.dynamic_batching.max_queue_delay_microseconds == 500
     with pytest.raises(ValueError, match="preferred batch sizes"):
-        write_triton_repository(bundle, tmp_path / "r2", NAME, HWC, DIM, max_batch_size=8, preferred_batch_sizes=(16,))
+        write_repo(bundle, tmp_path / "r2", NAME, HWC, DIM, max_batch_size=8, preferred_batch_sizes=(16,))
 
 
 def test_without_siamese(bundle, tmp_path):
-    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, has_siamese=False)
+    repo = write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM, has_siamese=False)
     assert [p.name for p in repo.iterdir()] == [model_names(NAME)["embedding"]]
 
 
@@ -208,13 +214,13 @@ def test_refuses_to_overwrite_unless_asked_and_keeps_other_models(bundle, tmp_pa
     other = repo / "someone_elses_model"
     (other / "1").mkdir(parents=True)
     (other / "config.pbtxt").write_text('name: "someone_elses_model"\nbackend: "python"\n')
-    write_triton_repository(bundle, repo, NAME, HWC, DIM, max_batch_size=8)
+    write_repo(bundle, repo, NAME, HWC, DIM, max_batch_size=8)
     assert (other / "config.pbtxt").is_file()
     with pytest.raises(FileExistsError, match=f"{NAME}_embedding.*overwrite=True"):
-        write_triton_repository(bundle, repo, NAME, HWC, DIM, max_batch_size=4)
+        write_repo(bundle, repo, NAME, HWC, DIM, max_batch_size=4)
     emb = repo / model_names(NAME)["embedding"] / "config.pbtxt"
     assert parse_config(emb).max_batch_size == 8  # untouched
-    write_triton_repository(bundle, repo, NAME, HWC, DIM, max_batch_size=4, overwrite=True)
+    write_repo(bundle, repo, NAME, HWC, DIM, max_batch_size=4, overwrite=True)
     assert parse_config(emb).max_batch_size == 4
     assert (other / "config.pbtxt").is_file()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging or old folders
@@ -222,14 +228,14 @@ def test_refuses_to_overwrite_unless_asked_and_keeps_other_models(bundle, tmp_pa
 
 def test_a_failed_write_leaves_nothing(bundle, tmp_path):
     with pytest.raises(ValueError, match=r"'embedding' has dims \[4\].*expected \[5\]"):
-        write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, 5)
+        write_repo(bundle, tmp_path / "repo", NAME, HWC, 5)
     with pytest.raises(ValueError, match=r"'image' has dims \[8, 8, 3\].*expected \[9, 8, 3\]"):
-        write_triton_repository(bundle, tmp_path / "repo", NAME, (9, 8, 3), DIM)
+        write_repo(bundle, tmp_path / "repo", NAME, (9, 8, 3), DIM)
     with pytest.raises(FileNotFoundError, match="model.plan|missing"):
-        write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, plan_file=tmp_path / "none.plan")
+        write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM, plan_file=tmp_path / "none.plan")
     (bundle / SIAMESE_ONNX).unlink()
     with pytest.raises(FileNotFoundError, match="has_siamese=False"):
-        write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM)
+        write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundles"]
 
 
@@ -261,14 +267,14 @@ def test_repository_with_a_real_plan(bundle, tmp_path):
     precision = "fp16" if build_plan(info["tensorrt"], "fp16")[1] != EMBEDDING_FP16_ONNX else "fp32"
     side = build_engine(bundle, HWC, BatchProfile(1, 4, 8), precision, 0.25, tmp_path / "cache")
     plan = bundle / side["file"]
-    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=8, plan_file=plan)
+    repo = write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=8, plan_file=plan)
     model = repo / model_names(NAME)["embedding_trt"]
     cfg = parse_config(model / "config.pbtxt")
     assert cfg.platform == PLATFORM_PLAN and cfg.instance_group[0].kind == kind("KIND_GPU")
     assert list(cfg.dynamic_batching.preferred_batch_size) == [4, 8]
     assert (model / "1" / "model.plan").read_bytes() == plan.read_bytes()
     with pytest.raises(ValueError, match="built for batch 1..8"):
-        write_triton_repository(bundle, tmp_path / "r2", NAME, HWC, DIM, max_batch_size=16, plan_file=plan)
+        write_repo(bundle, tmp_path / "r2", NAME, HWC, DIM, max_batch_size=16, plan_file=plan)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -304,9 +310,7 @@ def test_the_int8_onnx_model_serves_the_qdq_graph_on_the_cpu(bundle, tmp_path):
     add_int8_graph(bundle)
     names = model_names(NAME)
     for device in DEVICES:  # the device option places the FP32 models; the QDQ graph stays on the CPU provider
-        repo = write_triton_repository(
-            bundle, tmp_path / device, NAME, HWC, DIM, max_batch_size=8, device=device, int8_onnx=True
-        )
+        repo = write_repo(bundle, tmp_path / device, NAME, HWC, DIM, max_batch_size=8, device=device, int8_onnx=True)
         assert sorted(p.name for p in repo.iterdir()) == sorted(
             [names["embedding"], names["embedding_int8"], names["siamese"]]
         )
@@ -329,13 +333,13 @@ def test_the_int8_onnx_model_serves_the_qdq_graph_on_the_cpu(bundle, tmp_path):
 
 def test_int8_models_only_when_asked(bundle, tmp_path):
     add_int8_graph(bundle)
-    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM)
+    repo = write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM)
     assert not any("int8" in p.name for p in repo.iterdir())
 
 
 def test_int8_onnx_without_the_graph_says_how_to_make_it(bundle, tmp_path):
     with pytest.raises(FileNotFoundError) as e:
-        write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM, int8_onnx=True)
+        write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM, int8_onnx=True)
     assert str(bundle / EMBEDDING_INT8_ONNX) in str(e.value)
     assert "python -m export.build --model MODEL_FILE --int8" in str(e.value)
     assert not (tmp_path / "repo").exists()
@@ -345,9 +349,7 @@ def test_the_int8_plan_is_its_own_model_beside_the_fp16_one(bundle, tmp_path):
     fp16 = placeholder_plan(bundle, "fp16")
     int8 = placeholder_plan(bundle, "int8", (1, 2, 8))
     names = model_names(NAME)
-    repo = write_triton_repository(
-        bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=8, plan_file=fp16, int8_plan_file=int8
-    )
+    repo = write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=8, plan_file=fp16, int8_plan_file=int8)
     for model, plan in ((names["embedding_trt"], fp16), (names["embedding_trt_int8"], int8)):
         cfg = parse_config(repo / model / "config.pbtxt")
         assert cfg.platform == PLATFORM_PLAN and cfg.instance_group[0].kind == kind("KIND_GPU")
@@ -360,7 +362,7 @@ def test_the_int8_plan_is_its_own_model_beside_the_fp16_one(bundle, tmp_path):
     text = (repo / names["embedding_trt_int8"] / "config.pbtxt").read_text()
     assert "INT8: a TensorRT plan built from embedding.int8.onnx" in text
 
-    only = write_triton_repository(bundle, tmp_path / "only", NAME, HWC, DIM, max_batch_size=8, int8_plan_file=int8)
+    only = write_repo(bundle, tmp_path / "only", NAME, HWC, DIM, max_batch_size=8, int8_plan_file=int8)
     assert names["embedding_trt_int8"] in {p.name for p in only.iterdir()}
     assert names["embedding_trt"] not in {p.name for p in only.iterdir()}
     preferred = parse_config(only / names["embedding_trt_int8"] / "config.pbtxt").dynamic_batching
@@ -373,18 +375,18 @@ def test_a_plan_is_served_only_as_the_model_of_its_precision(bundle, tmp_path):
         ValueError,
         match=r"an INT8 plan, not one for tiny_embedding_trt; pass it as int8_plan_file \(--int8-plan\), served as tiny_embedding_trt_int8",
     ):
-        write_triton_repository(bundle, tmp_path / "r", NAME, HWC, DIM, max_batch_size=8, plan_file=int8)
+        write_repo(bundle, tmp_path / "r", NAME, HWC, DIM, max_batch_size=8, plan_file=int8)
     with pytest.raises(
         ValueError,
         match=r"an FP16 plan, not one for tiny_embedding_trt_int8; pass it as plan_file \(--plan\), served as tiny_embedding_trt$",
     ):
-        write_triton_repository(bundle, tmp_path / "r", NAME, HWC, DIM, max_batch_size=8, int8_plan_file=fp16)
+        write_repo(bundle, tmp_path / "r", NAME, HWC, DIM, max_batch_size=8, int8_plan_file=fp16)
     with pytest.raises(ValueError, match="a TensorRT plan only runs on a GPU"):
-        write_triton_repository(bundle, tmp_path / "r", NAME, HWC, DIM, device="cpu", int8_plan_file=int8)
+        write_repo(bundle, tmp_path / "r", NAME, HWC, DIM, device="cpu", int8_plan_file=int8)
     with pytest.raises(ValueError, match=r"built for batch 1..8.*--batch 1:N:16"):
-        write_triton_repository(bundle, tmp_path / "r", NAME, HWC, DIM, max_batch_size=16, int8_plan_file=int8)
+        write_repo(bundle, tmp_path / "r", NAME, HWC, DIM, max_batch_size=16, int8_plan_file=int8)
     with pytest.raises(FileNotFoundError, match="the TensorRT plan for tiny_embedding_trt_int8"):
-        write_triton_repository(bundle, tmp_path / "r", NAME, HWC, DIM, int8_plan_file=tmp_path / "none.plan")
+        write_repo(bundle, tmp_path / "r", NAME, HWC, DIM, int8_plan_file=tmp_path / "none.plan")
     assert not (tmp_path / "r").exists()
 
 
@@ -436,9 +438,7 @@ def test_repository_with_a_real_int8_plan(bundle, tmp_path):
     add_int8_graph(bundle)
     side = build_engine(bundle, HWC, BatchProfile(1, 4, 8), "int8", 0.25, tmp_path / "cache")
     plan = bundle / side["file"]
-    repo = write_triton_repository(
-        bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=8, int8_plan_file=plan, int8_onnx=True
-    )
+    repo = write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=8, int8_plan_file=plan, int8_onnx=True)
     model = repo / model_names(NAME)["embedding_trt_int8"]
     cfg = parse_config(model / "config.pbtxt")
     assert cfg.platform == PLATFORM_PLAN and list(cfg.dynamic_batching.preferred_batch_size) == [4, 8]
@@ -530,4 +530,127 @@ def test_a_fixed_batch_dimension_is_refused(tmp_path):
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
     onnx.save(model, str(bundle / EMBEDDING_ONNX))
     with pytest.raises(ValueError, match="dynamic first \\(batch\\) dimension"):
+        write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the runtime model: the bundle on Triton's Python backend (served for real in tests/test_triton_server.py)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def add_manifest(bundle: Path, threshold: float = 0.5) -> Path:
+    """A manifest for make_bundle's graphs: hashes of every file, the bundle's score semantics."""
+    from runtime.bundle.layout import SCHEMA_VERSION
+    from runtime.bundle.manifest import Manifest, write_manifest
+    from runtime.preprocess import Preprocessing
+
+    fields = {
+        "schema_version": SCHEMA_VERSION,
+        "name": NAME,
+        "preprocessing": Preprocessing(height=HWC[0], width=HWC[1]).to_dict(),
+        "embedding": {"dim": DIM},
+        "head": {"kind": "euclidean"},
+        "score": {"kind": "distance", "same_when": "low", "threshold": threshold, "threshold_source": "test"},
+        "files": {},
+    }
+    write_manifest(bundle, Manifest.from_dict(fields))
+    return bundle
+
+
+def test_runtime_model_config_and_files(bundle, tmp_path):
+    from runtime.bundle.layout import MANIFEST_NAME
+    from runtime.bundle.manifest import load_manifest
+    from runtime.triton_model import BUNDLE_DIR, INPUTS, OUTPUTS, SHIM, parameters, spec_parameters
+
+    add_manifest(bundle)
+    repo = write_triton_repository(
+        bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=16, preferred_batch_sizes=(8, 16),
+        instances=1, runtime_instances=2, runtime_threads=1,
+    )  # fmt: skip
+    names = model_names(NAME)
+    assert sorted(p.name for p in repo.iterdir()) == sorted([names["embedding"], names["siamese"], names["runtime"]])
+    model = repo / names["runtime"]
+    cfg = parse_config(model / "config.pbtxt")
+    assert cfg.name == names["runtime"] and cfg.backend == "python" and not cfg.platform
+    assert cfg.max_batch_size == 16 and list(cfg.dynamic_batching.preferred_batch_size) == [8, 16]
+    assert (cfg.instance_group[0].count, cfg.instance_group[0].kind) == (2, kind("KIND_CPU"))
+    assert [i.name for i in cfg.input] == list(INPUTS) and all(i.optional for i in cfg.input)
+    dims = {i.name: list(i.dims) for i in [*cfg.input, *cfg.output]}
+    assert dims["image_a"] == list(HWC) and dims["embedding_in_b"] == [DIM] and dims["score"] == [1]
+    assert [o.name for o in cfg.output] == list(OUTPUTS)
+    assert {o.name: o.data_type for o in cfg.output}["match"] == mc.TYPE_BOOL
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    assert params == parameters({"parameters": {k: {"string_value": v} for k, v in params.items()}})
+    spec = spec_parameters(params)
+    assert (spec.kind, spec.same_when, spec.threshold, spec.threshold_source) == ("distance", "low", 0.5, "test")
+    assert params["threads"] == "1" and params["embedding_dim"] == str(DIM) and params["bundle"] == BUNDLE_DIR
+    manifest = load_manifest(bundle)
+    assert params["model_id"] == manifest.embedding_sha256
+    assert (model / "1" / "model.py").read_text() == SHIM
+    copied = model / "1" / BUNDLE_DIR
+    assert load_manifest(copied).files == manifest.files  # every listed file, hash-checked by load_manifest
+    assert (copied / MANIFEST_NAME).read_bytes() == (bundle / MANIFEST_NAME).read_bytes()
+    gpu = write_triton_repository(bundle, tmp_path / "gpu", NAME, HWC, DIM, runtime_device="gpu", has_siamese=False)
+    assert parse_config(gpu / names["runtime"] / "config.pbtxt").instance_group[0].kind == kind("KIND_GPU")
+
+
+def test_runtime_model_refuses_a_tampered_bundle(bundle, tmp_path):
+    from runtime.bundle.layout import BundleError
+
+    add_manifest(bundle)
+    with open(bundle / SIAMESE_ONNX, "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(BundleError, match=SIAMESE_ONNX):
         write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_replacing_models_keeps_the_others_and_leaves_no_staging(bundle, tmp_path):
+    add_manifest(bundle)
+    repo = tmp_path / "repo"
+    other = repo / "someone_elses_model"
+    (other / "1").mkdir(parents=True)
+    (other / "1" / "model.py").write_text("# theirs\n")
+    before = (other / "1" / "model.py").stat().st_ino
+    write_triton_repository(bundle, repo, NAME, HWC, DIM, max_batch_size=8)
+    write_triton_repository(bundle, repo, NAME, HWC, DIM, max_batch_size=4, overwrite=True)
+    assert (other / "1" / "model.py").read_text() == "# theirs\n"
+    assert (other / "1" / "model.py").stat().st_ino == before  # linked into the new repository, not copied
+    assert parse_config(repo / model_names(NAME)["runtime"] / "config.pbtxt").max_batch_size == 4
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_concurrent_writers_take_turns(bundle, tmp_path):
+    """Two processes adding different models to one repository at once: both sets survive (the lock)."""
+    import multiprocessing as mp
+
+    add_manifest(bundle)
+    repo = tmp_path / "repo"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_write_named, args=(bundle, repo, f"m{i}")) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * 4
+    got = sorted(p.name for p in repo.iterdir())
+    assert got == sorted(f"m{i}_{kind}" for i in range(4) for kind in ("embedding", "siamese", "runtime"))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _write_named(bundle: Path, repo: Path, name: str) -> None:
+    write_triton_repository(bundle, repo, name, HWC, DIM)
+
+
+def test_cli_batch_profile_and_runtime_options(bundle, tmp_path, capsys):
+    from export.triton import main
+
+    add_manifest(bundle)
+    repo = tmp_path / "repo"
+    argv = ["--bundle", str(bundle), "--repo", str(repo), "--name", NAME, "--batch", "1:4:16"]
+    assert main([*argv, "--runtime-instances", "3", "--runtime-threads", "1"]) == 0
+    cfg = parse_config(repo / model_names(NAME)["runtime"] / "config.pbtxt")
+    assert cfg.max_batch_size == 16 and list(cfg.dynamic_batching.preferred_batch_size) == [4, 16]
+    assert cfg.instance_group[0].count == 3
+    assert main([*argv, "--force", "--no-runtime-model", "--batch", "0:1:2"]) == 2
+    assert "batch profile" in capsys.readouterr().err
