@@ -91,6 +91,7 @@ bench: $(STAMP)
 	test -f $(BENCH)/bench_clip_digits.mp4 || { $(BIN)/python -m train.clipmaker --data digits --out $(BENCH)/clip-images && \
 		$(BIN)/python -m camera.clip --reference $(BENCH)/clip-images/reference.png --positives $(BENCH)/clip-images/positive_*.png \
 		--negatives $(BENCH)/clip-images/negative_*.png --seconds 10 --out $(BENCH)/bench_clip_digits.mp4; }
+	$(BIN)/python -m export.triton_bench --bundle $(DEMO)/bundles/demo --out $(BENCH)
 	$(BIN)/python -m camera.bench --clip $(BENCH)/bench_clip_digits.mp4 --bundle $(DEMO)/bundles/demo --min-fps 30 --streams 4 \
 		--min-stream-fps 60 --min-ratio 2.5 --bundle $(BENCH)/bundles/vgg16 --min-fps 15 --streams 2 --min-stream-fps 15 \
 		--out $(BENCH)

@@ -29,7 +29,7 @@ import pytest
 import runtime
 from runtime.parity import FP32_TOLERANCES
 from runtime.serve import ServerError, TritonServer, find_server, free_port
-from tests.test_runtime_verifier import digits_uint8, trained_bundle
+from tests.test_runtime_verifier import _parity_cache, digits_uint8, trained_bundle  # noqa: F401 (a private cache)
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "digits"
@@ -44,17 +44,6 @@ needs_server = pytest.mark.skipif(SERVER is None, reason=f"needs a tritonserver:
 remote = pytest.importorskip("runtime.remote")
 pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (the dev extra) is the client")
 pytest.importorskip("tritonclient.http", reason="tritonclient[http] (nvidia-pytriton brings it) is the HTTP client")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _parity_cache(tmp_path_factory):
-    old = os.environ.get("SIAMESE_EDGE_CACHE")
-    os.environ["SIAMESE_EDGE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("SIAMESE_EDGE_CACHE", None)
-    else:
-        os.environ["SIAMESE_EDGE_CACHE"] = old
 
 
 def write_repo(bundle: Path, repo: Path, **kwargs) -> Path:
