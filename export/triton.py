@@ -32,6 +32,8 @@ from runtime.bundle.layout import (
     EMBEDDING_INT8_ONNX,
     EMBEDDING_ONNX,
     EMBEDDING_OUTPUT,
+    HEAD_INPUTS,
+    HEAD_ONNX,
     INPUT_NAME,
     SCORE_OUTPUT,
     SIAMESE_INPUTS,
@@ -68,6 +70,8 @@ def model_names(model_name: str) -> dict[str, str]:
         "embedding_trt_int8": f"{model_name}_embedding_trt_int8",
         "siamese": f"{model_name}_siamese",
         "runtime": f"{model_name}_runtime",
+        "head": f"{model_name}_head",
+        "pair": f"{model_name}_pair",
     }
 
 
@@ -180,6 +184,37 @@ def config_pbtxt(
         "  }\n"
         "]\n"
         f"{params}"
+    )
+
+
+def ensemble_pbtxt(
+    names: dict[str, str], max_batch_size: int, image: Tensor, embedding: Tensor, score: Tensor,
+    hwc: tuple[int, ...], dim: int,
+) -> str:  # fmt: skip
+    """``<name>_pair``: image_a, image_b -> score, Triton's ensemble of the embedding model on each image and then
+    the head model (both ONNX Runtime models, so it serves where those do: Triton's GPU images)."""
+    pair = [Tensor(n, image.data_type, hwc) for n in SIAMESE_INPUTS]
+    a, b = SIAMESE_INPUTS
+
+    def step(model: str, inputs: dict[str, str], outputs: dict[str, str]) -> str:
+        maps = [f'      input_map {{ key: "{k}" value: "{v}" }}' for k, v in inputs.items()]
+        maps += [f'      output_map {{ key: "{k}" value: "{v}" }}' for k, v in outputs.items()]
+        return f'    {{\n      model_name: "{model}"\n      model_version: -1\n' + "\n".join(maps) + "\n    }"
+
+    ea, eb = HEAD_INPUTS
+    steps = [
+        step(names["embedding"], {INPUT_NAME: a}, {embedding.name: ea}),
+        step(names["embedding"], {INPUT_NAME: b}, {embedding.name: eb}),
+        step(names["head"], {ea: ea, eb: eb}, {score.name: score.name}),
+    ]
+    return (
+        "# written by siamese-edge export: the embedding of each image, then the head (embedding_a, embedding_b)\n"
+        f'name: "{names["pair"]}"\n'
+        'platform: "ensemble"\n'
+        f"max_batch_size: {int(max_batch_size)}\n"
+        f"input {_tensor_block(pair, {})}\n"
+        f"output {_tensor_block([score], {})}\n"
+        "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}\n"
     )
 
 
@@ -300,6 +335,7 @@ def write_triton_repository(
     device: str = "auto",
     int8_onnx: bool = False,
     int8_plan_file: Path | None = None,
+    head_model: bool = True,
     runtime_model: bool = True,
     runtime_instances: int | None = None,
     runtime_device: str = "cpu",
@@ -307,6 +343,8 @@ def write_triton_repository(
 ) -> Path:
     """Write (or add to) a Triton model repository at ``repo_dir`` for the bundle; returns ``repo_dir``.
 
+    ``head_model``: with the bundle's head.onnx, also ``<name>_head`` (embedding_a, embedding_b -> score) and
+    ``<name>_pair``, an ensemble of the embedding model on each image then the head (Triton's GPU images).
     ``runtime_model``: also ``<name>_runtime``, the bundle on Triton's Python backend through the project's runtime
     (``runtime.triton_model``: embed, score pairs and one against many, the bundle's hashes checked at model load);
     the one model a server without the ONNX Runtime and TensorRT backends (nvidia-pytriton's) serves.
@@ -388,6 +426,17 @@ def write_triton_repository(
         models[names["siamese"]] = (PLATFORM_ONNX, "model.onnx", sia_src, pair, [score], onnx_kind)
     elif has_siamese:
         raise FileNotFoundError(f"{sia_src}: missing (pass has_siamese=False to leave the siamese model out)")
+    head_src = bundle_dir / HEAD_ONNX
+    pair_config = None
+    if head_model and head_src.is_file():
+        head_in, head_out = onnx_io(head_src)
+        head_ins = _expect(head_in, list(HEAD_INPUTS), head_src, "input")
+        (head_score,) = _expect(head_out, [SCORE_OUTPUT], head_src, "output")
+        for t in head_ins:
+            _check_dims(t, (int(embedding_dim),), head_src)
+        fixed.update({n: (int(embedding_dim),) for n in HEAD_INPUTS})
+        models[names["head"]] = (PLATFORM_ONNX, "model.onnx", head_src, head_ins, [head_score], onnx_kind)
+        pair_config = ensemble_pbtxt(names, max_batch_size, image, embedding, head_score, hwc, int(embedding_dim))
 
     notes = {
         names["embedding_int8"]: f"INT8: {EMBEDDING_INT8_ONNX}, the bundle's QDQ graph, on ONNX Runtime's CPU provider",
@@ -422,6 +471,10 @@ def write_triton_repository(
                 comment + (f"\n{notes[name]}" if name in notes else ""),
             )
             (staged / name / "config.pbtxt").write_text(text, encoding="utf-8")
+        if pair_config is not None:
+            (staged / names["pair"] / VERSION).mkdir(parents=True)  # an ensemble has a version folder, no file
+            (staged / names["pair"] / "config.pbtxt").write_text(pair_config, encoding="utf-8")
+            models_written.append(names["pair"])
         _install(staged, repo_dir, [*models_written, *models], overwrite)
     return repo_dir
 

@@ -154,6 +154,13 @@ def model_backend(config_text: str) -> str | None:
     return PLATFORM_BACKENDS.get(m.group(1), m.group(1))
 
 
+def ensemble_steps(config_text: str) -> list[str]:
+    """The models an ensemble's config.pbtxt runs (none for any other model)."""
+    if not re.search(r'^\s*platform:\s*"ensemble"', config_text, re.M):
+        return []
+    return re.findall(r'model_name:\s*"([^"]+)"', config_text)
+
+
 def repository_models(repo: Path) -> dict[str, str | None]:
     """{model: the backend it needs} for every model folder of a repository (one with a config.pbtxt)."""
     if not repo.is_dir():
@@ -263,6 +270,12 @@ class TritonServer:
                 load.append(name)
             else:
                 self.skipped[name] = f"this server has no {backend} backend (it has {', '.join(sorted(have))})"
+        for name in list(load):  # an ensemble runs only where its steps do
+            steps = ensemble_steps((self.repo / name / "config.pbtxt").read_text(encoding="utf-8", errors="replace"))
+            missing = sorted({m for m in steps if m in self.skipped or m not in found})
+            if missing:
+                load.remove(name)
+                self.skipped[name] = f"an ensemble of {', '.join(missing)}, which this server cannot run"
         if not load:
             raise ServerError(f"--repo {self.repo}: no model this server can run ({'; '.join(self.skipped.values())})")
         return load

@@ -186,7 +186,7 @@ def test_triton_repository_is_written(digits_model, tmp_path):
     repo = tmp_path / "triton"
     assert main(["--model", str(digits_model), "--out", str(tmp_path / "b"), "--triton", str(repo)]) == EXIT_OK
     configs = sorted(p.parent.name for p in repo.rglob("config.pbtxt"))
-    assert configs == ["demo_embedding", "demo_siamese"]
+    assert configs == ["demo_embedding", "demo_head", "demo_pair", "demo_runtime", "demo_siamese"]
 
 
 def test_help_explains():

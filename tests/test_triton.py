@@ -654,3 +654,68 @@ def test_cli_batch_profile_and_runtime_options(bundle, tmp_path, capsys):
     assert cfg.instance_group[0].count == 3
     assert main([*argv, "--force", "--no-runtime-model", "--batch", "0:1:2"]) == 2
     assert "batch profile" in capsys.readouterr().err
+
+
+def add_head(bundle: Path) -> Path:
+    """A head.onnx for make_bundle's embeddings: (embedding_a, embedding_b) -> sum |a - b|, shape (N, 1)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from runtime.bundle.layout import HEAD_INPUTS, HEAD_ONNX
+
+    ea, eb = (helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", DIM]) for n in HEAD_INPUTS)
+    score = helper.make_tensor_value_info(SCORE_OUTPUT, TensorProto.FLOAT, ["N", 1])
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [
+        helper.make_node("Sub", list(HEAD_INPUTS), ["d"]),
+        helper.make_node("Abs", ["d"], ["ad"]),
+        helper.make_node("ReduceSum", ["ad", "axes"], [SCORE_OUTPUT], keepdims=1),
+    ]
+    _save(helper.make_graph(nodes, "head", [ea, eb], [score], [axes]), bundle / HEAD_ONNX)
+    return bundle
+
+
+def test_head_model_and_the_pair_ensemble(bundle, tmp_path):
+    from runtime.bundle.layout import HEAD_INPUTS, HEAD_ONNX
+
+    add_head(bundle)
+    repo = write_repo(bundle, tmp_path / "repo", NAME, HWC, DIM, max_batch_size=8)
+    names = model_names(NAME)
+    assert {names["head"], names["pair"]} <= {p.name for p in repo.iterdir()}
+    head = parse_config(repo / names["head"] / "config.pbtxt")
+    assert head.platform == PLATFORM_ONNX and [i.name for i in head.input] == list(HEAD_INPUTS)
+    assert_matches_onnx(head, bundle / HEAD_ONNX)
+    pair = parse_config(repo / names["pair"] / "config.pbtxt")
+    assert pair.platform == "ensemble" and pair.max_batch_size == 8
+    assert [(i.name, list(i.dims)) for i in pair.input] == [(n, list(HWC)) for n in SIAMESE_INPUTS]
+    assert [(o.name, list(o.dims)) for o in pair.output] == [(SCORE_OUTPUT, [1])]
+    assert not pair.HasField("dynamic_batching") and not pair.instance_group  # the steps batch, not the ensemble
+    steps = [(s.model_name, dict(s.input_map), dict(s.output_map)) for s in pair.ensemble_scheduling.step]
+    emb = parse_config(repo / names["embedding"] / "config.pbtxt")
+    produced = set(SIAMESE_INPUTS)
+    for model, inputs, outputs in steps:  # each step reads what the ensemble's inputs or an earlier step give
+        cfg = parse_config(repo / model / "config.pbtxt")
+        assert set(inputs) == {i.name for i in cfg.input} and set(inputs.values()) <= produced
+        assert set(outputs) <= {o.name for o in cfg.output}
+        produced |= set(outputs.values())
+    assert [s[0] for s in steps] == [emb.name, emb.name, head.name] and SCORE_OUTPUT in produced
+    repo2 = write_repo(bundle, tmp_path / "no-head", NAME, HWC, DIM, head_model=False)
+    assert names["pair"] not in {p.name for p in repo2.iterdir()}
+
+
+def test_serve_plans_only_what_the_server_can_run(bundle, tmp_path):
+    from runtime.serve import ServerBinary, TritonServer
+
+    add_head(add_manifest(bundle))
+    repo = write_triton_repository(bundle, tmp_path / "repo", NAME, HWC, DIM)
+    names = model_names(NAME)
+    backends = tmp_path / "backends"
+    (backends / "python").mkdir(parents=True)
+    server = TritonServer.__new__(TritonServer)  # the plan only: no binary needed
+    server.repo, server.models, server.skipped = repo, None, {}
+    server.server = ServerBinary(tmp_path / "tritonserver", "test", backends)
+    assert server.plan() == [names["runtime"]]
+    assert "no onnxruntime backend" in server.skipped[names["embedding"]]
+    assert "an ensemble of" in server.skipped[names["pair"]]
+    (backends / "onnxruntime").mkdir()
+    server.skipped = {}
+    assert sorted(server.plan()) == sorted(names[k] for k in ("embedding", "siamese", "head", "pair", "runtime"))
