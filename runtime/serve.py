@@ -21,7 +21,9 @@ package is imported from, which the model's ``model.py`` puts first on ``sys.pat
 same environment, with the same ``runtime``, numpy and onnxruntime, as this command.
 
 Stopping: the server runs in a process group of its own; Ctrl-C or SIGTERM (``runtime.console.run_cli``) stops it
-with SIGTERM and, after ``--stop-timeout``, SIGKILL, the whole group (its Python stubs too), so nothing is orphaned.
+with SIGTERM and, after ``--stop-timeout``, SIGKILL, the whole group (its Python stubs too), so nothing is orphaned;
+and on Linux the server gets SIGTERM when the process that started it dies, even by SIGKILL (``PR_SET_PDEATHSIG``;
+it is tied to the starting thread, so start it from a thread that lives as long as the server).
 """
 
 from __future__ import annotations
@@ -324,6 +326,7 @@ class TritonServer:
             self.process = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.environment(),
                 start_new_session=True,  # its own process group: stop() ends it and its Python stubs together
+                preexec_fn=_die_with_parent,
             )  # fmt: skip
         return self
 
@@ -421,6 +424,17 @@ class TritonServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before exec: SIGTERM it when this process dies (Linux ``PR_SET_PDEATHSIG``), so a
+    killed ``runtime.serve`` or test run does not leave a server behind. Elsewhere a no-op."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 
 def _signal_group(pid: int, sig: int) -> None:

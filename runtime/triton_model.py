@@ -180,8 +180,13 @@ class TritonPythonModel:
     """Triton's Python-backend interface: ``initialize`` loads the bundle, ``execute`` answers a list of requests."""
 
     def initialize(self, args: dict[str, Any]) -> None:
+        import os
         import sys
 
+        if args.get("model_instance_kind") == "GPU" and "onnxruntime" not in sys.modules:
+            # KIND_GPU: this instance's stub process sees its own GPU only, so the runtime's CUDA/TensorRT providers
+            # (onnxruntime-gpu in the server's Python) run on the device Triton placed the instance on
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(args.get("model_instance_device_id", "0"))
         import runtime
 
         sys.unraisablehook = _quiet_capsule_hook(sys.unraisablehook)

@@ -365,3 +365,20 @@ def _group_gone(pgid: int, wait: float = 10.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+@needs_server
+def test_a_killed_parent_leaves_no_server(repo):
+    """SIGKILL of the process that started the server (no finally runs): the server and its stubs still go."""
+    code = (
+        "import sys, time; from pathlib import Path; from runtime.serve import TritonServer; "
+        f"s = TritonServer(Path({str(repo)!r})); s.start(); s.wait_ready(90); print(s.process.pid, flush=True); "
+        "time.sleep(120)"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        pid = int(p.stdout.readline())
+    finally:
+        p.kill()
+        p.wait(10)
+    assert _group_gone(pid, wait=30), "the server outlived the process that started it"
