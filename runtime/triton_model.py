@@ -39,6 +39,7 @@ import numpy as np
 INPUTS = ("image_a", "embedding_in_a", "image_b", "embedding_in_b")
 OUTPUTS = ("embedding_a", "embedding_b", "score", "match")
 BUNDLE_DIR = "bundle"  # inside the model's version folder
+NUMPY2 = int(np.__version__.split(".")[0]) >= 2
 PYTHONPATH_ENV = "SIAMESE_EDGE_PYTHONPATH"  # folders put first on sys.path by the shim (set by runtime.serve)
 
 # the model.py written into the repository: the project's runtime from SIAMESE_EDGE_PYTHONPATH (or the server's
@@ -153,7 +154,8 @@ def run_requests(verifier: Any, requests: list[dict[str, np.ndarray | None]]) ->
 
 
 def input_array(tensor: Any) -> np.ndarray:
-    """A request tensor as float32 numpy, through DLPack (``as_numpy`` reads wrong bytes under numpy 2)."""
+    """A request tensor as float32 numpy, through DLPack (``as_numpy`` reads wrong bytes under numpy 2; DLPack is
+    right under numpy 1 and 2)."""
     return np.array(np.from_dlpack(tensor), np.float32)
 
 
@@ -171,9 +173,13 @@ def _quiet_capsule_hook(previous: Any) -> Any:
 
 
 def output_tensor(pb_utils: Any, name: str, value: np.ndarray) -> Any:
-    """A response tensor through DLPack: ``pb_utils.Tensor(name, array)`` sends no data under numpy 2 (the
-    nvidia-pytriton 0.7.0 stub's buffer path was built for numpy 1; it answers the right shape with no bytes)."""
-    return pb_utils.Tensor.from_dlpack(name, np.array(value, order="C").__dlpack__())
+    """A response tensor. Under numpy 2 through DLPack: ``pb_utils.Tensor(name, array)`` sends no data there (the
+    nvidia-pytriton 0.7.0 stub's buffer path was built for numpy 1; the right shape, no bytes). Under numpy 1 the
+    plain constructor, the one that works there (the stub crashes importing a numpy 1 DLPack capsule)."""
+    array = np.array(value, order="C")
+    if NUMPY2:
+        return pb_utils.Tensor.from_dlpack(name, array.__dlpack__())
+    return pb_utils.Tensor(name, array)
 
 
 class TritonPythonModel:
