@@ -184,7 +184,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     manifest = load_manifest(bundle)
     x = Reference.load(bundle / REFERENCE_NPZ).inputs.astype(np.float32)
     xa, xb = x, np.roll(x, 1, axis=0)
-    local = runtime.load(bundle, backend="onnxruntime", precision="fp32", threads=args.threads)
+    threads = args.threads or None
+    local = runtime.load(bundle, backend="onnxruntime", precision="fp32", threads=threads)
     want = np.asarray(local.score_embeddings(local.embed_preprocessed(xa), local.embed_preprocessed(xb)))
     print(f"in-process: {bundle} on {local.info()['variant']}, {len(x)} images", flush=True)
     batch_sizes = sorted({8, 16, args.max_batch})
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         repo = write_triton_repository(
             bundle, Path(tmp) / "repo", manifest.name, manifest.preprocessing.input_shape, manifest.embedding_dim,
             max_batch_size=args.max_batch, preferred_batch_sizes=sorted({min(8, args.max_batch), args.max_batch}),
-            max_queue_delay_us=args.queue_delay_us, runtime_instances=args.instances, runtime_threads=args.threads,
+            max_queue_delay_us=args.queue_delay_us, runtime_instances=args.instances, runtime_threads=threads,
             has_siamese=False,
         )  # fmt: skip
         server = TritonServer(repo, models=[model])
@@ -323,7 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=32, help="max_batch_size and the in-process batch (default: 32)")
     p.add_argument("--queue-delay-us", type=int, default=100, help="dynamic batcher's max queue delay (default: 100)")
     p.add_argument("--instances", type=int, default=1, help="server model instances (default: %(default)s)")
-    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads, both sides (default: its own)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="ONNX Runtime intra-op threads, both sides (default: 1; 0: ONNX Runtime's own choice, whose spinning "
+        "threads cost both sides throughput on a small shared machine)",
+    )
     p.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="client protocol (default: grpc)")
     p.add_argument("--check", action="store_true", help="exit 1 when the target is missed or an answer is wrong")
     return p

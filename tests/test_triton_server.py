@@ -379,3 +379,19 @@ def test_a_killed_parent_leaves_no_server(repo):
         p.kill()
         p.wait(10)
     assert _group_gone(pid, wait=30), "the server outlived the process that started it"
+
+
+@needs_server
+def test_bench_writes_its_report(bundle, tmp_path, capsys):
+    import json
+
+    from export.triton_bench import main
+
+    assert main(["--bundle", str(bundle), "--out", str(tmp_path), "--seconds", "0.5", "--clients", "1", "2"]) == 0
+    report = json.loads((tmp_path / f"triton_bench_{NAME}.json").read_text())
+    assert [r["clients"] for r in report["server_rows"]] == [1, 2]
+    assert all(r["requests"] > 0 and r["wrong"] == 0 and not r["errors"] for r in report["server_rows"])
+    assert report["server"]["startup_to_ready_s"] > 0 and report["in_process"]["pairs_per_s"] > 0
+    assert report["target"]["no_wrong_or_lost"] and isinstance(report["target"]["met"], bool)
+    assert "startup-to-ready" in (tmp_path / f"triton_bench_{NAME}.txt").read_text()
+    assert "target:" in capsys.readouterr().out
