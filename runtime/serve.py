@@ -371,7 +371,8 @@ class TritonServer:
         out = {}
         for m in self._post("/v2/repository/index") or []:
             if m.get("name") in self.loading and m.get("state") != "READY":
-                out[m["name"]] = m.get("reason") or m.get("state", "")
+                reason = (m.get("reason") or m.get("state", "")).split("\n\nAt:")[0]  # not the Python stub's traceback
+                out[m["name"]] = " ".join(reason.split())
         return out
 
     def _check_alive(self) -> None:

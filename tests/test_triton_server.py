@@ -395,3 +395,18 @@ def test_bench_writes_its_report(bundle, tmp_path, capsys):
     assert report["target"]["no_wrong_or_lost"] and isinstance(report["target"]["met"], bool)
     assert "startup-to-ready" in (tmp_path / f"triton_bench_{NAME}.txt").read_text()
     assert "target:" in capsys.readouterr().out
+
+
+@needs_server
+def test_serve_command_names_the_tampered_file_and_exits_2(bundle, tmp_path):
+    repo = write_repo(bundle, tmp_path / "repo")
+    with open(repo / MODEL / "1" / "bundle" / "head.onnx", "ab") as f:
+        f.write(b"tampered")
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.serve", "--repo", str(repo)],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert re.search(rf"model:    {MODEL} UNAVAILABLE: .*head\.onnx: sha256 .* does not match the manifest", out.stdout)
+    assert "At:" not in out.stdout  # Triton's copy of the stub's traceback is not shown
+    assert "error: no model loaded" in out.stderr and "head.onnx" in out.stderr
