@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# tritonserver for tests/test_triton_server.py (Linux x86_64): the wheel pins numpy<2 though only its binary runs
+	if [ "$$(uname -s)-$$(uname -m)" = Linux-x86_64 ]; then $(BIN)/python -m pip install --quiet --no-deps 'nvidia-pytriton>=0.7'; fi
 	touch $(STAMP)
 
 ## make demo: train a small Siamese network on scikit-learn's bundled digits (CPU, ~1 min), evaluate it, export a verified bundle, verify a camera clip; all in runs/demo

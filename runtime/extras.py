@@ -29,7 +29,7 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "tensorrt": ("tensorrt-cu13", "gpu-cuda13"),  # [gpu] is [gpu-cuda13]; CUDA 12 / JetPack 6: [gpu-cuda12]
     "cuda": ("cuda-python", "gpu-cuda13"),
     "pycuda": ("pycuda", "gpu-pycuda"),  # instead of cuda-python (runtime.backends.cuda_memory takes either)
-    "tritonclient": ("tritonclient", "dev"),  # runtime.remote (a client of a Triton server)
+    "tritonclient": ("tritonclient", "triton"),  # runtime.remote (a client of a Triton server)
 }
 
 F = TypeVar("F", bound=Callable[..., int])

@@ -20,7 +20,7 @@ every call is a pure function of its inputs (nothing on the server changes); err
 (a bad input) and timeouts are not retried. Every failure is a ``RemoteError`` naming the server, the model, what
 was asked and why. One ``RemoteVerifier`` may be shared by threads: each thread gets its own connection.
 
-Needs ``tritonclient`` (``pip install 'tritonclient[grpc,http]'``; the [dev] extra has it); the core install does
+Needs ``tritonclient`` (``pip install 'siamese-edge[triton]'``); the core install does
 not, and importing this module does not import it.
 """
 
@@ -66,8 +66,7 @@ def _client_module(protocol: str):
             import tritonclient.http as mod
     except ImportError as e:
         raise ImportError(
-            f"runtime.remote over {protocol} needs tritonclient ({e}): pip install 'tritonclient[grpc,http]' "
-            "(siamese-edge's [dev] extra installs it)",
+            f"runtime.remote over {protocol} needs tritonclient ({e}): pip install 'siamese-edge[triton]'",
             name="tritonclient",
         ) from e
     return mod
