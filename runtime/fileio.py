@@ -4,6 +4,7 @@ and hashes."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -48,18 +49,60 @@ def staging_dir(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+_RENAME_EXCHANGE = 2  # renameat2(2)'s flag: swap two paths in one atomic step (Linux 3.15+, glibc 2.28+)
+
+
+def exchange_dirs(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Swap the folders ``a`` and ``b`` with one atomic rename (Linux's renameat2 RENAME_EXCHANGE): at every
+    instant each path holds one whole folder. False where the system or file system cannot (then nothing moved)."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_cwd = -100
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+        return False  # not on this file system: the caller falls back to two renames
+    raise OSError(err, os.strerror(err), os.fspath(b))
+
+
 def replace_dir(src: str | os.PathLike, target: str | os.PathLike, aside: str | os.PathLike | None = None) -> None:
-    """Rename the folder ``src`` to ``target``. An existing ``target`` is first renamed into a new hidden folder in
-    ``aside`` (default: beside ``target``; same file system) and removed after, so ``target`` holds the old or the
-    new contents, never a mix."""
+    """Rename the folder ``src`` to ``target`` so that ``target`` holds the old or the new contents, never a mix and
+    never neither. An existing ``target`` is swapped with ``src`` in one atomic step where the system can
+    (``exchange_dirs``), the old contents then removed from ``src``; elsewhere it is first renamed into a new hidden
+    folder in ``aside`` (default: beside ``target``; same file system) and put back if the second rename fails."""
     src, target = Path(src), Path(target)
     if not target.exists():
         os.replace(src, target)
         return
+    if exchange_dirs(src, target):
+        _remove(src)  # now the old contents
+        return
     old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=aside if aside is not None else target.parent))
-    os.replace(target, old / target.name)
-    os.replace(src, target)
-    shutil.rmtree(old, ignore_errors=True)
+    parked = old / target.name
+    try:
+        os.replace(target, parked)
+        os.replace(src, target)
+    except BaseException:
+        if not target.exists() and parked.exists():
+            os.replace(parked, target)
+        raise
+    finally:
+        if target.exists():  # else the old contents stay parked in ``old``: never removed while they are the only copy
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 @contextlib.contextmanager

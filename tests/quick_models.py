@@ -52,5 +52,10 @@ def quick_digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = tmp_path_factory.getbasetemp() / "digits-bundle" / "digits" / "manifest.json"
     if done.is_file():
         return done.parent
-    model = train_quick_digits(tmp_path_factory.getbasetemp() / "digits-model")
-    return _export_once(tmp_path_factory, model, "digits")
+    return _export_once(tmp_path_factory, quick_digits_model(tmp_path_factory), "digits")
+
+
+def quick_digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``train_quick_digits``'s model.keras, trained once per session (the one ``quick_digits_bundle`` exports)."""
+    model = tmp_path_factory.getbasetemp() / "digits-model" / "model.keras"
+    return model if (model.parent / "model_card.json").is_file() else train_quick_digits(model.parent)
