@@ -264,6 +264,21 @@ def test_a_non_finite_threshold_is_refused_before_any_source_is_opened(bundle, m
     assert not events_path.exists(), "refused before anything was opened"
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_threshold_in_the_manifest_is_refused_before_any_frame(bundle, media, tmp_path, capsys, value):
+    """A bundle whose manifest.json says threshold NaN (every frame "no match", exit 0, before): one line naming the
+    manifest, exit 2, no events written."""
+    broken = Path(shutil.copytree(bundle, tmp_path / "broken"))
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["score"]["threshold"] = value
+    (broken / "manifest.json").write_text(json.dumps(manifest))  # NaN and Infinity, as Python's json writes them
+    events_path = tmp_path / "events.jsonl"
+    assert main(base(broken, media["clip"], media["reference"]) + ["--events", str(events_path)]) == EXIT_INPUT
+    line = one_error_line(capsys)
+    assert "manifest.json: score threshold" in line and "expected a finite number" in line, line
+    assert not events_path.exists()
+
+
 def test_a_probability_threshold_outside_0_1_is_refused(bundle, media, tmp_path, capsys):
     """The digits bundle with its score declared a probability (as a sigmoid head's is): -1 and 1.5 cannot be one."""
     prob = tmp_path / "prob"

@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from export.build import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, build_parser, main
+from export.build import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_PARITY, build_parser, main
 from runtime.bundle.manifest import load_manifest
 from runtime.bundle.reference import Reference
+from runtime.console import EXIT_INTERNAL, EXIT_INTERRUPTED
 from tests.legacy_files import vgg_file_weights, vgg_layer_names, write_keras215_weights
 from tests.quick_models import train_quick_digits
 from train.models import create_model
@@ -192,8 +193,11 @@ def test_triton_repository_is_written(digits_model, tmp_path):
 def test_help_explains():
     out = subprocess.run([sys.executable, "-m", "export.build", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0
-    for flag in ("--model", "--engine", "--triton", "--calib-images", "--fp16", "examples:"):
+    for flag in ("--model", "--engine", "--triton", "--calib-images", "--fp16", "--debug", "examples:"):
         assert flag in out.stdout
+    codes = out.stdout[out.stdout.index("exit codes:") : out.stdout.index("examples:")]
+    for code in (EXIT_OK, EXIT_PARITY, EXIT_INPUT, EXIT_ENGINE, EXIT_INTERNAL, EXIT_INTERRUPTED):
+        assert f"\n  {code} " in codes, code  # every code the command can exit with is listed
 
 
 def test_simplify_keeps_parity(digits_model, tmp_path):
@@ -223,8 +227,10 @@ def test_force_replaces_only_a_bundle_and_a_name_is_not_a_path(digits_model, tmp
     ) == ["precious"]
 
 
-def test_sigterm_during_an_export_leaves_nothing_behind(digits_model, tmp_path):
-    """SIGTERM while the bundle is being staged: exit 130, one line, no hidden staging folder, no bundle."""
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_sigterm_during_an_export_leaves_nothing_behind(digits_model, tmp_path, how):
+    """SIGTERM or Ctrl-C (SIGINT) while the bundle is being staged, inside TensorFlow's conversion: exit 130, one
+    line, no traceback, no hidden staging folder, no bundle (Ctrl-C was once swallowed there and exited 0)."""
     import signal
     import time
 
@@ -240,16 +246,16 @@ def test_sigterm_during_an_export_leaves_nothing_behind(digits_model, tmp_path):
     while time.monotonic() < deadline and not any(out.glob(".t.partial-*")) and proc.poll() is None:
         time.sleep(0.05)
     assert any(out.glob(".t.partial-*")), "the export never started staging"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, how))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
-    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    assert f"interrupted ({'SIGTERM' if how == 'SIGTERM' else 'Ctrl-C'})" in err and "Traceback" not in err
     assert list(out.iterdir()) == []  # neither the bundle nor its staging folder
 
 
 def test_an_unexpected_error_is_one_line_and_its_own_exit_code(capsys):
     """A bug is not 'parity failed' (1): one line naming the error, exit 70; --debug adds the traceback."""
-    from runtime.console import EXIT_INTERNAL, EXIT_INTERRUPTED, run_cli
+    from runtime.console import run_cli
 
     def broken() -> int:
         raise TypeError("a bug")

@@ -355,3 +355,65 @@ def test_publish_refuses_a_target_it_would_destroy_before_any_work(finished_run,
     assert publish_main(["--run", str(finished_run), "--to", str(finished_run), "--data", "digits"]) == 2
     assert "is the --run folder itself" in capsys.readouterr().err
     assert not (finished_run / "eval").exists()  # refused before evaluating anything
+
+
+# ------------------------------------------------------------------------------ an evaluation's output, whole
+
+
+def _evaluation(model: Path, out: Path, *extra: str) -> list[str]:
+    return ["--model", str(model), "--data", "digits", "--pairs", "200", "--trials", "20", "--n-way", "3"] + [
+        "--no-progress",
+        "--out",
+        str(out),
+        "--json",
+        str(out / "r.json"),
+        *extra,
+    ]
+
+
+def test_an_evaluation_killed_at_any_write_leaves_the_earlier_one_whole(finished_run, tmp_path, capsys):
+    """--out with its plots, evaluation.json and an --json inside it appear all or nothing: killed (or out of
+    disk) at each write, the folder holds the earlier evaluation byte for byte and no staging folder is left."""
+    from faults import Faults, Killed, hidden_entries
+
+    out = tmp_path / "eval"
+    assert evaluate_main(_evaluation(finished_run / "model.keras", out, "--seed", "1")) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["evaluation.json", "pairs.png", "r.json", "roc.png"]
+    with Faults(tmp_path) as f:
+        assert evaluate_main(_evaluation(finished_run / "model.keras", out)) == 0
+    assert f.events[-1] == f"exchange {out}" and len(f.events) >= 10, f.events  # published by one swap
+    assert {p.name: p.read_bytes() for p in out.iterdir()} != before and hidden_entries(tmp_path) == []
+    new = {p.name: p.read_bytes() for p in out.iterdir()}
+    for k in range(1, len(f.events) + 1):
+        shutil.rmtree(out)
+        out.mkdir()
+        for name, data in before.items():
+            (out / name).write_bytes(data)
+        exc = OSError if k % 2 and not f.events[k - 1].startswith("mkdir") else Killed
+        with Faults(tmp_path, fail_at=k, exc=exc):  # a kill is exit 130 at the command line, a full disk exit 2
+            code = evaluate_main(_evaluation(finished_run / "model.keras", out))
+        assert code == (130 if exc is Killed else 2), (k, f.events[k - 1], capsys.readouterr().err)
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before, (k, f.events[k - 1])
+        assert hidden_entries(tmp_path) == [], (k, f.events[k - 1])
+    assert evaluate_main(_evaluation(finished_run / "model.keras", out)) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()}.keys() == new.keys()
+
+
+def test_evaluate_replaces_only_an_evaluations_folder_and_never_its_inputs(finished_run, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    model = finished_run / "model.keras"
+    assert evaluate_main(["--model", str(model), "--data", "digits", "--out", str(mine)]) == 2
+    assert "is not an evaluation's folder (no evaluation.json)" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "the user's"
+    assert evaluate_main(["--model", str(model), "--data", "digits", "--out", str(finished_run)]) == 2
+    assert "is not an evaluation's folder" in capsys.readouterr().err  # a training run is not replaced either
+    copy = tmp_path / "eval"
+    copy.mkdir()
+    (copy / "evaluation.json").write_text("{}")
+    shutil.copy(model, copy / "model.keras")
+    assert evaluate_main(["--model", str(copy / "model.keras"), "--data", "digits", "--out", str(copy)]) == 2
+    assert "--model" in (err := capsys.readouterr().err) and "lies inside --out" in err
+    assert (copy / "model.keras").is_file()

@@ -2,6 +2,11 @@
 
 Embeddings are computed once per image and pairs or trials are scored on them (embed once, score many),
 so 400 twenty-way trials cost one pass over the images they use.
+
+What an evaluation writes appears all or nothing: ``--out DIR`` (the plots, ``evaluation.json`` with the results,
+and ``--json`` or ``--build-lake-runs`` when they lie inside it) is staged in a hidden folder beside DIR and
+published with one rename, replacing an earlier evaluation's folder whole (never a folder without its
+``evaluation.json``: that is someone else's); ``--json`` elsewhere is written atomically after it.
 """
 
 from __future__ import annotations
@@ -81,15 +86,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-lake-runs", metavar="DIR", help="write runs in Lake's format from --data into DIR")
     p.add_argument("--runs", type=bounded(int, 1), default=20, help="runs to build with --build-lake-runs")
     p.add_argument("--seed", type=bounded(int, 0), default=0)
-    p.add_argument("--out", help="folder for plots (ROC, pair montage)")
+    p.add_argument(
+        "--out",
+        help="folder for plots (ROC, pair montage) and evaluation.json; written whole, replacing an earlier "
+        "evaluation's folder (a new or empty folder, or one holding evaluation.json)",
+    )
     p.add_argument("--json", metavar="OUT", help="write all results as JSON")
     p.add_argument("--no-progress", action="store_true")
     add_debug(p)
     return p
 
 
+EVALUATION_JSON = "evaluation.json"  # in --out: the results, and the mark of a folder an evaluation wrote
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from runtime.fileio import check_writable_dir, write_json_atomic
+    from runtime.fileio import check_writable_dir, replace_dir, staging_dir, write_json_atomic
+
+    out = Path(args.out) if args.out else None
+    if out is not None:  # checked before the model is scored, not when the results are written
+        check_evaluation_out(out, args)
+        check_writable_dir(out.parent, "--out")
+    if args.json and not _inside(args.json, out):
+        check_writable_dir(Path(args.json).parent, "--json")
+    if out is None:
+        results = _evaluate(args, None)
+    else:
+        with staging_dir(out) as stage:
+            results = _evaluate(args, stage)
+            write_json_atomic(stage / EVALUATION_JSON, results)
+            if args.json and _inside(args.json, out):
+                write_json_atomic(_staged(args.json, out, stage), results)
+            replace_dir(stage, out)
+    if args.json and not _inside(args.json, out):
+        write_json_atomic(args.json, results)
+    return results
+
+
+def _inside(path: str | Path, folder: Path | None) -> bool:
+    return folder is not None and Path(path).resolve().is_relative_to(folder.resolve())
+
+
+def _staged(path: str | Path, out: Path | None, stage: Path | None) -> Path:
+    """Where ``path`` is written: its place in the staging folder when it lies inside --out, else itself."""
+    if stage is None or not _inside(path, out):
+        return Path(path)
+    return stage / Path(path).resolve().relative_to(out.resolve())
+
+
+def check_evaluation_out(out: Path, args: argparse.Namespace) -> None:
+    """--out is replaced whole: it must be new, empty or an earlier evaluation's folder, and hold no input."""
+    if out.exists() or out.is_symlink():
+        if out.is_symlink() or not out.is_dir():
+            raise ValueError(f"--out {out}: exists and is not a folder")
+        if any(out.iterdir()) and not (out / EVALUATION_JSON).is_file():
+            raise ValueError(
+                f"--out {out}: exists and is not an evaluation's folder (no {EVALUATION_JSON}); an evaluation replaces "
+                "its --out whole: choose a new or empty folder"
+            )
+    for option in ("model", "bundle", "data", "heldout_from", "lake_runs"):
+        given = getattr(args, option)
+        if given and Path(given).exists() and _inside(given, out):
+            flag = "--" + option.replace("_", "-")
+            raise ValueError(f"{flag} {given} lies inside --out {out}, which the evaluation replaces whole")
+    for option in ("json", "build_lake_runs"):
+        given = getattr(args, option)
+        if given and Path(given).resolve() == out.resolve():
+            raise ValueError(
+                f"--{option.replace('_', '-')} {given} is --out itself: give a path inside it or elsewhere"
+            )
+
+
+def _evaluate(args: argparse.Namespace, stage: Path | None) -> dict[str, Any]:
+    """The evaluation itself; what goes into --out is written into ``stage``."""
     from train import data as datasets
     from train.load import load_model
     from train.metrics import verification_report
@@ -103,10 +172,6 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     )
     from train.sampling import PairSampler, split_items
 
-    if args.out:  # checked before the model is scored, not when the results are written
-        check_writable_dir(args.out, "--out")
-    if args.json:
-        check_writable_dir(Path(args.json).parent, "--json")
     if args.bundle:
         from train.deployed import DeployedModel
 
@@ -121,6 +186,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     spec = cfg.score
     results.update({"arch": cfg.arch, "score": spec.to_dict()})
     out = Path(args.out) if args.out else None
+    plots = (out, stage) if stage is not None else None
 
     if args.data:
         ds = datasets.open_dataset(args.data, split=args.split)
@@ -129,7 +195,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             xa, xb, same = datasets.load_pairs(ds, cfg.preprocessing, progress=not args.no_progress)
             scores = siamese.score(xa, xb)
             results["verification"] = verification_report(scores, same, spec, far=args.far)
-            _plots(out, scores, same, spec, xa, xb, args.seed, results)
+            _plots(plots, scores, same, spec, xa, xb, args.seed, results)
         else:
             x, ds = datasets.load_images(ds, cfg.preprocessing, progress=not args.no_progress)
             if args.heldout_from:
@@ -145,7 +211,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             pairs = sampler.sample(args.pairs, np.random.default_rng([args.seed, 1]))
             scores = siamese.score_embeddings(emb[pairs.a], emb[pairs.b])
             results["verification"] = verification_report(scores, pairs.same, spec, far=args.far)
-            _plots(out, scores, pairs.same, spec, x[pairs.a], x[pairs.b], args.seed, results)
+            _plots(plots, scores, pairs.same, spec, x[pairs.a], x[pairs.b], args.seed, results)
             if args.trials > 0:
                 drawers = np.array([-1 if (d := drawer_of(i)) is None else d for i in ds.items])
                 trials = build_trials(
@@ -162,7 +228,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 res["within_group"] = not args.across_groups
                 results[f"{args.n_way}_way_{args.k_shot}_shot"] = res
             if args.build_lake_runs:
-                write_lake_runs(ds, args.build_lake_runs, n_runs=args.runs, n_way=args.n_way, seed=args.seed)
+                lake_out = _staged(args.build_lake_runs, out, stage)
+                write_lake_runs(ds, lake_out, n_runs=args.runs, n_way=args.n_way, seed=args.seed)
                 results["built_lake_runs"] = str(args.build_lake_runs)
     if args.lake_runs:
         runs = read_lake_runs(args.lake_runs)
@@ -171,24 +238,23 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         )
     if not args.data and not args.lake_runs:
         raise ValueError("nothing to evaluate: give --data and/or --lake-runs")
-    if args.json:
-        write_json_atomic(args.json, results)
     return results
 
 
-def _plots(out, scores, same, spec, xa, xb, seed, results) -> None:
-    if out is None:
+def _plots(plots: tuple[Path, Path] | None, scores, same, spec, xa, xb, seed, results) -> None:
+    """The ROC and a montage of pairs, written into the staging folder; ``results`` names where they will be."""
+    if plots is None:
         return
+    out, stage = plots
     from train.metrics import eer, roc, roc_auc
     from train.plots import plot_pair_montage, plot_roc
 
     fpr, tpr, _ = roc(scores, same, spec)
     e, _ = eer(scores, same, spec)
     shown = np.random.default_rng(seed).choice(len(same), size=min(16, len(same)), replace=False)
-    results["plots"] = {
-        "roc": str(plot_roc(fpr, tpr, roc_auc(scores, same, spec), (e, 1 - e), out / "roc.png")),
-        "pairs": str(plot_pair_montage(xa[shown], xb[shown], scores[shown], same[shown], spec, out / "pairs.png")),
-    }
+    plot_roc(fpr, tpr, roc_auc(scores, same, spec), (e, 1 - e), stage / "roc.png")
+    plot_pair_montage(xa[shown], xb[shown], scores[shown], same[shown], spec, stage / "pairs.png")
+    results["plots"] = {"roc": str(out / "roc.png"), "pairs": str(out / "pairs.png")}
 
 
 def print_summary(results: dict[str, Any]) -> None:
