@@ -5,8 +5,9 @@ a frame not taken before the next one arrives is dropped (and counted), so laten
 however slow the network is. When the stream drops it is reopened with exponential backoff, and the gap is
 reported as an event. ``SequentialReader`` processes a file or folder frame by frame, as fast as the machine
 goes; ``QueuedReader`` does the same in a thread of its own, a few frames ahead, so that decoding several files
-runs beside inference (OpenCV releases the GIL while it decodes); ``--realtime`` reads a file through
-``LatestFrameReader`` paced at its frame rate instead. The threaded readers set a shared ``wake`` event whenever a
+runs beside inference (OpenCV releases the GIL while it decodes), and it can prepare each frame there too (crop
+and preprocess: ``prepare``), on another core instead of between the network calls; ``--realtime`` reads a file
+through ``LatestFrameReader`` paced at its frame rate instead. The threaded readers set a shared ``wake`` event whenever a
 frame arrives or the stream ends, so one loop can wait on many streams at once (``camera.streams``).
 """
 
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +35,7 @@ class Frame:
     index: int
     image: np.ndarray
     captured: float  # time.monotonic() when it was read
+    prepared: Any = None  # what the reader's ``prepare`` made of the image in its thread (None: not prepared)
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,9 @@ class QueuedReader:
     """Every frame of a file or folder, in order, decoded in a thread up to ``depth`` frames ahead (never dropped).
 
     The thread runs a ``SequentialReader`` (so ``loop`` and rewinding are the same) and waits when the queue is
-    full: a slow consumer slows the reading, it does not lose frames.
+    full: a slow consumer slows the reading, it does not lose frames. ``prepare``, when given, is called with each
+    image in the thread and its result put on the frame (``Frame.prepared``); one that raises leaves it None, so the
+    consumer does the work itself (and meets the error there, where it is reported).
     """
 
     def __init__(
@@ -315,8 +320,10 @@ class QueuedReader:
         depth: int = 2,
         opener: Opener = open_source,
         wake: threading.Event | None = None,
+        prepare: Callable[[np.ndarray], Any] | None = None,
     ):
         self._reader = SequentialReader(source, loop=loop, opener=opener)
+        self.prepare = prepare
         self.spec = source.spec
         self.fps = source.fps
         self.dropped = 0
@@ -372,6 +379,8 @@ class QueuedReader:
                 frame = self._reader.get()
                 if frame is None:
                     break
+                if self.prepare is not None:
+                    frame.prepared = _prepared(self.prepare, frame.image)
                 while not self._stop.is_set():
                     try:
                         self._queue.put(frame, timeout=0.1)
@@ -386,3 +395,10 @@ class QueuedReader:
             self._ended.set()
             if self._wake is not None:
                 self._wake.set()
+
+
+def _prepared(prepare: Callable[[np.ndarray], Any], image: np.ndarray) -> Any:
+    try:
+        return prepare(image)
+    except Exception:  # e.g. an ROI that does not fit: the loop redoes the work and reports the error itself
+        return None

@@ -372,7 +372,7 @@ def _progress_bar(args: argparse.Namespace, sources: list[FrameSource], threaded
 def _stream(args: argparse.Namespace, setup: Setup, stop: threading.Event, why: list[str]) -> tuple[int, dict]:
     """Open, run the loop, close everything, report; (exit code, summary)."""
     from camera.capture import Backoff
-    from camera.pipeline import LoopOptions, Sinks, run_loop
+    from camera.pipeline import LoopOptions, Sinks, frame_preparer, run_loop
     from camera.stats import format_summary, source_warnings
     from camera.streams import make_reader
 
@@ -385,6 +385,11 @@ def _stream(args: argparse.Namespace, setup: Setup, stop: threading.Event, why: 
             return None
         return lambda e: events.write({**e, "stream": i})
 
+    same_names = {k: getattr(args, k) for k in ("every", "hold", "margin", "max_frames", "max_batch")}
+    info = setup.verifier.info()
+    backend = f"{info['variant']} {info['precision']}"
+    opts = LoopOptions(roi=setup.roi, center=args.center_crop, backend=backend, **same_names)
+    prepare = frame_preparer(setup.matcher, opts, setup.detector)
     readers = [
         make_reader(
             source,
@@ -394,20 +399,17 @@ def _stream(args: argparse.Namespace, setup: Setup, stop: threading.Event, why: 
             backoff=Backoff(timeout=args.reconnect_timeout),
             on_event=on_event(i),
             wake=wake,
+            prepare=prepare,
         )
         for i, source in enumerate(opened.sources)
     ]
     threaded = [spec.live or args.realtime for spec in specs]
-    info = setup.verifier.info()
-    backend = f"{info['variant']} {info['precision']}"
     what = specs[0].describe() if len(specs) == 1 else f"{len(specs)} streams"
     print(f"camera: {what} -> {info['bundle']} on {backend} ({setup.matcher.describe()})", file=sys.stderr)
     if events is not None:
         events.write(_start_event(args, setup, threaded))
 
     bar = _progress_bar(args, opened.sources, threaded)
-    same_names = {k: getattr(args, k) for k in ("every", "hold", "margin", "max_frames", "max_batch")}
-    opts = LoopOptions(roi=setup.roi, center=args.center_crop, backend=backend, **same_names)
     on_frame = (lambda _e: bar.update(1)) if bar else None
     sinks = Sinks(videos=videos, events=events, window=opened.window, on_frame=on_frame)
     summary: dict[str, Any] = {}

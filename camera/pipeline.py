@@ -4,6 +4,10 @@ decide, smooth per stream, draw, write; then the summary.
 Sources, the network and the sinks are set up by the caller (``camera.cli`` or a user's own program), so the
 loop is the same for one webcam, four RTSP streams or a test clip. A stream that ends or stalls is not waited for
 (``camera.streams.Ticker``); the run ends when every stream has ended, or when ``stop`` is set.
+
+What need not run between the network calls does not: a file's reader crops and preprocesses each frame in its
+capture thread (``frame_preparer``), beside the loop, so the loop mostly gathers ready inputs, embeds them in one
+call, decides and writes; frames are annotated (a copy each) only when a video or a window shows them.
 """
 
 from __future__ import annotations
@@ -113,14 +117,35 @@ class BatchStats:
         }
 
 
-def decide_batched(matcher: Matcher, crops: list[np.ndarray], max_batch: int, stats: BatchStats) -> list[Decision]:
-    """Every crop of the tick, in calls of at most ``max_batch`` crops."""
+def decide_batched(
+    matcher: Matcher, inputs: np.ndarray | list[np.ndarray], max_batch: int, stats: BatchStats
+) -> list[Decision]:
+    """Every crop of the tick, in calls of at most ``max_batch`` crops: ``inputs`` is their preprocessed batch
+    (``Matcher.preprocess``) or, for a matcher without an engine, the BGR crops themselves."""
     out: list[Decision] = []
-    for i in range(0, len(crops), max_batch):
-        chunk = crops[i : i + max_batch]
-        out.extend(matcher.decide_many(chunk))
+    for i in range(0, len(inputs), max_batch):
+        chunk = inputs[i : i + max_batch]
+        out.extend(matcher.decide_preprocessed(chunk) if isinstance(chunk, np.ndarray) else matcher.decide_many(chunk))
         stats.record(len(chunk))
     return out
+
+
+def frame_preparer(
+    matcher: Matcher, options: LoopOptions, detector: Detector | None = None
+) -> Callable[[np.ndarray], tuple[Roi, np.ndarray]] | None:
+    """What a capture thread can do ahead of the loop (``QueuedReader(prepare=...)``): crop the frame's region and
+    preprocess it -> (region, input batch of one). None where it cannot: with a detector (the crops come from the
+    loop's detections), ``--every`` (most frames are not processed) or a matcher without an engine."""
+    if detector is not None or options.every != 1 or matcher.engine is None:
+        return None
+    regions: dict[tuple[int, ...], Roi] = {}
+
+    def prepare(image: np.ndarray) -> tuple[Roi, np.ndarray]:
+        shape = image.shape
+        r = regions.get(shape) or regions.setdefault(shape, region(shape, options.roi, options.center))
+        return r, matcher.preprocess([crop(image, r)])
+
+    return prepare
 
 
 def _best(decisions: list[Decision], matcher: Matcher) -> int:
@@ -153,7 +178,8 @@ def run_loop(
     streams = [_Stream(i, r, Hysteresis(threshold, options.hold, margin)) for i, r in enumerate(readers)]
     ticker = Ticker(readers, wake or threading.Event())
     batches = BatchStats()
-    wall0, t0 = time.time(), time.monotonic()
+    batched_input = matcher.engine is not None  # crops preprocessed apart from the network call
+    wall0, t0, cpu0 = time.time(), time.monotonic(), time.process_time()
     several = len(streams) > 1
     while not stop.is_set():
         for s in streams:
@@ -164,7 +190,8 @@ def run_loop(
             break
         tick = ticker.tick(active)
         work: list[_Work] = []
-        crops: list[np.ndarray] = []
+        parts: list[Any] = []  # each frame's inputs: a preprocessed batch, or crops for a matcher without engine
+        n_crops = 0
         for i, frame in tick:
             s = streams[i]
             s.received += 1
@@ -175,14 +202,26 @@ def run_loop(
                 s.skipped += 1
                 continue
             shape = frame.image.shape
+            prepared = None
             if detector is not None:
                 found = detector.detect(frame.image)
             else:
                 r = s.regions.get(shape) or s.regions.setdefault(shape, region(shape, options.roi, options.center))
                 found = [Detection(r)]
-            work.append(_Work(s, frame, found, len(crops), detector is not None))
-            crops.extend(crop(frame.image, d.box) for d in found)
-        decisions = decide_batched(matcher, crops, options.max_batch, batches)
+                if frame.prepared is not None and frame.prepared[0] == r:
+                    prepared = frame.prepared[1]  # cropped and preprocessed by the capture thread
+            work.append(_Work(s, frame, found, n_crops, detector is not None))
+            n_crops += len(found)
+            if prepared is None and found:
+                crops = [crop(frame.image, d.box) for d in found]
+                prepared = matcher.preprocess(crops) if batched_input else crops
+            if prepared is not None:
+                parts.append(prepared)
+        if batched_input:
+            inputs = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else [])
+        else:
+            inputs = [c for p in parts for c in p]
+        decisions = decide_batched(matcher, inputs, options.max_batch, batches)
         for w in work:
             event = _decide(w, decisions[w.start : w.start + len(w.detections)], matcher, options, wall0, t0, several)
             if sinks.events is not None:
@@ -199,7 +238,7 @@ def run_loop(
         limit = f"--max-frames {options.max_frames}"
         if not why and all(s.stopped_by == limit for s in streams):
             why.append(limit)
-    return _summary(streams, batches, wall0, why)
+    return _summary(streams, batches, wall0, why, time.process_time() - cpu0)
 
 
 def _decide(
@@ -292,14 +331,15 @@ def _stream_summary(s: _Stream) -> dict[str, Any]:
     )
 
 
-def _summary(streams: list[_Stream], batches: BatchStats, wall0: float, why: list[str]) -> dict[str, Any]:
+def _summary(streams: list[_Stream], batches: BatchStats, wall0: float, why: list[str], cpu_s: float) -> dict[str, Any]:
+    """The run's summary; ``cpu_s``: the CPU seconds the process spent in the loop (every thread: decoding too)."""
     per = [_stream_summary(s) for s in streams]
     for p in per:
         if why and p["stopped_by"] == "stopped":
             p["stopped_by"] = why[0]
     batch = batches.summary()
     if len(per) == 1:
-        return {**per[0], "batch": batch, "started": round(wall0, 3)}
+        return {**per[0], "batch": batch, "started": round(wall0, 3), "cpu_s": round(cpu_s, 3)}
     keys = (
         "frames_read",
         "frames_processed",
@@ -324,6 +364,7 @@ def _summary(streams: list[_Stream], batches: BatchStats, wall0: float, why: lis
             "streams": per,
             "batch": batch,
             "started": round(wall0, 3),
+            "cpu_s": round(cpu_s, 3),
             "stopped_by": why[0] if why else ", ".join(sorted({p["stopped_by"] for p in per})),
             "failure": "; ".join(p["failure"] for p in per if p["failure"]) or None,
         }

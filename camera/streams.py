@@ -71,12 +71,16 @@ def make_reader(
     backoff: Backoff | None = None,
     on_event: Callable[[dict], None] | None = None,
     wake: threading.Event | None = None,
+    prepare: Callable[[Any], Any] | None = None,
 ) -> LatestFrameReader | QueuedReader:
-    """The reader a source needs: newest frame only for live sources and ``--realtime`` files, else every frame."""
+    """The reader a source needs: newest frame only for live sources and ``--realtime`` files, else every frame.
+
+    ``prepare`` (``camera.pipeline.frame_preparer``) runs in a file's reader thread on every frame; a live reader
+    does not take it (most of its frames may be dropped: preparing them would be wasted)."""
     if source.spec.live or realtime:
         pace = None if source.spec.live else (pace_fps or source.fps or 30.0)
         return LatestFrameReader(source, loop=loop, pace_fps=pace, backoff=backoff, on_event=on_event, wake=wake)
-    return QueuedReader(source, loop=loop, wake=wake)
+    return QueuedReader(source, loop=loop, wake=wake, prepare=prepare)
 
 
 class Ticker:

@@ -191,3 +191,43 @@ def test_run_stats_percentiles_and_rates():
     assert summary["frames_processed"] == 100 and summary["frames_dropped"] == 20
     text = format_summary(summary)
     assert "120 read, 100 processed, 20 dropped" in text and "p99 99.0 ms" in text
+
+
+@pytest.mark.parametrize("color", ["gray", "rgb"])
+def test_crops_are_preprocessed_as_the_runtime_does(color):
+    """camera's input batch (a gray network's crop converted from BGR in one step) is the runtime's, bit for bit."""
+    from camera.matcher import to_input
+    from runtime.images import to_batch
+    from runtime.preprocess import Preprocessing
+
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    crops = [crop(frame, Roi(3, 5, 100, 90)), crop(frame, Roi(0, 0, 160, 120)), frame[:, :, 0]]  # views; a gray one
+    for resize in ("stretch", "shorter-side+center-crop", "letterbox"):
+        spec = Preprocessing(28, 28, color=color, resize=resize, interpolation="area")
+        np.testing.assert_array_equal(to_input(crops, spec), to_batch(crops, spec).x)
+
+
+def test_queued_reader_prepares_frames_in_its_thread(numbered_clip):
+    """``prepare`` runs in the reader's thread and its result rides on the frame; one that raises leaves the frame
+    unprepared (the loop does the work and meets the error itself) and the reading goes on."""
+    import threading
+
+    threads = set()
+
+    def prepare(image):
+        threads.add(threading.current_thread().name)
+        if frame_number(image) % 2:
+            raise ValueError("odd frame")
+        return frame_number(image)
+
+    reader = QueuedReader(open_source(parse_source(str(numbered_clip))), prepare=prepare).start()
+    got = []
+    try:
+        while (f := reader.get(timeout=5)) is not None:
+            got.append((frame_number(f.image), f.prepared))
+    finally:
+        reader.close()
+    assert [n for n, _ in got] == list(range(60))
+    assert all(p == (n if n % 2 == 0 else None) for n, p in got)
+    assert threads == {f"decode[{numbered_clip}]"}

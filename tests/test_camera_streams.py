@@ -181,5 +181,68 @@ def test_bench_measures_streams_batched_against_separate_processes(digits_bundle
     assert m["streams"] == 2 and m["batched"]["every_frame"]
     assert [p["frames_processed"] for p in m["batched"]["per_stream"]] == [30, 30]
     assert m["batched"]["batch"]["max_size"] == 2 and len(m["separate"]["per_process"]) == 2
-    assert m["ratio"]["loop"] > 0 and m["met"] == {"stream_fps": None, "ratio": True}
+    assert m["ratio"]["loop"] > 0 and m["ratio"]["cpu"] > 0 and m["cpu_ms_per_frame"]["batched"] > 0
+    steady = m["ratio"]["steady"]  # None only when the two processes never ran at once (a 30-frame clip)
+    assert m["met"] == {"stream_fps": None, "ratio": steady is not None}
+    assert steady is None or m["steady_window_s"]["separate"] > 0 and m["throughput_fps"]["steady"]["batched"] > 0
     assert "2 streams batched" in (tmp_path / "bench" / "camera_bench.txt").read_text()
+
+
+def test_frames_prepared_in_the_capture_threads_are_decided_as_in_the_loop(digits_bundle, clips):
+    """Two file streams whose frames are cropped and preprocessed in their reader threads get exactly the scores
+    of the same streams prepared in the loop (and of the gallery's own path for images), and every frame was
+    prepared in a thread."""
+    import threading
+
+    from camera.capture import QueuedReader
+    from camera.matcher import Matcher
+    from camera.pipeline import LoopOptions, Sinks, frame_preparer, run_loop
+    from camera.sources import open_source, parse_source
+    from runtime.verifier import load
+
+    truth, short, reference = clips
+    verifier = load(digits_bundle, backend="onnxruntime", precision="fp32")
+    matcher = Matcher.from_references(verifier, [reference])
+    options = LoopOptions(center=True)
+    prepare = frame_preparer(matcher, options)
+    assert prepare is not None and frame_preparer(matcher, LoopOptions(center=True, every=2)) is None
+    calls = []
+
+    def counted(image):
+        calls.append(threading.current_thread().name)
+        return prepare(image)
+
+    def scores(prep) -> list[list[float]]:
+        wake = threading.Event()
+        readers = [
+            QueuedReader(open_source(parse_source(p)), wake=wake, prepare=prep).start()
+            for p in (truth.path, str(short))
+        ]
+        got: list[dict] = []
+        try:
+            run_loop(readers, matcher, options, Sinks(on_frame=got.append), threading.Event(), [], wake=wake)
+        finally:
+            for r in readers:
+                r.close()
+        return [[e["score"] for e in got if e["stream"] == i] for i in range(2)]
+
+    prepared = scores(counted)
+    assert len(calls) == truth.frames + 20 and all(name.startswith("decode[") for name in calls)
+    assert prepared == scores(None)
+    cap = cv2.VideoCapture(str(short))
+    frames = [cap.read()[1] for _ in range(20)]
+    cap.release()
+    from camera.crop import center_square, crop
+
+    by_gallery = matcher.gallery.identify([crop(f, center_square(f.shape)) for f in frames], top_k=1)
+    assert prepared[1] == [round(float(r.score), 6) for r in by_gallery]
+
+
+def test_steady_throughput_counts_only_the_frames_decided_while_every_stream_ran():
+    from camera.bench import steady_fps
+
+    # stream 0 runs from t=0 to 10 (one frame a second), stream 1 from 4 to 6 (two a second): window 4..6
+    fps, window = steady_fps([[float(t) for t in range(11)], [4.0, 4.5, 5.0, 5.5, 6.0]])
+    assert window == 2.0 and fps == pytest.approx((3 + 5) / 2.0)
+    assert steady_fps([[0.0, 1.0], [2.0, 3.0]]) == (None, 0.0), "never both at once"
+    assert steady_fps([[0.0, 1.0], []]) == (None, 0.0)
