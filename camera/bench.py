@@ -25,13 +25,14 @@ With ``--streams N`` (N > 1) each bundle and backend also runs N copies of the c
 * the CPU each side spent in its loops per frame (every thread: decoding, preprocessing, inference): what the
   ratio would be on cores no one else uses, and how far apart the two are however busy the machine is.
 
-Both sides run the same clip, bundle, backend and ``--threads`` default, on the CPUs this process may use (the
-machine's load average goes into the report: on a shared machine the FPS vary from run to run, the ratios less).
+Both sides run the same clip, bundle, backend and inference threads (the backend's, or ``--threads``), on the CPUs
+this process may use (the report gives them and the load average: on a shared machine the FPS vary from run to run,
+the ratios less).
 
 Writes ``camera_bench.txt`` (the table, also printed) and ``camera_bench.json`` into ``--out``, atomically.
 Each bundle runs on every CPU backend present (``--backends``). Targets: ``--min-fps`` per bundle, compared with
 the file-mode FPS of its fastest backend (issue 6); with ``--streams``, ``--min-stream-fps`` for the slowest batched
-stream and ``--min-ratio`` for the loop ratio (issue 17), on the fastest backend; ``--check`` exits 1 when one is
+stream and ``--min-ratio`` for the steady ratio (issue 17), on the fastest backend; ``--check`` exits 1 when one is
 missed.
 """
 
@@ -86,12 +87,25 @@ def run_camera(bundle: str, clip: Path, ref: Path, events: Path, live: bool, ext
     return summary
 
 
-def bench_bundle(bundle: str, backend: str, min_fps: float | None, clip: Path, ref: Path, truth: Path, out: Path):
+def _backend_args(backend: str, threads: int | None) -> list[str]:
+    return ["--backend", backend, *(["--threads", str(threads)] if threads else [])]
+
+
+def bench_bundle(
+    bundle: str,
+    backend: str,
+    min_fps: float | None,
+    clip: Path,
+    ref: Path,
+    truth: Path,
+    out: Path,
+    threads: int | None = None,
+):
     name = Path(bundle).name
     row: dict[str, Any] = {"bundle": name, "bundle_dir": bundle, "min_fps": min_fps}
     for mode in ("file", "live"):
         events = out / f"camera_bench_{name}_{backend}_{mode}.jsonl"
-        s = run_camera(bundle, clip, ref, events, mode == "live", ["--backend", backend])
+        s = run_camera(bundle, clip, ref, events, mode == "live", _backend_args(backend, threads))
         row["backend"] = s["backend"]
         row[mode] = {
             k: s[k]
@@ -160,11 +174,13 @@ def _streams_view(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [{k: p[k] for k in keep} for p in summary.get("streams", [summary])]
 
 
-def bench_streams(bundle: str, backend: str, n: int, clip: Path, ref: Path, truth: Path, out: Path) -> dict[str, Any]:
+def bench_streams(
+    bundle: str, backend: str, n: int, clip: Path, ref: Path, truth: Path, out: Path, threads: int | None = None
+) -> dict[str, Any]:
     """N copies of the clip: one batched process (file mode, then paced) against N separate processes."""
     name = Path(bundle).name
     base = ["--bundle", bundle, "--reference", str(ref), "--center-crop", "--headless", "--no-progress", "--json"]
-    base += ["--backend", backend]
+    base += _backend_args(backend, threads)
     sources = [a for _ in range(n) for a in ("--source", str(clip))]
     events = out / f"camera_bench_{name}_{backend}_{n}streams.jsonl"
     batched_wall, (batched,) = _camera_processes([[*base, *sources, "--events", str(events)]])
@@ -240,7 +256,8 @@ def format_table(report: dict[str, Any]) -> str:
     )
     lines = [
         f"camera.bench: {report['clip']['frames']} frames 640x480 @ {report['clip']['fps']:g} fps, "
-        f"{report['machine']['cpu']} ({report['machine']['cpus']} cpus)",
+        f"{report['machine']['cpu']} ({report['machine']['cpus']} cpus, load average at the end "
+        f"{report['machine']['load_avg'][0]:.1f}), inference threads: {report.get('threads') or 'the backend default'}",
         head,
         "-" * len(head),
     ]
@@ -351,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="for the bundle at the same position (repeat): target throughput ratio, batched / separate, while every "
         "stream runs (steady)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="inference threads of every camera run, batched and separate alike (default: the backend's)",
+    )
     p.add_argument("--out", default="runs/bench", help="where camera_bench.{txt,json} go (default: %(default)s)")
     p.add_argument(
         "--check", action="store_true", help="exit 1 when a target (--min-fps, --min-stream-fps, --min-ratio) is missed"
@@ -378,6 +401,8 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
         if len(given) > len(args.bundle):
             flag = "--" + option.replace("_", "-")
             build_parser().error(f"{len(given)} {flag} for {len(args.bundle)} --bundle: at most one per bundle")
+    if args.threads is not None and args.threads < 1:
+        build_parser().error(f"--threads {args.threads}: expected 1 or more")
     if any(n < 1 for n in args.streams or []):
         build_parser().error(f"--streams {min(args.streams)}: expected 1 or more")
 
@@ -402,10 +427,10 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     for i, bundle in enumerate(args.bundle):
         for b in args.backends:
             try:
-                row = bench_bundle(bundle, b, at("min_fps", i), clip, ref, truth, out)
+                row = bench_bundle(bundle, b, at("min_fps", i), clip, ref, truth, out, args.threads)
                 if (at("streams", i) or 1) > 1:
                     row["multi"] = {
-                        **bench_streams(bundle, b, at("streams", i), clip, ref, truth, out),
+                        **bench_streams(bundle, b, at("streams", i), clip, ref, truth, out, args.threads),
                         "min_stream_fps": at("min_stream_fps", i),
                         "min_ratio": at("min_ratio", i),
                     }
@@ -419,7 +444,13 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     report = {
         "schema": BENCH_SCHEMA,
         "command": " ".join([Path(sys.executable).name, "-m", "camera.bench", *(argv or sys.argv[1:])]),
-        "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "load_avg": list(os.getloadavg())},
+        "machine": {
+            "cpu": cpu_name(),
+            "cpus": os.cpu_count(),
+            "cpus_used": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "load_avg": list(os.getloadavg()),
+        },
+        "threads": args.threads,
         "clip": {"path": str(clip), "frames": t.frames, "fps": t.fps, "size": list(t.size)},
         "results": results,
         "absent": absent,

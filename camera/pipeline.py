@@ -150,6 +150,8 @@ def frame_preparer(
 
 def _best(decisions: list[Decision], matcher: Matcher) -> int:
     """Index of the decision whose score is the most alike (the one the stream's verdict follows)."""
+    if len(decisions) == 1:
+        return 0
     spec = matcher.gallery.spec
     sims = [-np.inf if d.score is None else float(spec.similarity(d.score)) for d in decisions]
     return int(np.argmax(sims))

@@ -174,10 +174,11 @@ def test_bench_measures_streams_batched_against_separate_processes(digits_bundle
     clip.save(tmp_path / "b.truth.json")
     write_reference(tmp_path / "b.reference.png", ref[1])
     argv = ["--clip", str(tmp_path / "b.mp4"), "--bundle", str(digits_bundle), "--streams", "2", "--min-ratio", "0.01",
-            "--backends", "onnxruntime", "--out", str(tmp_path / "bench")]
+            "--backends", "onnxruntime", "--threads", "1", "--out", str(tmp_path / "bench")]
     assert bench(argv) == 0
     report = json.loads((tmp_path / "bench" / "camera_bench.json").read_text())
     m = report["results"][0]["multi"]
+    assert report["threads"] == 1 and report["machine"]["cpus_used"]
     assert m["streams"] == 2 and m["batched"]["every_frame"]
     assert [p["frames_processed"] for p in m["batched"]["per_stream"]] == [30, 30]
     assert m["batched"]["batch"]["max_size"] == 2 and len(m["separate"]["per_process"]) == 2
