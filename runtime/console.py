@@ -56,24 +56,42 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the process is, so ``finally`` blocks remove staging files as for Ctrl-C."""
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
+# the interrupts received during the current run_cli: a library may turn the exception a handler raises into its own
+# error (tf2onnx's tracing once gave "SystemError: bad argument to internal function"), or swallow it; the
+# boundary still exits 130, since the run did not end as asked
+_received: list[str] = []
+
+
+def _on_signal(signum, frame) -> None:
+    if signum == signal.SIGTERM:
+        _received.append("SIGTERM")
+        raise Terminated()
+    _received.append("Ctrl-C")
+    raise KeyboardInterrupt()
+
+
+def _interrupted(how: str, what: str, note: str = "nothing half-written was left") -> int:
+    print(f"interrupted ({how}){': ' + what if what else ''}; {note}", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def run_cli(main: Callable[[], int], debug: bool = False, what: str = "") -> int:
     """Run a command line's body at its boundary: SIGTERM unwinds like Ctrl-C (staging folders are removed by
     their ``finally``), an interrupt is one line and exit 130, and an unexpected exception is one line and exit 70
-    (``debug``: its traceback too) instead of a traceback that exits 1, which the commands use for a verdict."""
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
+    (``debug``: its traceback too) instead of a traceback that exits 1, which the commands use for a verdict.
+    An interrupt that a library turned into another error, or swallowed, still exits 130."""
+    main_thread = _main_thread()
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)} if main_thread else {}
+    _received.clear()
     try:
-        return main()
+        code = main()
     except ImportError:
         raise  # a missing extra: the command's explain_missing_extras says which one to install, in one line
     except KeyboardInterrupt as e:
-        how = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
-        print(f"interrupted ({how}){': ' + what if what else ''}; nothing half-written was left", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted("SIGTERM" if isinstance(e, Terminated) else "Ctrl-C", what)
     except Exception as e:  # noqa: BLE001 - the boundary: every unexpected error becomes one line and a code
+        if _received:  # the interrupt, turned into another error inside a library
+            return _interrupted(_received[0], what)
         if debug:
             traceback.print_exc()
         print(
@@ -83,8 +101,13 @@ def run_cli(main: Callable[[], int], debug: bool = False, what: str = "") -> int
         )
         return EXIT_INTERNAL
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if _received and code != 0:  # the command's own error line was the interrupt's doing
+        return _interrupted(_received[0], what)
+    if _received:  # swallowed by a library: the command ran to its end
+        return _interrupted(_received[0], what, "it was received while a library held control; the command finished")
+    return code
 
 
 def _main_thread() -> bool:

@@ -253,6 +253,42 @@ def test_sigterm_during_an_export_leaves_nothing_behind(digits_model, tmp_path, 
     assert list(out.iterdir()) == []  # neither the bundle nor its staging folder
 
 
+def test_an_interrupt_a_library_turns_into_another_error_or_swallows_still_exits_130(capsys):
+    """tf2onnx's tracing once turned the SIGTERM raised inside it into "SystemError: bad argument to internal
+    function", and the export reported exit 2 for it; the boundary remembers the signal, so the exit is 130."""
+    import signal
+
+    from runtime.console import run_cli
+
+    def deliver(signum: int) -> None:  # what the interpreter does on a signal: call the handler run_cli installed
+        signal.getsignal(signum)(signum, None)
+
+    def turned_into_an_error() -> int:
+        try:
+            deliver(signal.SIGTERM)
+        except BaseException as e:  # a library that wraps whatever it meets
+            raise SystemError("bad argument to internal function") from e
+        return 0
+
+    def reported_and_returned(code: int):
+        def body() -> int:
+            try:
+                deliver(signal.SIGINT)
+            except BaseException:
+                print("error: a layer cannot be traced", file=sys.stderr)  # the command's own error line
+            return code
+
+        return body
+
+    assert run_cli(turned_into_an_error) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted (SIGTERM); nothing half-written was left\n"
+    assert run_cli(reported_and_returned(2)) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.endswith("interrupted (Ctrl-C); nothing half-written was left\n")
+    assert run_cli(reported_and_returned(0)) == EXIT_INTERRUPTED  # swallowed: the command finished, says so
+    assert "the command finished" in capsys.readouterr().err
+    assert run_cli(lambda: 0) == 0  # a run without a signal is untouched by an earlier one
+
+
 def test_an_unexpected_error_is_one_line_and_its_own_exit_code(capsys):
     """A bug is not 'parity failed' (1): one line naming the error, exit 70; --debug adds the traceback."""
     from runtime.console import run_cli
