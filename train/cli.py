@@ -17,6 +17,8 @@ examples:
   python -m train --arch vgg16-siamese --data my_photos/ --out runs/faces      # one folder per class
   python -m train --arch resnet-pairs --data pairs/annos.csv ...               # labelled pairs
   python -m train ... --resume                                                 # continue an interrupted run
+  TF_CONFIG='{{"cluster": {{"worker": ["host1:23451", "host2:23451"]}}, "task": {{"type": "worker", "index": 0}}}}' \\
+    python -m train --arch pyimagesearch --data digits --strategy multiworker  # on each worker: index 0, 1, ...
 
 {exit_codes}
 """
@@ -202,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy",
         choices=STRATEGIES,
         default="none",
-        help="tf.distribute: mirrored (all GPUs or CPUs here), multiworker (cluster from TF_CONFIG)",
+        help="tf.distribute: mirrored (all GPUs or CPUs here), multiworker (the cluster from TF_CONFIG, one replica "
+        "per worker; each reads its own shard of the data; the chief, worker 0, alone writes --out)",
     )
     r.add_argument(
         "--data-loading",
@@ -292,6 +295,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[s
             f"\ninterrupted; continue with: {' '.join(['python -m train', *sys.argv[1:], '--resume'])}", file=sys.stderr
         )
         return 130
+    if not result.worker.chief:
+        t = result.card["training"]
+        print(f"{result.worker.describe()}: trained on shard {t['shard']['index']} of {t['shard']['of']}, done")
+        print(f"model:      {result.model_path} (written by the chief)")
+        return 0
     v = result.card["metrics"]["validation"]
     spec = result.siamese.config.score
     print(f"model:      {result.model_path}")

@@ -72,19 +72,25 @@ def finished(folder: Path) -> bool:
     return (folder / CARD_NAME).is_file() or (folder / "model.keras").is_file()
 
 
+def pending(out: Path) -> Path | None:
+    """The folder that holds ``--out``'s interrupted run (``out`` itself or its hidden sibling), or None."""
+    side = sibling(Path(os.path.abspath(out)))  # also for --out . (whose sibling is beside it, not in it)
+    return out if interrupted(out) else side if interrupted(side) else None
+
+
 def prepare(out: str | Path, resume: bool, force: bool) -> RunFolder:
     """Decide where this run writes, refusing (FileExistsError) to lose a run: an interrupted one without
     --resume or --force, a finished one without --force; --resume with only a finished run there is an error
     too (nothing to continue, and starting over would overwrite it). OSError when the folder is not writable."""
     out = Path(out)
-    side = sibling(Path(os.path.abspath(out)))  # also for --out . (whose sibling is beside it, not in it)
-    pending = out if interrupted(out) else side if interrupted(side) else None
-    if resume and pending is not None:
-        published = out if pending == out else Path(os.path.abspath(out))
-        return RunFolder(published, check_writable_dir(pending, "--out"), resuming=True)
-    if pending is not None and not force:
+    side = sibling(Path(os.path.abspath(out)))
+    interrupted_run = pending(out)
+    if resume and interrupted_run is not None:
+        published = out if interrupted_run == out else Path(os.path.abspath(out))
+        return RunFolder(published, check_writable_dir(interrupted_run, "--out"), resuming=True)
+    if interrupted_run is not None and not force:
         raise FileExistsError(
-            f"{out} holds an interrupted run ({pending / 'checkpoints' / 'backup'}); pass --resume to continue it "
+            f"{out} holds an interrupted run ({interrupted_run / 'checkpoints' / 'backup'}); pass --resume to continue it "
             "or --force to start over"
         )
     if resume and finished(out) and not force:
@@ -101,7 +107,7 @@ def prepare(out: str | Path, resume: bool, force: bool) -> RunFolder:
     if finished(out):
         check_replaceable(out, RUN_MARKERS, "training run")
         return RunFolder(Path(os.path.abspath(out)), check_writable_dir(side, "--out"), resuming=False)
-    if pending == out:
+    if interrupted_run == out:
         shutil.rmtree(out / "checkpoints")  # --force over an interrupted run: start it over whole
         (out / "history.csv").unlink(missing_ok=True)
     return RunFolder(out, check_writable_dir(out, "--out"), resuming=False)

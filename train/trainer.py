@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import keras
 import numpy as np
 
 from runtime.fileio import atomic_path
-from train import run_folder
+from train import distributed, run_folder
 from train.augment import AffineAugment, VariantImages, class_variants
 from train.callbacks import EpochSeed, Snapshots, StepTimes, TimeBudget, TqdmProgress, VerificationMetrics
 from train.data.loading import default_workers
@@ -21,7 +22,7 @@ from train.data.store import DecodedImages, StreamedImages, SubsetImages, choose
 from train.losses import loss_for
 from train.model_card import CARD_NAME, command_line, versions, write_card
 from train.models import Siamese, create_model
-from train.pair_dataset import EpisodeBatches, FixedPairs, SampledPairs, as_tf_dataset, batch_errors
+from train.pair_dataset import Batches, EpisodeBatches, FixedPairs, SampledPairs, as_tf_dataset, batch_errors
 from train.sampling import EpisodeSampler, PairSampler, split_items
 from train.validation import ValidationPairs
 
@@ -77,6 +78,7 @@ class TrainResult:
     card_path: Path
     siamese: Siamese
     card: dict[str, Any]
+    worker: distributed.WorkerRole = distributed.WorkerRole()  # not the chief: it trained, the chief wrote the run
 
 
 def make_strategy(name: str):
@@ -122,24 +124,47 @@ def _build(opts: TrainOptions) -> Siamese:
 
 def train(opts: TrainOptions, argv: list[str] | None = None) -> TrainResult:
     """Run a whole training job; see ``python -m train --help`` for what each option does. One run at a time
-    per ``--out`` (run_folder.locked)."""
-    with run_folder.locked(opts.out):
-        return _train(opts, argv)
+    per ``--out`` (run_folder.locked). Under ``--strategy multiworker`` only the chief writes ``--out``; every
+    other worker trains in a temporary folder that is removed when it ends."""
+    t_start = time.time()
+    strategy = make_strategy(opts.strategy)  # first: MultiWorkerMirroredStrategy sets up TensorFlow's collectives
+    who = distributed.role(strategy)
+    if who.chief:
+        with run_folder.locked(opts.out):
+            folder = run_folder.prepare(opts.out, resume=opts.resume, force=opts.force)
+            return _train(opts, argv, strategy, who, folder, t_start)
+    with tempfile.TemporaryDirectory(prefix=f"siamese-edge-worker{who.index}-") as tmp:
+        folder = distributed.worker_folder(opts.out, Path(tmp), opts.resume)
+        return _train(opts, argv, strategy, who, folder, t_start)
 
 
-def _train(opts: TrainOptions, argv: list[str] | None) -> TrainResult:
+def _train(
+    opts: TrainOptions,
+    argv: list[str] | None,
+    strategy,
+    who: distributed.WorkerRole,
+    folder: run_folder.RunFolder,
+    t_start: float,
+) -> TrainResult:
     from train import data as datasets
     from train.metrics import calibrate_threshold, verification_report
     from train.plots import plot_pair_montage, plot_roc, plot_training_curves
 
-    t_start = time.time()
-    folder = run_folder.prepare(opts.out, resume=opts.resume, force=opts.force)
-    out, backup = folder.work, folder.backup
+    out = folder.work
     keras.utils.set_random_seed(opts.seed)
     if opts.precision != "float32":
         keras.mixed_precision.set_global_policy(opts.precision)
+    # multiworker: TensorFlow's engine with a step under strategy.run (Keras 3's fit fails there, see
+    # train.distributed); each worker's input pipeline reads its own shard of the training index
+    loop = "strategy.run" if opts.strategy == "multiworker" else "fit"
+    shards = who.workers if loop == "strategy.run" else 1
+    replica_batch = distributed.per_replica_batch(opts.batch_size, shards)
+    if loop == "strategy.run" and strategy.num_replicas_in_sync != who.workers:
+        raise ValueError(
+            f"--strategy multiworker trains one replica per worker (the CPU or one GPU each); these {who.workers} "
+            f"workers hold {strategy.num_replicas_in_sync}: give each worker one GPU (CUDA_VISIBLE_DEVICES)"
+        )
 
-    strategy = make_strategy(opts.strategy)
     with strategy.scope():
         siamese = _build(opts)
     config = siamese.config
@@ -164,24 +189,24 @@ def _train(opts: TrainOptions, argv: list[str] | None) -> TrainResult:
             opts.val_pairs, np.random.default_rng([opts.seed, 10_000])
         )
         validation = ValidationPairs(SubsetImages(store, va), val_pairs.a, val_pairs.b, val_pairs.same, workers)
-        train_images, lab_tr, groups_tr = SubsetImages(store, tr), ds.labels[tr], ds.class_groups
-        if opts.rotation_classes or opts.mirror_classes:
-            variants = class_variants(lab_tr, groups_tr, rotations=opts.rotation_classes, mirror=opts.mirror_classes)
-            train_images, lab_tr, groups_tr = (
-                VariantImages(train_images, variants),
-                variants.labels,
-                variants.class_groups,
-            )
-        if config.loss == "supcon":
-            episodes = EpisodeSampler(
-                lab_tr, groups_tr, opts.batch_size // opts.per_class, opts.per_class, opts.same_group_negatives
-            )
-            train_data = EpisodeBatches(train_images, episodes, opts.steps_per_epoch, opts.seed, augment)
-        else:
-            train_sampler = PairSampler(lab_tr, groups_tr, opts.same_group_negatives)
-            train_data = SampledPairs(
-                train_images, train_sampler, config.targets, opts.batch_size, opts.steps_per_epoch, opts.seed, augment
-            )
+        unit = "images"
+
+        def train_rows(shard: int, of: int) -> np.ndarray:
+            return tr[distributed.shard_items(ds.labels[tr], shard, of)]
+
+        def build_train(rows: np.ndarray, batch_size: int) -> Batches:
+            images, labels, groups = SubsetImages(store, rows), ds.labels[rows], ds.class_groups
+            if opts.rotation_classes or opts.mirror_classes:
+                variants = class_variants(labels, groups, rotations=opts.rotation_classes, mirror=opts.mirror_classes)
+                images, labels, groups = VariantImages(images, variants), variants.labels, variants.class_groups
+            if config.loss == "supcon":
+                episodes = EpisodeSampler(
+                    labels, groups, batch_size // opts.per_class, opts.per_class, opts.same_group_negatives
+                )
+                return EpisodeBatches(images, episodes, opts.steps_per_epoch, opts.seed, augment)
+            sampler = PairSampler(labels, groups, opts.same_group_negatives)
+            return SampledPairs(images, sampler, config.targets, batch_size, opts.steps_per_epoch, opts.seed, augment)
+
         split_info = {"by": by, "train_items": len(tr), "val_items": len(va), "val_pairs": len(val_pairs)}
     else:
         if config.loss == "supcon":
@@ -198,8 +223,14 @@ def _train(opts: TrainOptions, argv: list[str] | None) -> TrainResult:
         n_val = max(2, int(round(len(same) * opts.val_fraction)))
         va, tr = perm[:n_val], perm[n_val:]
         validation = ValidationPairs(store, ia[va], ib[va], same[va], workers)
-        train_data = FixedPairs(store, ia[tr], ib[tr], same[tr], config.targets, opts.batch_size, opts.seed, augment)
-        opts.steps_per_epoch = len(train_data)
+        unit = "pairs"
+
+        def train_rows(shard: int, of: int) -> np.ndarray:
+            return tr[shard::of]
+
+        def build_train(rows: np.ndarray, batch_size: int) -> Batches:
+            return FixedPairs(store, ia[rows], ib[rows], same[rows], config.targets, batch_size, opts.seed, augment)
+
         split_info = {"by": "pairs", "train_pairs": len(tr), "val_pairs": len(va)}
     if loading == "stream":
         validation.drop_unreadable(ds.name, progress=opts.progress)
@@ -210,7 +241,10 @@ def _train(opts: TrainOptions, argv: list[str] | None) -> TrainResult:
             "validation pairs hold only one kind (all same or all different); add data or change --val-fraction"
         )
 
-    total_steps = opts.epochs * opts.steps_per_epoch
+    # the same recipe on one process or several: steps of the global batch, each worker's from its own shard
+    steps = min(len(build_train(train_rows(w, shards), replica_batch)) for w in range(shards))
+    opts.steps_per_epoch = steps
+    total_steps = opts.epochs * steps
     with strategy.scope():
         optimizer = (
             keras.optimizers.AdamW(_schedule(opts, total_steps), weight_decay=opts.weight_decay or None)
@@ -224,34 +258,61 @@ def _train(opts: TrainOptions, argv: list[str] | None) -> TrainResult:
     def val_scores() -> np.ndarray:
         return validation.scores(siamese)
 
-    monitor = "val_auc"
-    ckpt_dir = out / "checkpoints"
-    step_times = StepTimes(t_start)
-    callbacks = [
-        EpochSeed(train_data),
-        step_times,
-        VerificationMetrics(val_scores, va_same, config.score),
-        keras.callbacks.BackupAndRestore(str(backup)),
-        keras.callbacks.ModelCheckpoint(str(ckpt_dir / "best.keras"), monitor=monitor, mode="max", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=opts.patience, restore_best_weights=True),
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=folder.resuming),
-        TqdmProgress(opts.epochs, opts.steps_per_epoch, disable=not opts.progress),
-    ]
-    if opts.time_budget_minutes:
-        callbacks.append(TimeBudget(opts.time_budget_minutes))
-    if opts.snapshot_every:
-        callbacks.append(Snapshots(siamese.model, ckpt_dir, opts.snapshot_every, out / "snapshots.json"))
+    def val_data():
+        return None if config.loss == "supcon" else validation.fit_data(config.targets, opts.seed)
+
+    shard_rows = train_rows(who.index, shards)
+    if loop == "strategy.run":
+
+        def build_shard(shard: int, of: int, batch_size: int) -> Batches:
+            rows = train_rows(shard, of)
+            distributed.announce(
+                who,
+                f"input pipeline {shard} of {of} reads its shard: {len(rows)} of {len(tr)} training {unit} "
+                f"(ids sha256 {distributed.digest(rows)}), {batch_size} per step of {opts.batch_size}",
+            )
+            return build_train(rows, batch_size)
+
+        dataset, train_data = distributed.distributed_dataset(strategy, build_shard, opts.batch_size, workers)
+    else:
+        train_data = build_train(shard_rows, opts.batch_size)
+        dataset = as_tf_dataset(train_data, workers)
+    callbacks, step_times = _callbacks(opts, folder, train_data, siamese, val_scores, va_same, t_start)
     t_fit = time.time()
     with batch_errors(train_data):
-        history = fit_model.fit(
-            as_tf_dataset(train_data, workers),
-            epochs=opts.epochs,
-            validation_data=None if config.loss == "supcon" else validation.fit_data(config.targets, opts.seed),
-            callbacks=callbacks,
-            shuffle=False,  # the batches are drawn at random already
-            verbose=0,
-        )
+        if loop == "strategy.run":
+            history = distributed.fit(fit_model, strategy, dataset, opts.epochs, steps, callbacks, val_data)
+        else:
+            history = fit_model.fit(
+                dataset,
+                epochs=opts.epochs,
+                validation_data=val_data(),
+                callbacks=callbacks,
+                shuffle=False,  # the batches are drawn at random already
+                verbose=0,
+            )
     fit_seconds = time.time() - t_fit
+    training = {
+        "seconds": None,
+        "fit_seconds": round(fit_seconds, 1),
+        "first_step_seconds": _rounded(step_times.first_step_seconds, 2),
+        "steps_per_second": _rounded(step_times.steps_per_second, 3),
+        "data_loading": loading,
+        "data_workers": workers,
+        "unreadable_images_skipped": len(getattr(store, "unreadable", ())),
+        "epochs_run": None,
+        "strategy": opts.strategy,
+        "replicas": int(getattr(strategy, "num_replicas_in_sync", 1)),
+        "workers": who.workers,
+        "loop": loop,
+        "shard": {"index": who.index, "of": shards, f"train_{unit}": len(shard_rows)},
+        "precision": opts.precision,
+        "seed": opts.seed,
+    }
+    if not who.chief:  # its run folder is temporary: wait until the chief has published the run, then go
+        distributed.barrier(strategy)
+        card = {"training": {**training, "seconds": round(time.time() - t_start, 1)}}
+        return TrainResult(Path(opts.out) / "model.keras", Path(opts.out) / CARD_NAME, siamese, card, who)
 
     # what users get: a fresh float32 model with the trained weights, without optimizer state or compile config
     # (resuming uses the checkpoints/ backup, not model.keras)
@@ -296,20 +357,7 @@ def _train(opts: TrainOptions, argv: list[str] | None) -> TrainResult:
         "command": command_line(argv),
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items()},
         "data": {**datasets.describe_as_given(ds, opts.data), "split": split_info},
-        "training": {
-            "seconds": round(time.time() - t_start, 1),
-            "fit_seconds": round(fit_seconds, 1),
-            "first_step_seconds": _rounded(step_times.first_step_seconds, 2),
-            "steps_per_second": _rounded(step_times.steps_per_second, 3),
-            "data_loading": loading,
-            "data_workers": workers,
-            "unreadable_images_skipped": len(getattr(store, "unreadable", ())),
-            "epochs_run": len(hist.get("loss", [])),
-            "strategy": opts.strategy,
-            "replicas": int(getattr(strategy, "num_replicas_in_sync", 1)),
-            "precision": opts.precision,
-            "seed": opts.seed,
-        },
+        "training": {**training, "seconds": round(time.time() - t_start, 1), "epochs_run": len(hist.get("loss", []))},
         "metrics": {"validation": report},
         "history": hist,
         "plots": plots,
@@ -318,8 +366,42 @@ def _train(opts: TrainOptions, argv: list[str] | None) -> TrainResult:
     }
     write_card(out, card)  # last: a folder with a model card is a finished run
     folder.publish()
+    if loop == "strategy.run":
+        distributed.barrier(strategy)  # the other workers end when the run is published, not before
     model_path, card_path = folder.out / model_path.name, folder.out / CARD_NAME
     return TrainResult(model_path, card_path, siamese, card)
+
+
+def _callbacks(
+    opts: TrainOptions,
+    folder: run_folder.RunFolder,
+    train_data: Batches,
+    siamese: Siamese,
+    val_scores,
+    va_same: np.ndarray,
+    t_start: float,
+) -> tuple[list[keras.callbacks.Callback], StepTimes]:
+    """The callbacks of a training run, for ``fit`` and for the multiworker loop alike, writing into the
+    worker's own folder (the run folder on the chief, a temporary one elsewhere)."""
+    out = folder.work
+    monitor = "val_auc"
+    ckpt_dir = out / "checkpoints"
+    step_times = StepTimes(t_start)
+    callbacks = [
+        EpochSeed(train_data),
+        step_times,
+        VerificationMetrics(val_scores, va_same, siamese.config.score),
+        keras.callbacks.BackupAndRestore(str(folder.backup)),
+        keras.callbacks.ModelCheckpoint(str(ckpt_dir / "best.keras"), monitor=monitor, mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=opts.patience, restore_best_weights=True),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=folder.resuming),
+        TqdmProgress(opts.epochs, opts.steps_per_epoch, disable=not opts.progress),
+    ]
+    if opts.time_budget_minutes:
+        callbacks.append(TimeBudget(opts.time_budget_minutes))
+    if opts.snapshot_every:
+        callbacks.append(Snapshots(siamese.model, ckpt_dir, opts.snapshot_every, out / "snapshots.json"))
+    return callbacks, step_times
 
 
 def _full_history(out: Path, last: dict[str, list]) -> dict[str, list[float]]:
