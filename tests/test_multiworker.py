@@ -1,6 +1,6 @@
 """``--strategy multiworker`` for real: two worker processes on 127.0.0.1 (TF_CONFIG, free ports) train one model
 with tf.distribute.MultiWorkerMirroredStrategy, each on its own shard; only the chief writes the run; a run killed
-on both workers resumes on both. Every process is bounded by a timeout and killed when a test fails."""
+on both workers resumes on both; the optimizer averages the replicas' gradients. Every process is bounded by a timeout and killed when a test fails."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from train.distributed import shard_items
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = [
-    *"--arch pyimagesearch --data digits --epochs 2 --steps-per-epoch 5 --batch-size 32 --val-pairs 100".split(),
+    *"--arch keras-contrastive --data digits --epochs 2 --steps-per-epoch 5 --batch-size 32 --val-pairs 100".split(),
     "--strategy",
     "multiworker",
     "--no-progress",
@@ -173,6 +173,9 @@ def test_two_loopback_workers_train_one_model_and_only_the_chief_writes_it(clust
         assert not list(d.iterdir()), list(d.iterdir())
     assert "the chief wrote the run" not in workers.output(0)
     assert "trained on shard 1 of 2, done" in workers.output(1)
+    # one model: the same reduced loss, and the same validation metrics (BatchNormalization statistics averaged)
+    epochs = [[line for line in workers.output(i).splitlines() if line.startswith("epoch ")] for i in range(2)]
+    assert len(epochs[0]) == 2 and epochs[0] == epochs[1], epochs
     # each worker read its own half of the training images
     shards = [SHARD_LINE.search(workers.output(i)) for i in range(2)]
     assert all(shards), workers.output()

@@ -14,6 +14,8 @@ reduction dimension 0 for input with 0 dimensions"). Everything else is Keras' a
 - the data: ``strategy.distribute_datasets_from_function``; each worker's input pipeline
   (``InputContext.input_pipeline_id`` of ``num_input_pipelines``) builds its batches from its own shard of
   the training index, ``global batch / workers`` pairs each;
+- the state: BatchNormalization's moving statistics (updated by each replica on its own) are averaged over
+  the workers at the end of each epoch (``state_averager``), so every worker holds the same model;
 - the epochs: the same Keras callbacks as ``fit`` (``keras.callbacks.CallbackList``: epoch seeding,
   validation metrics, BackupAndRestore, ModelCheckpoint, EarlyStopping, CSVLogger, progress), with the
   decisions that end training (early stopping, the time budget) and where a resumed run starts agreed by
@@ -22,6 +24,7 @@ reduction dimension 0 for input with 0 dimensions"). Everything else is Keras' a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import sys
@@ -107,11 +110,22 @@ def gather(strategy, value: float) -> np.ndarray:
     """``value`` of every replica (one per worker here), gathered with one collective; each worker gets all."""
     import tensorflow as tf
 
-    def local():
-        x = tf.constant([value], tf.float32)
-        return tf.distribute.get_replica_context().all_gather(x, axis=0)
+    gathered = _gatherer(strategy)(tf.constant([value], tf.float32))
+    return np.asarray(strategy.experimental_local_results(gathered)[0])
 
-    return np.asarray(strategy.experimental_local_results(strategy.run(local))[0])
+
+@functools.lru_cache(maxsize=4)
+def _gatherer(strategy) -> Callable:
+    import tensorflow as tf
+
+    @tf.function  # strategy.run outside a tf.function is slow, and TensorFlow warns at every call
+    def run(x):
+        def local():  # the value made inside the replica, on its device (an argument has none: "destinations
+            return tf.distribute.get_replica_context().all_gather(tf.identity(x), axis=0)  # can not be empty")
+
+        return strategy.run(local)
+
+    return run
 
 
 def barrier(strategy) -> None:
@@ -139,6 +153,29 @@ def train_step(strategy, model, loss_fn, optimizer) -> Callable:
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     return step
+
+
+def state_averager(strategy, model) -> Callable[[], None]:
+    """A function that sets the model's float non-trainable variables (BatchNormalization's moving statistics)
+    to their mean over all replicas. Keras 3 creates them with aggregation "none", so under tf.distribute each
+    replica updates its own copy from its own shard's batches; averaged once an epoch, every worker validates,
+    checkpoints and decides on the same model, whose statistics come from all the shards."""
+    import tensorflow as tf
+
+    state = [v for v in model.non_trainable_variables if "float" in str(v.dtype)]
+
+    @tf.function
+    def average():
+        def local():
+            means = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in state]
+            )
+            for v, m in zip(state, means):
+                v.value.assign(m)  # aggregation "none" in a replica: this replica's copy
+
+        strategy.run(local)
+
+    return average if state else lambda: None
 
 
 def mean_loss(batch_loss: Callable, data) -> float:
@@ -192,6 +229,7 @@ def fit(
     with strategy.scope():
         optimizer.build(model.trainable_variables)  # mirrored slots before BackupAndRestore loads into them
     step = train_step(strategy, model, loss_fn, optimizer)
+    average_state = state_averager(strategy, model)
     cbs = keras.callbacks.CallbackList(callbacks, add_history=True, model=model, epochs=epochs, steps=steps, verbose=0)
     model.stop_training = False
     model._initial_epoch = None  # BackupAndRestore's on_train_begin sets it, as in Keras' own fit
@@ -213,6 +251,7 @@ def fit(
             loss = float(step(iterator))
             total += loss
             cbs.on_train_batch_end(i, {"loss": loss})
+        average_state()
         logs = {"loss": total / steps}
         if validation_data is not None:
             logs["val_loss"] = mean_loss(val_loss, validation_data())

@@ -258,8 +258,8 @@ def _train(
     def val_scores() -> np.ndarray:
         return validation.scores(siamese)
 
-    def val_data():
-        return None if config.loss == "supcon" else validation.fit_data(config.targets, opts.seed)
+    # fit's val_loss (supcon trains the embedding alone: no pair loss to report)
+    val_data = None if config.loss == "supcon" else lambda: validation.fit_data(config.targets, opts.seed)
 
     shard_rows = train_rows(who.index, shards)
     if loop == "strategy.run":
@@ -286,7 +286,7 @@ def _train(
             history = fit_model.fit(
                 dataset,
                 epochs=opts.epochs,
-                validation_data=val_data(),
+                validation_data=None if val_data is None else val_data(),
                 callbacks=callbacks,
                 shuffle=False,  # the batches are drawn at random already
                 verbose=0,
