@@ -1,5 +1,6 @@
 """``python -m train.bench``: training and embedding throughput per architecture, FP32 vs mixed bf16; with
-``--data-jobs``, whole training jobs with their peak memory, time to first step and steps/s (``train.bench_data``).
+``--data-jobs``, whole training jobs with their peak memory, time to first step and steps/s (``train.bench_data``);
+with ``--multiworker N``, one recipe on one process and on N loopback workers (``train.loopback``).
 
 Everything is measured in one run on the same machine, so the ratios (bf16 / fp32, arch / arch) are what
 to read; absolute numbers move with whatever else the machine is doing.
@@ -88,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--folder-images", type=bounded(int, 0), default=50_000, help="--data-jobs: generated folder size (0: skip)"
     )
+    p.add_argument(
+        "--multiworker",
+        type=bounded(int, 2),
+        metavar="N",
+        help="instead: train one recipe (pyimagesearch on digits, 300 steps of 64 pairs) on 1 process and on N "
+        "loopback workers (--strategy multiworker) and report steps/s, time to first step and peak RSS",
+    )
     add_debug(p)
     args = p.parse_args(argv)
     return run_cli(lambda: _run(args), debug=args.debug)
@@ -103,6 +111,8 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.data_jobs:
         return _data_jobs(Path(args.out), args.folder_images)
+    if args.multiworker:
+        return _multiworker_jobs(Path(args.out), args.multiworker)
     from tqdm.auto import tqdm
 
     from runtime.fileio import write_json_atomic, write_text_atomic
@@ -151,6 +161,20 @@ def _data_jobs(out: Path, folder_images: int) -> int:
     write_text_atomic(out / "train_data_bench.txt", table + "\n")
     print(f"written: {out / 'train_data_bench.json'}, {out / 'train_data_bench.txt'}")
     return 0 if all(verdicts.values()) else 1
+
+
+def _multiworker_jobs(out: Path, workers: int) -> int:
+    from runtime.fileio import write_json_atomic, write_text_atomic
+    from train.bench_data import multiworker_jobs, table
+
+    rows = multiworker_jobs(out / "multiworker_jobs", workers)
+    text = "\n".join(table(rows))
+    print(text)
+    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    write_json_atomic(out / "train_multiworker_bench.json", {"meta": meta, "results": rows})
+    write_text_atomic(out / "train_multiworker_bench.txt", text + "\n")
+    print(f"written: {out / 'train_multiworker_bench.json'}, {out / 'train_multiworker_bench.txt'}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ OMNIGLOT_RECIPE = [
 # issue 16's measurement: 9.2 GB peak and 3 minutes to the first step when the whole split was decoded
 VGG16_OMNIGLOT = ["--arch", "vgg16-siamese", "--data", "omniglot", "--epochs", "1", "--steps-per-epoch", "2",
                   "--batch-size", "8"]  # fmt: skip
+# issue 16's multiworker measurement: one recipe on one process (fit, and the multiworker loop alone) and on
+# loopback workers; the global batch is the same, so steps/s compare directly
+MULTIWORKER_RECIPE = ["--arch", "pyimagesearch", "--data", "digits", "--epochs", "1", "--steps-per-epoch", "300",
+                      "--batch-size", "64", "--val-pairs", "200"]  # fmt: skip
 TARGETS = {"peak_rss_mb": 2048, "first_step_s": 30.0, "steps_ratio": 0.9}
 
 
@@ -62,17 +66,53 @@ def run_job(label: str, args: list[str], out: Path) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"{label}: python -m train exited {proc.returncode}: {err.strip().splitlines()[-1:]}")
     card = json.loads((out / "model_card.json").read_text())
+    return _row(label, "python -m train " + " ".join(args), card, wall, round(usage.ru_maxrss / 1024, 1))
+
+
+def _row(label: str, command: str, card: dict[str, Any], wall: float, peak_rss_mb: float) -> dict[str, Any]:
     t = card["training"]
     return {
         "job": label,
-        "command": "python -m train " + " ".join(args),
+        "command": command,
         "loading": t["data_loading"],
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb,
         "wall_s": round(wall, 1),
         "first_step_s": round(wall - t["seconds"] + t["first_step_seconds"], 1),
         "steps_per_s": t["steps_per_second"],
         "images": card["data"].get("images"),
     }
+
+
+def run_cluster(label: str, args: list[str], out: Path, workers: int = 2, timeout: float = 1800) -> dict[str, Any]:
+    """``run_job`` on ``workers`` loopback workers (``train.loopback``): the chief's card, the largest worker's
+    peak RSS, the wall time until the last one ended."""
+    from train.loopback import LoopbackCluster
+
+    args = [*args, "--strategy", "multiworker"]
+    cluster = LoopbackCluster(
+        [*args, "--out", str(out), "--force", "--no-progress"], out.parent / f"{out.name}-logs", workers
+    )
+    codes = cluster.wait(timeout)
+    wall = cluster.wall_seconds
+    if codes != [0] * workers:
+        raise RuntimeError(f"{label}: the workers exited {codes}: {cluster.output(tail=600)}")
+    card = json.loads((out / "model_card.json").read_text())
+    command = f"{workers} loopback workers (train.loopback): python -m train " + " ".join(args)
+    return _row(label, command, card, wall, max(r or 0.0 for r in cluster.peak_rss_mb))
+
+
+def multiworker_jobs(out: Path, workers: int = 2) -> list[dict[str, Any]]:
+    """The same recipe on one process (``fit``; the multiworker loop without TF_CONFIG) and on loopback workers."""
+    recipe = MULTIWORKER_RECIPE
+    return [
+        run_job("1 process, fit (--strategy none)", recipe, out / "one-fit"),
+        run_job(
+            "1 process, strategy.run (multiworker, no TF_CONFIG)",
+            [*recipe, "--strategy", "multiworker"],
+            out / "one-mw",
+        ),
+        run_cluster(f"{workers} loopback workers, strategy.run", recipe, out / f"workers{workers}", workers),
+    ]
 
 
 def data_jobs(out: Path, folder_images: int) -> list[dict[str, Any]]:
@@ -96,9 +136,9 @@ def data_jobs(out: Path, folder_images: int) -> list[dict[str, Any]]:
     return rows
 
 
-def summarize(rows: list[dict[str, Any]]) -> tuple[str, dict[str, bool]]:
-    """The table and each target's verdict (peak RSS, first step, streamed vs in-memory steps/s)."""
-    lines = text_table(
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    """The jobs' lines: peak RSS, first step, steps/s, wall time."""
+    return text_table(
         [
             ("job", -58, lambda r: r["job"]),
             ("loading", -8, lambda r: r["loading"]),
@@ -109,6 +149,11 @@ def summarize(rows: list[dict[str, Any]]) -> tuple[str, dict[str, bool]]:
         ],
         rows,
     )
+
+
+def summarize(rows: list[dict[str, Any]]) -> tuple[str, dict[str, bool]]:
+    """The table and each target's verdict (peak RSS, first step, streamed vs in-memory steps/s)."""
+    lines = table(rows)
     by_job = {r["job"]: r for r in rows}
     mem = by_job.get("committed Omniglot recipe, memory", {}).get("steps_per_s")
     stream = by_job.get("committed Omniglot recipe, stream", {}).get("steps_per_s")
