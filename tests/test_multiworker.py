@@ -163,3 +163,15 @@ def test_a_run_killed_on_both_workers_resumes_on_both(cluster, tmp_path):
     card = json.loads((out / "model_card.json").read_text())
     assert card["training"]["epochs_run"] == 3
     assert not (out / "checkpoints" / "backup").exists()
+
+
+def test_when_the_chief_refuses_the_other_worker_says_so_and_exits_3(cluster, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.keras").write_text("a finished run's model")
+    workers = cluster([*RECIPE, "--out", str(out)])
+    codes = workers.wait(TIMEOUT)
+    assert codes == [2, 3], workers.output()
+    assert "pass --force" in workers.output(0)
+    assert "another worker of the cluster stopped or cannot be reached" in workers.output(1)
+    assert (out / "model.keras").read_text() == "a finished run's model"

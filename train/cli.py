@@ -24,6 +24,12 @@ examples:
 """
 
 
+EXIT_PEER_LOST = 3
+PEER_LOST_LINE = (
+    f"  {EXIT_PEER_LOST}  --strategy multiworker: another worker stopped or cannot be reached (its log says why)"
+)
+
+
 def parse_shape(text: str) -> tuple[int, int, int]:
     """'105x105x1' or '105x105' (channels from the architecture's default: 3) -> (H, W, C)."""
     parts = text.lower().split("x")
@@ -76,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a Siamese image-similarity network (Keras 3) on class folders, Omniglot, pair lists "
         "or the bundled digits; writes model.keras, model_card.json (data sha256, command, metrics, calibrated "
         "threshold) and plots into --out.",
-        epilog=EXAMPLES.format(exit_codes=exit_codes()),
+        epilog=EXAMPLES.format(exit_codes=exit_codes(PEER_LOST_LINE)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = p.add_argument_group("model and data")
@@ -290,6 +296,17 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[s
     except (ValueError, OSError) as e:  # bad data or options, a folder that cannot be written (names it)
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:
+        from train.distributed import peer_lost
+
+        if not peer_lost(e):
+            raise
+        print(
+            f"error: another worker of the cluster stopped or cannot be reached (its own log says why): "
+            f"{one_line(e)[:240]}",
+            file=sys.stderr,
+        )
+        return EXIT_PEER_LOST
     except KeyboardInterrupt:  # also SIGTERM (run_cli turns it into one)
         print(
             f"\ninterrupted; continue with: {' '.join(['python -m train', *sys.argv[1:], '--resume'])}", file=sys.stderr

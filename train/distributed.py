@@ -263,6 +263,13 @@ def fit(
     return model.history
 
 
+def peer_lost(error: BaseException) -> bool:
+    """Whether ``error`` is TensorFlow's word that another worker died or cannot be reached (a collective
+    aborted: UnavailableError, or a deadline passed), not a fault of this worker."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError))
+
+
 def announce(who: WorkerRole, text: str) -> None:
     """One line per worker on stderr (its own shard, where it writes), so a cluster's logs say who did what."""
     print(f"{who.describe()}: {text}", file=sys.stderr, flush=True)

@@ -4,8 +4,9 @@ multiworker test and benchmark (``python -m train.bench --multiworker``), and to
 before there are several machines.
 
 Each worker's output goes to its own log file (no pipe that could fill up and stall it). ``wait`` bounds the
-whole run and kills every worker when the time is up or one of them failed (the others would otherwise wait
-in a collective until TensorFlow's health check gives up on the dead one); it collects each worker's peak
+whole run and kills every worker when the time is up, or shortly after one of them failed when the others have
+not noticed (TensorFlow's collectives usually abort within a second; a worker alone waits for the others
+forever at the start); it collects each worker's peak
 resident memory (``os.wait4``).
 """
 
@@ -71,12 +72,16 @@ class LoopbackCluster:
                     self.peak_rss_mb[i] = round(usage.ru_maxrss / 1024, 1)
         return any(c is None for c in self.codes)
 
-    def wait(self, timeout: float) -> list[int | None]:
-        """Exit codes once all have ended; when one fails or ``timeout`` seconds pass, the rest are killed
-        (their code then is -9, or None for one that could not be reaped)."""
+    def wait(self, timeout: float, grace: float = 30.0) -> list[int | None]:
+        """Exit codes once all have ended. The rest are killed (code -9, or None for one that could not be
+        reaped) when ``timeout`` seconds have passed since the start, or ``grace`` seconds after one failed
+        (TensorFlow tells the others within seconds: they exit 3, see train.cli)."""
         deadline = self.started + timeout
         while self.poll():
-            if time.time() > deadline or any(c not in (None, 0) for c in self.codes):
+            if any(c not in (None, 0) for c in self.codes):
+                deadline = min(deadline, time.time() + grace)
+                grace = float("inf")  # counted from the first failure only
+            if time.time() > deadline:
                 self.kill()
                 break
             time.sleep(0.05)
