@@ -16,6 +16,15 @@ reduction dimension 0 for input with 0 dimensions"). Everything else is Keras' a
   the training index, ``global batch / workers`` pairs each;
 - the state: BatchNormalization's moving statistics (updated by each replica on its own) are averaged over
   the workers at the end of each epoch (``state_averager``), so every worker holds the same model;
+- validation: every worker scores the whole validation set itself, locally (the same numbers, as they hold
+  the same model): simple, at the cost of each worker spending the validation time, not a share of it;
+- checkpoints and ``--resume``: Keras' BackupAndRestore, as under ``fit``, rather than a tf.train.Checkpoint of
+  our own: one backup format and one ``--resume`` for both loops (``train.run_folder`` knows an interrupted run
+  by it), and Keras writes it from this worker's copy of the variables, with no collective, so one worker can
+  write it alone. Every worker saves into its own folder (the chief's is ``--out``; the others' are thrown
+  away); on ``--resume`` every worker starts from the chief's backup (``worker_folder`` copies it, so ``--out``
+  must be on a file system all workers see, as TensorFlow's own BackupAndRestore asks), and a collective
+  checks that all of them start at the same epoch;
 - the epochs: the same Keras callbacks as ``fit`` (``keras.callbacks.CallbackList``: epoch seeding,
   validation metrics, BackupAndRestore, ModelCheckpoint, EarlyStopping, CSVLogger, progress), with the
   decisions that end training (early stopping, the time budget) and where a resumed run starts agreed by

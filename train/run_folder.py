@@ -4,7 +4,9 @@ A finished run is a folder with ``model_card.json`` (written last). An interrupt
 ``checkpoints/backup`` (Keras' BackupAndRestore state, removed when fit ends) and no card of its own. A run
 that replaces a finished one (``--force``) trains in a hidden sibling, ``.<name>.training``, which becomes
 ``--out`` with one rename when it has finished; until then the old run stays whole, and an interrupted
-replacement stays in the sibling for ``--resume``.
+replacement stays in the sibling for ``--resume``. Under ``--strategy multiworker`` the chief alone locks,
+prepares and publishes ``--out``; every other worker trains in a temporary folder and, to resume, starts from a
+copy of the chief's backup (``pending``, ``train.distributed.worker_folder``).
 """
 
 from __future__ import annotations
