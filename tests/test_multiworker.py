@@ -1,11 +1,13 @@
 """``--strategy multiworker`` for real: two worker processes on 127.0.0.1 (TF_CONFIG, free ports) train one model
-with tf.distribute.MultiWorkerMirroredStrategy, each on its own shard; only the chief writes the run; a run killed
-on both workers resumes on both; the optimizer averages the replicas' gradients. Every process is bounded by a timeout and killed when a test fails."""
+with tf.distribute.MultiWorkerMirroredStrategy, each on its own shard; only the chief writes the run; a run stopped
+by SIGTERM resumes on both workers; a worker whose chief refused says so; the optimizer averages the replicas'
+gradients. Every process is bounded by a timeout and killed when a test fails."""
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -140,7 +142,9 @@ def test_two_loopback_workers_train_one_model_and_only_the_chief_writes_it(clust
     assert siamese.config.score.threshold == card["config"]["score"]["threshold"]
 
 
-def test_a_run_killed_on_both_workers_resumes_on_both(cluster, tmp_path):
+def test_a_run_stopped_by_sigterm_resumes_on_both_workers(cluster, tmp_path):
+    """SIGTERM to the chief (TensorFlow's own SIGTERM handler would have it train on) stops it with the run kept
+    for --resume (exit 130); the other worker then exits 3; both resume from the chief's backup."""
     out = tmp_path / "run"
     args = [*RECIPE, "--out", str(out), "--epochs", "3", "--steps-per-epoch", "30"]
     first = cluster(args, "first")
@@ -148,18 +152,20 @@ def test_a_run_killed_on_both_workers_resumes_on_both(cluster, tmp_path):
     deadline = time.time() + TIMEOUT
     while time.time() < deadline and first.poll():
         if meta.exists() and history.exists() and len(history.read_text().splitlines()) >= 2:
-            break  # the chief has backed up epoch 0 (and logged it): preempt both machines now
+            break  # the chief has backed up epoch 0 (and logged it): stop it now
         time.sleep(0.05)
     else:
         first.kill()
         pytest.fail(f"no backup of the first epoch appeared:\n{first.output()}")
-    first.kill()
+    first.procs[0].send_signal(signal.SIGTERM)
+    assert first.wait(TIMEOUT) == [130, 3], first.output()
+    assert "--resume" in first.output(0)
     assert json.loads(meta.read_text())["epoch"] == 1, first.output()
     assert not (out / "model.keras").exists()
     second = cluster([*args, "--resume"], "second")
     _finish(second)
     epochs = [int(r.split(",")[0]) for r in history.read_text().splitlines()[1:]]
-    assert epochs == [0, 1, 2], (epochs, second.output())  # epoch 0 before the kill, epochs 1-2 after it
+    assert epochs == [0, 1, 2], (epochs, second.output())  # epoch 0 before the stop, epochs 1-2 after it
     card = json.loads((out / "model_card.json").read_text())
     assert card["training"]["epochs_run"] == 3
     assert not (out / "checkpoints" / "backup").exists()

@@ -92,7 +92,17 @@ def make_strategy(name: str):
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()  # cluster from TF_CONFIG
+        import signal
+        import threading
+
+        handler = signal.getsignal(signal.SIGTERM)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()  # cluster from TF_CONFIG
+        # TensorFlow's preemption notifier takes SIGTERM over (a C++ std::signal handler that only sets a flag, so
+        # a worker went on training): Python's handler again, so SIGTERM ends a worker as Ctrl-C does (exit 130,
+        # the run kept for --resume; the other workers then exit 3)
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
+        return strategy
     raise ValueError(f"strategy {name!r}: expected one of {STRATEGIES}")
 
 
