@@ -73,11 +73,12 @@ train-omniglot: $(STAMP)
 	$(OMNIGLOT_ENV) $(BIN)/python -m train $(OMNIGLOT_TRAIN)
 	$(OMNIGLOT_ENV) $(BIN)/python -m train.publish --run runs/omniglot --to models/omniglot --trials 2000
 
-## make bench: training throughput per architecture, training jobs' peak memory / first step / steps per second (streamed data), the runtime against Keras (VGG16, Omniglot; FP32, bf16 and INT8 rows: the bundles are exported with --int8, VGG16's calibrated on 64 Omniglot background images), camera FPS (demo, VGG16; 4 and 2 streams batched against as many processes); JSON, tables, charts in runs/bench
+## make bench: training throughput per architecture, training jobs' peak memory / first step / steps per second (streamed data), 2 loopback multiworker workers against 1 process, the runtime against Keras (VGG16, Omniglot; FP32, bf16 and INT8 rows: the bundles are exported with --int8, VGG16's calibrated on 64 Omniglot background images), camera FPS (demo, VGG16; 4 and 2 streams batched against as many processes), a Triton server against the in-process runtime; JSON, tables, charts in runs/bench
 BENCH := runs/bench
 bench: $(STAMP)
 	$(BIN)/python -m train.bench --out $(BENCH)
 	$(OMNIGLOT_ENV) $(BIN)/python -m train.bench --data-jobs --out $(BENCH)
+	$(BIN)/python -m train.bench --multiworker 2 --out $(BENCH)
 	test -f $(BENCH)/vgg16/model.keras || $(BIN)/python -c "import pathlib, sys; from train.models import create_model; \
 		p = pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True); create_model('vgg16-siamese').model.save(p)" \
 		$(BENCH)/vgg16/model.keras
