@@ -142,10 +142,18 @@ def frame_preparer(
 
     def prepare(image: np.ndarray) -> tuple[Roi, np.ndarray]:
         shape = image.shape
-        r = regions.get(shape) or regions.setdefault(shape, region(shape, options.roi, options.center))
+        r = _region_of(regions, shape, options)
         return r, matcher.preprocess([crop(image, r)])
 
     return prepare
+
+
+def _region_of(regions: dict[tuple[int, ...], Roi], shape: tuple[int, ...], options: LoopOptions) -> Roi:
+    """The region verified in frames of ``shape`` (``--roi`` or the centre), computed once per shape."""
+    r = regions.get(shape)
+    if r is None:
+        r = regions[shape] = region(shape, options.roi, options.center)
+    return r
 
 
 def _best(decisions: list[Decision], matcher: Matcher) -> int:
@@ -208,7 +216,7 @@ def run_loop(
             if detector is not None:
                 found = detector.detect(frame.image)
             else:
-                r = s.regions.get(shape) or s.regions.setdefault(shape, region(shape, options.roi, options.center))
+                r = _region_of(s.regions, shape, options)
                 found = [Detection(r)]
                 if frame.prepared is not None and frame.prepared[0] == r:
                     prepared = frame.prepared[1]  # cropped and preprocessed by the capture thread

@@ -273,30 +273,12 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two folders in one rename (Linux ``renameat2(RENAME_EXCHANGE)``); False where that does not exist."""
-    import ctypes
-    import errno
-
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
-        return False  # a file system or kernel without it
-    raise OSError(err, f"cannot swap in the new repository: {os.strerror(err)}", str(b))
-
-
 def _install(staged: Path, repo_dir: Path, names: list[str], overwrite: bool) -> None:
     """Publish the staged models as ``repo_dir`` in one rename, under a lock on its parent folder (two writers of
     the same repository take turns, and each keeps the other's models). A new repository is the staged folder
     renamed; an existing one gets its other models linked into the staged folder, which then swaps places with it
-    in one ``renameat2(RENAME_EXCHANGE)`` (two renames where that does not exist: the repository is briefly absent,
-    never mixed). The old folder, now the staged one, is removed by ``staging_dir``."""
+    in one step (``runtime.fileio.replace_dir``: an atomic exchange where the file system can, else two renames
+    with the old folder put back on failure: never mixed)."""
     with folder_lock(repo_dir.parent):
         if not repo_dir.exists():
             os.replace(staged, repo_dir)
@@ -315,8 +297,7 @@ def _install(staged: Path, repo_dir: Path, names: list[str], overwrite: bool) ->
                 shutil.copytree(entry, staged / entry.name, symlinks=True, copy_function=_link_or_copy)
             else:
                 _link_or_copy(str(entry), str(staged / entry.name))
-        if not _exchange(staged, repo_dir):
-            replace_dir(staged, repo_dir)
+        replace_dir(staged, repo_dir)  # one atomic swap where the file system can, else two renames with put-back
 
 
 def write_triton_repository(

@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,13 +145,15 @@ class Speed:
     backend (``time``), and where to keep new timings (``save``). Built by ``runtime.verifier.load``."""
 
     known: dict[str, float | None]
-    pair: np.ndarray
+    pair: np.ndarray | Callable[[], np.ndarray]  # the two images timed, or how to get them (read only when timing)
     machine: dict[str, Any]
     libraries: dict[str, str]
     cache_path: Path | None = None
     source: str = "measured at load"
 
     def time(self, backend: Any) -> float:
+        if callable(self.pair):
+            self.pair = self.pair()
         return time_pair(backend, self.pair)
 
     def save(self, timings: dict[str, float | None]) -> None:

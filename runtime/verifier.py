@@ -30,7 +30,7 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -469,6 +469,13 @@ def load(
         return cand.entry.build(root, manifest, precision=prec, threads=threads, providers=cand.providers)
 
     ref_holder: list[Reference] = []
+
+    def reference() -> Reference:
+        """reference.npz, read once per load and only when a parity check or a timing needs it (BundleError)."""
+        if not ref_holder:
+            ref_holder.append(Reference.load(root / REFERENCE_NPZ))
+        return ref_holder[0]
+
     # the runtime chose the precision (or the backend): it must be proven; the user named both: report only
     gate = backend == "auto" or precision is None
 
@@ -485,17 +492,16 @@ def load(
             return sel.Verdict(cached["status"] == "PASSED", "checked at load (cached)", _detail(cached), cached, refit)
         if not gate:
             return sel.Verdict(None, "not checked", f"parity.json has no {label} {prec} row; run with --parity")
-        if not ref_holder:
-            try:
-                ref_holder.append(Reference.load(root / REFERENCE_NPZ))
-            except BundleError as e:  # nothing to check against: unknown, so auto moves on
-                return sel.Verdict(None, "not checked", str(e))
-        result = measure_parity(b, label, prec, ref_holder[0], manifest.score, note="checked at load")
+        try:
+            ref = reference()
+        except BundleError as e:  # nothing to check against: unknown, so auto moves on
+            return sel.Verdict(None, "not checked", str(e))
+        result = measure_parity(b, label, prec, ref, manifest.score, note="checked at load")
         _write_cache(key, result)
         d = result.to_dict()
         return sel.Verdict(result.passed, "checked at load", _detail(d), d, result.threshold)
 
-    speed = _speed(root, manifest, report, manifest_sha) if gate and timing_enabled() else None
+    speed = _speed(manifest, report, manifest_sha, reference) if gate and timing_enabled() else None
     selection = sel.select(cands, backend, probe, build, judge, gate=gate, warn=warn, speed=speed)
     if selection.verdict.passed is False:
         warn(
@@ -505,23 +511,23 @@ def load(
     return Verifier(root, manifest, selection, threads)
 
 
-def _speed(root: Path, manifest: Manifest, report: Any, manifest_sha: str) -> Speed:
+def _speed(manifest: Manifest, report: Any, manifest_sha: str, reference: Callable[[], Reference]) -> Speed:
     """auto's timings for this bundle here: parity.json's when it was exported on this machine with these
-    libraries, else the cache's, else none yet (``runtime.select`` times the candidates and saves them)."""
+    libraries, else the cache's, else none yet (``runtime.select`` times the candidates, on two of the reference's
+    inputs, and saves them)."""
     from runtime.backends.base import registered
 
     machine = machine_id()
     libraries = library_versions(d for e in registered() for d in e.distributions)
-    try:
-        pair = Reference.load(root / REFERENCE_NPZ).inputs[:2].astype(np.float32)
-    except BundleError:
-        pair = np.zeros((2, *manifest.preprocessing.input_shape), np.float32)
-    if len(pair) < 2:
-        pair = (
-            np.concatenate([pair, pair])[:2]
-            if len(pair)
-            else np.zeros((2, *manifest.preprocessing.input_shape), np.float32)
-        )
+    shape = (2, *manifest.preprocessing.input_shape)
+
+    def pair() -> np.ndarray:
+        try:
+            inputs = reference().inputs[:2].astype(np.float32)
+        except BundleError:
+            inputs = np.zeros((0, *shape[1:]), np.float32)
+        return np.resize(inputs, shape) if len(inputs) else np.zeros(shape, np.float32)
+
     recorded = getattr(report, "speed", None)
     path = speed_cache_path(manifest_sha, machine, libraries)
     if recorded is not None and recorded.matches(machine, libraries):
