@@ -28,6 +28,7 @@ from export.onnx_errors import (
     where,
 )
 from export.onnx_verify import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, disagreement, sample_inputs
+from runtime import interrupts
 from runtime.bundle.layout import EMBEDDING_OUTPUT, HEAD_INPUTS, INPUT_NAME, SCORE_OUTPUT, SIAMESE_INPUTS
 from runtime.fileio import atomic_path
 
@@ -147,12 +148,14 @@ def _export(
     """Convert ``call``, check it (IO contract, ONNX Runtime against ``reference`` or ``call``), save it."""
     graph = path.name
     index = layer_index(siamese.model)
-    model = _convert(call, inputs, output, opset, index, source, graph)
+    with interrupts.deferred(f"converting {graph}"):  # tf2onnx's tracing mangles an exception raised inside it
+        model = _convert(call, inputs, output, opset, index, source, graph)
     bad = unsupported_nodes(model)
     if bad:
         raise unsupported_error(bad, index, source, graph, opset)
     _check_io(model, [n for n, _ in inputs], output, output_shape, where(source, graph))
-    _check_against_keras(model, reference or call, inputs, where(source, graph))
+    with interrupts.deferred(f"checking {graph} against Keras"):
+        _check_against_keras(model, reference or call, inputs, where(source, graph))
     name_batch_dim(model)
     onnx.helper.set_model_props(model, metadata)
     return save_checked(model, path, where(source, graph))

@@ -10,6 +10,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from runtime import interrupts
+
 
 def one_line(msg: Any) -> str:
     return " ".join(str(msg).split())
@@ -52,24 +54,6 @@ BOUNDARY_EXIT_CODES = f"""  {EXIT_INTERNAL}  an unexpected error (a bug: run aga
   {EXIT_INTERRUPTED} interrupted (Ctrl-C or SIGTERM); nothing half-written is left"""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is, so ``finally`` blocks remove staging files as for Ctrl-C."""
-
-
-# the interrupts received during the current run_cli: a library may turn the exception a handler raises into its own
-# error (tf2onnx's tracing once gave "SystemError: bad argument to internal function"), or swallow it; the
-# boundary still exits 130, since the run did not end as asked
-_received: list[str] = []
-
-
-def _on_signal(signum, frame) -> None:
-    if signum == signal.SIGTERM:
-        _received.append("SIGTERM")
-        raise Terminated()
-    _received.append("Ctrl-C")
-    raise KeyboardInterrupt()
-
-
 def _interrupted(how: str, what: str, note: str = "nothing half-written was left") -> int:
     print(f"interrupted ({how}){': ' + what if what else ''}; {note}", file=sys.stderr)
     return EXIT_INTERRUPTED
@@ -81,17 +65,21 @@ def run_cli(main: Callable[[], int], debug: bool = False, what: str = "") -> int
     (``debug``: its traceback too) instead of a traceback that exits 1, which the commands use for a verdict.
     An interrupt that a library turned into another error, or swallowed, still exits 130."""
     main_thread = _main_thread()
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)} if main_thread else {}
-    _received.clear()
+    on_signal = interrupts.on_signal
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)} if main_thread else {}
+    unraisable, sys.unraisablehook = sys.unraisablehook, interrupts.on_unraisable
+    interrupts.clear()
     try:
         code = main()
     except ImportError:
+        if interrupts.received():  # a library's import that the interrupt broke (onnxruntime: "initialization failed")
+            return _interrupted(interrupts.received(), what)
         raise  # a missing extra: the command's explain_missing_extras says which one to install, in one line
     except KeyboardInterrupt as e:
-        return _interrupted("SIGTERM" if isinstance(e, Terminated) else "Ctrl-C", what)
+        return _interrupted("SIGTERM" if isinstance(e, interrupts.Terminated) else "Ctrl-C", what)
     except Exception as e:  # noqa: BLE001 - the boundary: every unexpected error becomes one line and a code
-        if _received:  # the interrupt, turned into another error inside a library
-            return _interrupted(_received[0], what)
+        if interrupts.received():  # the interrupt, turned into another error inside a library
+            return _interrupted(interrupts.received(), what)
         if debug:
             traceback.print_exc()
         print(
@@ -101,12 +89,14 @@ def run_cli(main: Callable[[], int], debug: bool = False, what: str = "") -> int
         )
         return EXIT_INTERNAL
     finally:
+        sys.unraisablehook = unraisable
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if _received and code != 0:  # the command's own error line was the interrupt's doing
-        return _interrupted(_received[0], what)
-    if _received:  # swallowed by a library: the command ran to its end
-        return _interrupted(_received[0], what, "it was received while a library held control; the command finished")
+    how = interrupts.received()
+    if how and code != 0:  # the command's own error line was the interrupt's doing
+        return _interrupted(how, what)
+    if how:  # swallowed by a library: the command ran to its end (publishing no folder: runtime.interrupts)
+        return _interrupted(how, what, "it was received while a library held control; the command finished")
     return code
 
 

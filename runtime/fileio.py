@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from runtime import interrupts
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -75,8 +77,11 @@ def replace_dir(src: str | os.PathLike, target: str | os.PathLike, aside: str | 
     """Rename the folder ``src`` to ``target`` so that ``target`` holds the old or the new contents, never a mix and
     never neither. An existing ``target`` is swapped with ``src`` in one atomic step where the system can
     (``exchange_dirs``), the old contents then removed from ``src``; elsewhere it is first renamed into a new hidden
-    folder in ``aside`` (default: beside ``target``; same file system) and put back if the second rename fails."""
+    folder in ``aside`` (default: beside ``target``; same file system) and put back if the second rename fails.
+    After an interrupt, even one a library swallowed, nothing is renamed: the interrupt is raised again
+    (``runtime.interrupts``), so the caller's staging folder is removed and ``target`` stays as it was."""
     src, target = Path(src), Path(target)
+    interrupts.raise_if_received(f"publishing {target}")
     if not target.exists():
         os.replace(src, target)
         return

@@ -1,0 +1,110 @@
+"""An interrupt a library mangles or swallows: the run still exits 130 and publishes nothing (runtime.interrupts).
+
+Each case is what a real export met when SIGTERM came at an unlucky instant: inside tf2onnx's tracing, inside
+``import onnxruntime`` (its __init__ turned the exception into "ImportError: initialization failed"), inside
+TensorFlow's ``AtomicFunction.__del__`` (Python prints an exception raised in a finalizer and drops it)."""
+
+from __future__ import annotations
+
+import gc
+import signal
+import sys
+import time
+import weakref
+
+import pytest
+
+from runtime import interrupts
+from runtime.console import EXIT_INTERRUPTED, run_cli
+from runtime.fileio import atomic_dir
+
+
+def deliver(signum: int) -> None:
+    """What the interpreter does on a signal: call the handler in force (run_cli's) with the interrupted frame."""
+    signal.getsignal(signum)(signum, sys._getframe(1))
+
+
+def test_a_folder_staged_while_an_interrupt_was_swallowed_is_not_published(tmp_path, capsys):
+    target = tmp_path / "bundle"
+    target.mkdir()
+    (target / "old.txt").write_text("the previous bundle")
+
+    def body() -> int:
+        with atomic_dir(target) as stage:
+            (stage / "new.txt").write_text("half of a new bundle")
+            try:
+                deliver(signal.SIGTERM)
+            except BaseException:
+                pass  # a library that swallows what it meets
+            (stage / "more.txt").write_text("the rest")
+        return 0
+
+    assert run_cli(body, what="not exported") == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted (SIGTERM): not exported; nothing half-written was left\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no staging folder left either
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+
+
+def test_an_import_the_interrupt_broke_exits_130_not_a_missing_extra(capsys):
+    def body() -> int:
+        try:
+            deliver(signal.SIGINT)
+        except BaseException as e:
+            raise ImportError("initialization failed") from e  # onnxruntime/__init__.py's wrapping
+        return 0
+
+    assert run_cli(body) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted (Ctrl-C); nothing half-written was left\n"
+    with pytest.raises(ImportError, match="no module here"):  # without an interrupt it stays a missing extra
+        run_cli(lambda: (_ for _ in ()).throw(ImportError("no module here")))
+
+
+def test_deferred_raises_when_the_library_step_returns(capsys):
+    steps: list[str] = []
+
+    def body() -> int:
+        with interrupts.deferred("converting embedding.onnx"):
+            deliver(signal.SIGTERM)  # noted, not raised inside the library
+            steps.append("the conversion went on")
+        steps.append("never reached")
+        return 0
+
+    assert run_cli(body) == EXIT_INTERRUPTED
+    assert steps == ["the conversion went on"]
+    assert "interrupted (SIGTERM)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["__del__", "weakref callback"])
+def test_a_signal_python_drops_in_a_finalizer_is_sent_again_after_it(capsys, where):
+    """Python prints an exception raised in __del__ or a weakref callback and drops it; it is re-sent instead."""
+
+    class Finalized:
+        def __del__(self) -> None:
+            deliver(signal.SIGTERM)
+
+    class Referent:
+        pass
+
+    reached: list[str] = []
+    refs: list = []
+
+    def body() -> int:
+        if where == "__del__":
+            Finalized()
+        else:
+            obj = Referent()
+            refs.append(weakref.ref(obj, lambda _: deliver(signal.SIGTERM)))
+            del obj
+        gc.collect()
+        reached.append("after the finalizer")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the re-sent signal raises here, in ordinary code
+            time.sleep(0.01)
+        reached.append("never")
+        return 0
+
+    assert run_cli(body) == EXIT_INTERRUPTED
+    assert reached == ["after the finalizer"]
+    err = capsys.readouterr().err
+    assert err == "interrupted (SIGTERM); nothing half-written was left\n", err
+    assert signal.getsignal(signal.SIGTERM) is not interrupts.on_signal  # run_cli put the previous handler back
