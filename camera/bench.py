@@ -206,6 +206,7 @@ def bench_streams(
     live_view = _streams_view(live)
     return {
         "streams": n,
+        "cost": stage_costs(bundle, backend, ref, clip, n, threads),
         "batched": {
             "per_stream": _streams_view(batched),
             "min_fps": min(p["fps"] for p in batched["streams"]),
@@ -233,6 +234,16 @@ def bench_streams(
             "cpu": round(cpu["separate"] / cpu["batched"], 2),
         },
     }
+
+
+def stage_costs(bundle: str, backend: str, ref: Path, clip: Path, n: int, threads: int | None) -> dict[str, Any]:
+    """``camera.cost.cost_split`` on the backend and precision the camera runs chose: what batching can reach."""
+    from camera.cost import cost_split
+    from camera.matcher import Matcher
+    from runtime.console import load_verifier
+
+    verifier = load_verifier(bundle, backend, None, threads)
+    return cost_split(Matcher.from_references(verifier, [ref]), clip, n)
 
 
 def judge(results: list[dict[str, Any]]) -> None:
@@ -306,6 +317,16 @@ def format_table(report: dict[str, Any]) -> str:
             + verdict("ratio", m["min_ratio"])
             + f"; loop {q['loop']:.2f}x, wall (start-up) {q['wall']:.2f}x; CPU per frame {c['batched']:.2f} vs "
             f"{c['separate']:.2f} ms, {q['cpu']:.2f}x"
+        )
+        k = m["cost"]
+        ms = k["ms_per_frame"]
+        call_n = ms[f"call_batch_{m['streams']}"]
+        lines.append(
+            f"{'':12} a frame's stages on one thread: decode {ms['decode']:.2f} ms, crop+preprocess "
+            f"{ms['prepare']:.2f} ms, network call + decision {ms['call_batch_1']:.2f} ms at batch 1, "
+            f"{call_n:.2f} ms at batch {m['streams']} (network {100 * k['network_share']:.0f}% "
+            f"of a frame): batching can reach {k['ratio']['expected']:.2f}x, {k['ratio']['free_call']:.2f}x if the "
+            "call cost nothing"
         )
     for b, why in report.get("absent", {}).items():
         lines.append(f"not run: {b}: {why}")

@@ -127,7 +127,8 @@ def _clip_box(x0: float, y0: float, x1: float, y1: float, shape: tuple[int, ...]
 
 
 class HaarDetector:
-    """OpenCV's cascade classifier on the equalized grey frame (OpenCV 4.x; OpenCV 5 moved cascades out)."""
+    """OpenCV's cascade classifier on the equalized grey frame (OpenCV 4.x, which the project requires: OpenCV 5
+    moved CascadeClassifier out of the main module, and its wheels do not ship the cascades)."""
 
     OPTIONS = ("scale", "neighbors", "min_size", "max")
 

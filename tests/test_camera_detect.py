@@ -1,5 +1,5 @@
 """camera.detect on generated frames with known boxes: the spec grammar, the ink detector, an ONNX detector built
-here with onnx.helper, and OpenCV's Haar cascades where this OpenCV has them."""
+here with onnx.helper, and OpenCV's Haar cascades on a real face (matplotlib's sample portrait)."""
 
 from __future__ import annotations
 
@@ -99,12 +99,44 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
     assert nms(boxes, np.array([0.5, 0.9, 0.7]), 0.5) == [1, 2]
 
 
-def test_haar_loads_runs_and_finds_no_face_on_a_blank_frame():
-    if not hasattr(cv2, "CascadeClassifier"):
-        with pytest.raises(DetectorError, match="has no Haar cascades"):
-            load_detector("haar:frontalface_default")
-        pytest.skip(f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 moved it out); the error is checked")
+# The portrait of Grace Hopper that matplotlib ships (mpl-data/sample_data, public domain) and her face in it,
+# boxed by hand: the real face the Haar test looks for, with no download
+PORTRAIT = "grace_hopper.jpg"
+PORTRAIT_FACE = Roi(160, 110, 215, 215)
+
+
+def iou(a: Roi, b: Roi) -> float:
+    x0, y0 = max(a.x, b.x), max(a.y, b.y)
+    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    return inter / (a.w * a.h + b.w * b.h - inter)
+
+
+def portrait_frame(x: int, y: int, scale: float) -> tuple[np.ndarray, Roi]:
+    """A 640x480 frame of noise with the portrait, scaled, pasted at (x, y); and where her face now is."""
+    import matplotlib.cbook
+
+    portrait = cv2.imread(str(matplotlib.cbook.get_sample_data(PORTRAIT, asfileobj=False)))
+    portrait = cv2.resize(portrait, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = noisy_frame(90)
+    h, w = portrait.shape[:2]
+    frame[y : y + h, x : x + w] = portrait
+    f = PORTRAIT_FACE
+    return frame, Roi(x + round(f.x * scale), y + round(f.y * scale), round(f.w * scale), round(f.h * scale))
+
+
+@pytest.mark.parametrize("x, y, scale", [(20, 10, 0.75), (270, 40, 0.7), (150, 120, 0.55)])
+def test_haar_finds_a_real_face_where_it_was_put(x, y, scale):
+    """OpenCV's bundled frontal-face cascade on a real face at three places and sizes: one box, on the face."""
+    det = load_detector("haar:frontalface_default")
+    frame, face = portrait_frame(x, y, scale)
+    found = det.detect(frame)
+    assert len(found) == 1, found
+    assert iou(found[0].box, face) >= 0.6, (found[0].box, face)
+
+
+def test_haar_finds_no_face_on_a_blank_frame_and_names_the_cascades_it_has():
     det = load_detector("haar:frontalface_default?neighbors=4")
     assert det.detect(noisy_frame(128)) == []
-    with pytest.raises(DetectorError, match="no cascade 'nosuchthing'"):
+    with pytest.raises(DetectorError, match="no cascade 'nosuchthing'; OpenCV ships .*frontalface_default"):
         load_detector("haar:nosuchthing")

@@ -186,7 +186,14 @@ def test_bench_measures_streams_batched_against_separate_processes(digits_bundle
     steady = m["ratio"]["steady"]  # None only when the two processes never ran at once (a 30-frame clip)
     assert m["met"] == {"stream_fps": None, "ratio": steady is not None}
     assert steady is None or m["steady_window_s"]["separate"] > 0 and m["throughput_fps"]["steady"]["batched"] > 0
-    assert "2 streams batched" in (tmp_path / "bench" / "camera_bench.txt").read_text()
+    cost, ms = m["cost"], m["cost"]["ms_per_frame"]  # the stages, timed one by one on the same clip
+    assert cost["streams"] == 2 and cost["frames"] == 30 and min(ms.values()) > 0
+    stream_ms = ms["decode"] + ms["prepare"]
+    assert cost["ratio"]["free_call"] == pytest.approx((stream_ms + ms["call_batch_1"]) / stream_ms, abs=0.01)
+    assert cost["ratio"]["expected"] == pytest.approx((stream_ms + ms["call_batch_1"]) / (stream_ms + ms["call_batch_2"]), abs=0.01)
+    assert cost["ratio"]["free_call"] > cost["ratio"]["expected"] and 0 < cost["network_share"] < 1
+    table = (tmp_path / "bench" / "camera_bench.txt").read_text()
+    assert "2 streams batched" in table and "batching can reach" in table
 
 
 def test_frames_prepared_in_the_capture_threads_are_decided_as_in_the_loop(digits_bundle, clips):
