@@ -112,6 +112,18 @@ class ParityResult:
             return self.recorded_status == "PASSED"
         return all(c.passed for c in self.checks)
 
+    def brief(self) -> str:
+        """One line for a warning: the checks that failed (observed against the limit), then the headline numbers."""
+        failed = [
+            f"{c.metric} {c.observed:.3g} {'<' if c.higher_is_better else '>'} {c.asked:.3g}"
+            for c in self.checks
+            if not c.passed
+        ]
+        m = self.metrics
+        return ", ".join(
+            failed + [f"{k} {m[k]:.3g}" for k in ("score_max_abs", "min_cosine", "decision_flips") if k in m]
+        )
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ParityResult:
         """A row as ``to_dict`` wrote it (rows written before the ``estimate`` field say so only in their note)."""

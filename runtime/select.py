@@ -167,9 +167,7 @@ def candidates(
 
 def verdict_from_row(row: ParityResult) -> Verdict:
     """The verdict of a ``parity.json`` row (``runtime.bundle.parity_report.ParityReport.row``)."""
-    m = row.metrics
-    detail = ", ".join(f"{k} {m[k]:.3g}" for k in ("score_max_abs", "min_cosine") if k in m)
-    return Verdict(row.passed, "parity.json", detail, threshold=row.threshold)
+    return Verdict(row.passed, "parity.json", row.brief(), threshold=row.threshold)
 
 
 def select(

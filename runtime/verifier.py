@@ -210,8 +210,7 @@ def _write_cache(key: str, result: ParityResult) -> None:
 
 
 def _detail(result: dict[str, Any]) -> str:
-    m = result.get("metrics", {})
-    return ", ".join(f"{k} {m[k]:.3g}" for k in ("score_max_abs", "min_cosine", "decision_flips") if k in m)
+    return ParityResult.from_dict(result).brief()
 
 
 # --- the verifier ------------------------------------------------------------------------------------------------

@@ -75,6 +75,9 @@ def test_fp16_checks_cosine_and_decision_flips():
     assert by["min_cosine"].passed and by["min_cosine"].higher_is_better
     assert not by["flip_rate"].passed and not r.passed
     assert by["min_cosine"].asked == FP16_TOLERANCES.min_cosine
+    # the one line a warning gives: what failed against its limit first, then the numbers
+    assert r.brief().startswith(f"flip_rate 0.25 > {FP16_TOLERANCES.max_flip_rate:.3g}, score_max_abs 0.02")
+    assert ParityResult.from_dict(r.to_dict()).brief() == r.brief()
 
 
 def test_cosine_catches_a_wrong_direction():
