@@ -52,7 +52,7 @@ from runtime.backends.base import backend_names, cpu_backends
 from runtime.console import BOUNDARY_EXIT_CODES, run_cli
 from runtime.extras import explain_missing_extras
 from runtime.fileio import check_writable_dir, write_json_atomic, write_text_atomic
-from runtime.machine import cpu_name
+from runtime.machine import cpu_flags, cpu_name, usable_cpus
 
 BENCH_SCHEMA = 1
 REPORT_FILES = ("camera_bench.txt", "camera_bench.json")
@@ -204,9 +204,15 @@ def bench_streams(
     }
     accuracy = [score_events(truth, events, stream=i)["accuracy"] for i in range(n)]
     live_view = _streams_view(live)
+    cost = stage_costs(bundle, backend, ref, clip, n, threads)
+    # no pipeline on these CPUs goes faster than decoding and preprocessing every frame, with nothing else running
+    cpus = usable_cpus()
+    stages_ms = cost["ms_per_frame"]["decode"] + cost["ms_per_frame"]["prepare"]
+    cost["ceiling_fps"] = round(cpus * 1000.0 / stages_ms, 1)
+    cost["ceiling_ratio"] = None if not steady_s else round(cost["ceiling_fps"] / steady_s, 2)
     return {
         "streams": n,
-        "cost": stage_costs(bundle, backend, ref, clip, n, threads),
+        "cost": cost,
         "batched": {
             "per_stream": _streams_view(batched),
             "min_fps": min(p["fps"] for p in batched["streams"]),
@@ -269,6 +275,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"camera.bench: {report['clip']['frames']} frames 640x480 @ {report['clip']['fps']:g} fps, "
         f"{report['machine']['cpu']} ({report['machine']['cpus']} cpus, load average at the end "
         f"{report['machine']['load_avg'][0]:.1f}), inference threads: {report.get('threads') or 'the backend default'}",
+        f"CPU flags: {' '.join(report['machine'].get('cpu_flags') or ['unknown'])}",
         head,
         "-" * len(head),
     ]
@@ -327,6 +334,12 @@ def format_table(report: dict[str, Any]) -> str:
             f"{call_n:.2f} ms at batch {m['streams']} (network {100 * k['network_share']:.0f}% "
             f"of a frame): batching can reach {k['ratio']['expected']:.2f}x, {k['ratio']['free_call']:.2f}x if the "
             "call cost nothing"
+        )
+        lines.append(
+            f"{'':12} decoding and preprocessing alone on these {report['machine']['cpus_used_count']} CPUs: at "
+            f"most {k['ceiling_fps']:.0f} FPS, "
+            + ("-" if k["ceiling_ratio"] is None else f"{k['ceiling_ratio']:.2f}x")
+            + f" the {m['streams']} processes (no pipeline can pass it)"
         )
     for b, why in report.get("absent", {}).items():
         lines.append(f"not run: {b}: {why}")
@@ -469,6 +482,8 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
             "cpu": cpu_name(),
             "cpus": os.cpu_count(),
             "cpus_used": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "cpus_used_count": usable_cpus(),
+            "cpu_flags": cpu_flags(),
             "load_avg": list(os.getloadavg()),
         },
         "threads": args.threads,

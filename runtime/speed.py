@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.machine import cpu_name, package_version
+from runtime.machine import cpu_flags, cpu_name, package_version, usable_cpus
 from runtime.timing import time_calls
 
 TIE_RATIO = 1.10  # within 10% of the fastest is a tie: the registry's order decides
@@ -37,7 +37,6 @@ TIMING_BUDGET_S = 0.4  # per candidate, after warm-up
 TIMING_CALLS = 25
 TIMING_WARMUP = 2
 SPEED_CACHE_SCHEMA = 1
-_FLAG_PREFIXES = ("avx512", "amx", "avx2", "avx_vnni", "fma", "f16c", "asimd", "sve", "i8mm", "bf16")
 
 
 def timing_enabled() -> bool:
@@ -52,19 +51,7 @@ def option_key(variant: str, precision: str | None) -> str:
 
 def machine_id() -> dict[str, Any]:
     """What a timing depends on besides the libraries: the CPU, its vector units, the cores this process may use."""
-    flags: list[str] = []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                flags = sorted({f for f in line.split(":", 1)[1].split() if f.startswith(_FLAG_PREFIXES)})
-                break
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 0
-    return {"cpu": cpu_name(), "arch": platform.machine(), "flags": flags, "cores": cores}
+    return {"cpu": cpu_name(), "arch": platform.machine(), "flags": cpu_flags(), "cores": usable_cpus()}
 
 
 def library_versions(distributions: Iterable[str]) -> dict[str, str]:

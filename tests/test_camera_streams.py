@@ -193,7 +193,11 @@ def test_bench_measures_streams_batched_against_separate_processes(digits_bundle
     assert cost["ratio"]["expected"] == pytest.approx((stream_ms + ms["call_batch_1"]) / (stream_ms + ms["call_batch_2"]), abs=0.01)
     assert cost["ratio"]["free_call"] > cost["ratio"]["expected"] and 0 < cost["network_share"] < 1
     table = (tmp_path / "bench" / "camera_bench.txt").read_text()
-    assert "2 streams batched" in table and "batching can reach" in table
+    assert "2 streams batched" in table and "batching can reach" in table and "CPU flags: " in table
+    assert cost["ceiling_fps"] == pytest.approx(report["machine"]["cpus_used_count"] * 1000 / stream_ms, rel=0.01)
+    steady_separate = m["throughput_fps"]["steady"]["separate"]
+    if steady_separate:
+        assert cost["ceiling_ratio"] == pytest.approx(cost["ceiling_fps"] / steady_separate, rel=0.02)
 
 
 def test_frames_prepared_in_the_capture_threads_are_decided_as_in_the_loop(digits_bundle, clips):
