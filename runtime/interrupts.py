@@ -12,21 +12,18 @@ another error or swallowed, and the command then runs on to its end. The signal 
 Where a library is known to mangle it (tf2onnx's tracing printed TensorFlow's SystemError traceback; an
 ``import onnxruntime`` it hit failed with "initialization failed"), the code runs under ``deferred``: the
 interrupt is only noted there, and raised when that step returns. An interrupt raised where Python cannot let it
-propagate (a ``__del__``, a weakref callback), which it would print and drop, is sent again (``on_unraisable``).
+propagate (a ``__del__``, a weakref callback), which it would print and drop, is kept quiet and noted
+(``on_unraisable``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
-import threading
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
-
-REDELIVER_S = 0.05  # how soon an interrupt that Python dropped (``on_unraisable``) is sent again
 
 _deferring = 0  # how many ``deferred`` blocks the main thread is in
 _received: list[str] = []  # "SIGTERM" / "Ctrl-C", in the order they came, since the last ``clear``
@@ -48,17 +45,11 @@ def on_signal(signum: int, frame: FrameType | None) -> None:
 def on_unraisable(unraisable: Any) -> None:
     """``sys.unraisablehook`` while ``run_cli`` runs: Python prints an exception raised where it cannot propagate
     (a ``__del__``, a weakref callback: TensorFlow runs them at any allocation) and drops it. An interrupt that met
-    that fate is sent again a moment later, to be raised in ordinary code; anything else goes to the usual hook."""
+    that fate is not printed: it stays noted, and is raised at the next ``raise_if_received`` (before a folder is
+    published, at the end of a ``deferred`` step) or turns the exit into 130. Anything else goes to the usual hook."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt) and received():
-        signum = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
-        threading.Timer(REDELIVER_S, _redeliver, (signum,)).start()
         return
     sys.__unraisablehook__(unraisable)
-
-
-def _redeliver(signum: int) -> None:
-    if signal.getsignal(signum) is on_signal:  # still inside run_cli: else the run already ended, as it was told
-        os.kill(os.getpid(), signum)
 
 
 def received() -> str | None:
