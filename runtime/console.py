@@ -70,6 +70,16 @@ def run_cli(main: Callable[[], int], debug: bool = False, what: str = "") -> int
     unraisable, sys.unraisablehook = sys.unraisablehook, interrupts.on_unraisable
     interrupts.clear()
     try:
+        return _run(main, debug, what)
+    finally:
+        sys.unraisablehook = unraisable
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        interrupts.clear()  # this run's interrupts end with it: a later publish in the same process is not refused
+
+
+def _run(main: Callable[[], int], debug: bool, what: str) -> int:
+    try:
         code = main()
     except ImportError:
         if interrupts.received():  # a library's import that the interrupt broke (onnxruntime: "initialization failed")
@@ -88,10 +98,6 @@ def run_cli(main: Callable[[], int], debug: bool = False, what: str = "") -> int
             file=sys.stderr,
         )
         return EXIT_INTERNAL
-    finally:
-        sys.unraisablehook = unraisable
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     how = interrupts.received()
     if how and code != 0:  # the command's own error line was the interrupt's doing
         return _interrupted(how, what)

@@ -41,6 +41,10 @@ def test_a_folder_staged_while_an_interrupt_was_swallowed_is_not_published(tmp_p
     assert capsys.readouterr().err == "interrupted (SIGTERM): not exported; nothing half-written was left\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no staging folder left either
     assert [p.name for p in target.iterdir()] == ["old.txt"]
+    # the run's interrupt ended with it: the same process publishes again (a program that ran a command, then the API)
+    with atomic_dir(target) as stage:
+        (stage / "new.txt").write_text("a later, whole bundle")
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
 
 
 def test_an_import_the_interrupt_broke_exits_130_not_a_missing_extra(capsys):
