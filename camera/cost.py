@@ -19,6 +19,7 @@ import numpy as np
 from camera.crop import center_square, crop
 from camera.matcher import Matcher
 from camera.sources import open_source, parse_source
+from runtime.timing import time_calls
 
 
 def decode_frames(clip: str | Path, limit: int) -> tuple[list[np.ndarray], float]:
@@ -39,26 +40,24 @@ def decode_frames(clip: str | Path, limit: int) -> tuple[list[np.ndarray], float
     return frames, 1000.0 * (time.perf_counter() - t0) / len(frames)
 
 
-def _ms_per_frame(fn, items: list, frames_each: int = 1) -> float:
-    fn(items[0])  # warm-up: first-call allocations are not a frame's cost
-    t0 = time.perf_counter()
-    for item in items:
-        fn(item)
-    return 1000.0 * (time.perf_counter() - t0) / (len(items) * frames_each)
+def _ms_per_frame(fn, items: list, frames_each: int = 1) -> tuple[float, list]:
+    """Mean ms per frame of ``fn`` over ``items`` (one warm-up call: first-call allocations are not a frame's cost),
+    and what each call returned."""
+    out: list = []
+    seconds = time_calls(lambda i: out.append(fn(items[i])), len(items), warmup=0)
+    warm = seconds[1:] if len(seconds) > 1 else seconds
+    return 1000.0 * float(warm.mean()) / frames_each, out
 
 
 def cost_split(matcher: Matcher, clip: str | Path, streams: int, limit: int = 240) -> dict[str, Any]:
     """ms per frame of each stage on the center crop of ``clip`` (as ``camera.bench`` runs it), and the ratios
-    batching ``streams`` streams can reach; ``matcher`` must have its engine (``Matcher.from_references``)."""
-    if matcher.engine is None:
-        raise TypeError("cost_split needs a matcher with its engine (Matcher.from_references)")
+    batching ``streams`` streams can reach."""
     frames, decode = decode_frames(clip, limit)
     region = center_square(frames[0].shape)
-    inputs = [matcher.preprocess([crop(f, region)]) for f in frames]
-    prepare = _ms_per_frame(lambda f: matcher.preprocess([crop(f, region)]), frames)
-    call_1 = _ms_per_frame(matcher.decide_preprocessed, inputs)
+    prepare, inputs = _ms_per_frame(lambda f: matcher.preprocess([crop(f, region)]), frames)
+    call_1, _ = _ms_per_frame(matcher.decide_preprocessed, inputs)
     groups = [np.concatenate(inputs[i : i + streams]) for i in range(0, len(inputs) - streams + 1, streams)]
-    call_n = _ms_per_frame(matcher.decide_preprocessed, groups, streams)
+    call_n, _ = _ms_per_frame(matcher.decide_preprocessed, groups, streams)
     per_stream = decode + prepare
     return {
         "frames": len(frames),

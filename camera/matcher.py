@@ -50,18 +50,17 @@ def to_input(crops_bgr: list[np.ndarray], spec: Preprocessing) -> np.ndarray:
 class Matcher:
     """Decides crops against the enrolled references; ``mode`` is "reference" or "gallery".
 
-    ``engine``: the verifier the gallery embeds with (``runtime.load``); with it, crops preprocessed apart
-    (``preprocess``) are decided by ``decide_preprocessed``. Without one, ``decide_many`` hands the crops to the
-    gallery."""
+    ``engine``: the verifier the gallery embeds with (``runtime.load``): crops preprocessed apart (``preprocess``)
+    are decided by ``decide_preprocessed``, in one network call."""
 
-    def __init__(self, gallery: Gallery, mode: str, engine: Any = None):
+    def __init__(self, gallery: Gallery, mode: str, engine: Any):
         if mode not in ("reference", "gallery"):
             raise ValueError(f"mode {mode!r}: expected 'reference' or 'gallery'")
         if gallery.size == 0:
             raise ValueError("the gallery is empty: enroll identities before running the camera")
         self.gallery = gallery
         self.mode = mode
-        self.engine = engine if callable(getattr(engine, "embed_preprocessed", None)) else None
+        self.engine = engine
 
     @classmethod
     def from_references(cls, verifier: Any, images: list[str | Path], threshold: float | None = None) -> Matcher:
@@ -92,17 +91,10 @@ class Matcher:
 
     def decide_many(self, crops_bgr: list[np.ndarray]) -> list[Decision]:
         """One decision per crop, the crops embedded in one batched call (of every stream's frames at once)."""
-        if not crops_bgr:
-            return []
-        if self.engine is not None:
-            return self.decide_preprocessed(self.preprocess(crops_bgr))
-        results: list[Identification] = self.gallery.identify(list(crops_bgr), top_k=1)
-        return [self._decision(r) for r in results]
+        return self.decide_preprocessed(self.preprocess(crops_bgr)) if crops_bgr else []
 
     def decide_preprocessed(self, x: np.ndarray) -> list[Decision]:
         """One decision per row of a preprocessed batch (``preprocess``'s output), embedded in one network call."""
-        if self.engine is None:
-            raise TypeError("decide_preprocessed needs the matcher's engine (Matcher.from_references/from_gallery)")
         if len(x) == 0:
             return []
         results: list[Identification] = self.gallery.identify(embeddings=self.engine.embed_preprocessed(x), top_k=1)

@@ -117,15 +117,13 @@ class BatchStats:
         }
 
 
-def decide_batched(
-    matcher: Matcher, inputs: np.ndarray | list[np.ndarray], max_batch: int, stats: BatchStats
-) -> list[Decision]:
+def decide_batched(matcher: Matcher, inputs: np.ndarray, max_batch: int, stats: BatchStats) -> list[Decision]:
     """Every crop of the tick, in calls of at most ``max_batch`` crops: ``inputs`` is their preprocessed batch
-    (``Matcher.preprocess``) or, for a matcher without an engine, the BGR crops themselves."""
+    (``Matcher.preprocess``)."""
     out: list[Decision] = []
     for i in range(0, len(inputs), max_batch):
         chunk = inputs[i : i + max_batch]
-        out.extend(matcher.decide_preprocessed(chunk) if isinstance(chunk, np.ndarray) else matcher.decide_many(chunk))
+        out.extend(matcher.decide_preprocessed(chunk))
         stats.record(len(chunk))
     return out
 
@@ -135,8 +133,8 @@ def frame_preparer(
 ) -> Callable[[np.ndarray], tuple[Roi, np.ndarray]] | None:
     """What a capture thread can do ahead of the loop (``QueuedReader(prepare=...)``): crop the frame's region and
     preprocess it -> (region, input batch of one). None where it cannot: with a detector (the crops come from the
-    loop's detections), ``--every`` (most frames are not processed) or a matcher without an engine."""
-    if detector is not None or options.every != 1 or matcher.engine is None:
+    loop's detections) or ``--every`` (most frames are not processed)."""
+    if detector is not None or options.every != 1:
         return None
     regions: dict[tuple[int, ...], Roi] = {}
 
@@ -188,7 +186,6 @@ def run_loop(
     streams = [_Stream(i, r, Hysteresis(threshold, options.hold, margin)) for i, r in enumerate(readers)]
     ticker = Ticker(readers, wake or threading.Event())
     batches = BatchStats()
-    batched_input = matcher.engine is not None  # crops preprocessed apart from the network call
     wall0, t0, cpu0 = time.time(), time.monotonic(), time.process_time()
     several = len(streams) > 1
     while not stop.is_set():
@@ -200,7 +197,7 @@ def run_loop(
             break
         tick = ticker.tick(active)
         work: list[_Work] = []
-        parts: list[Any] = []  # each frame's inputs: a preprocessed batch, or crops for a matcher without engine
+        parts: list[np.ndarray] = []  # each frame's preprocessed batch
         n_crops = 0
         for i, frame in tick:
             s = streams[i]
@@ -224,13 +221,10 @@ def run_loop(
             n_crops += len(found)
             if prepared is None and found:
                 crops = [crop(frame.image, d.box) for d in found]
-                prepared = matcher.preprocess(crops) if batched_input else crops
+                prepared = matcher.preprocess(crops)
             if prepared is not None:
                 parts.append(prepared)
-        if batched_input:
-            inputs = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else [])
-        else:
-            inputs = [c for p in parts for c in p]
+        inputs = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros((0,), np.float32))
         decisions = decide_batched(matcher, inputs, options.max_batch, batches)
         for w in work:
             event = _decide(w, decisions[w.start : w.start + len(w.detections)], matcher, options, wall0, t0, several)

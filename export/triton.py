@@ -281,7 +281,7 @@ def _install(staged: Path, repo_dir: Path, names: list[str], overwrite: bool) ->
     with the old folder put back on failure: never mixed)."""
     with folder_lock(repo_dir.parent):
         if not repo_dir.exists():
-            os.replace(staged, repo_dir)
+            replace_dir(staged, repo_dir)  # a plain rename here, after replace_dir's check for a lost interrupt
             return
         if not repo_dir.is_dir() or repo_dir.is_symlink():
             raise FileExistsError(f"{repo_dir}: exists and is not a folder")

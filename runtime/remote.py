@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.extras import install_command
 from runtime.images import to_batch
 from runtime.preprocess import Preprocessing
 from runtime.triton_model import parameters, spec_parameters
@@ -66,7 +67,7 @@ def _client_module(protocol: str):
             import tritonclient.http as mod
     except ImportError as e:
         raise ImportError(
-            f"runtime.remote over {protocol} needs tritonclient ({e}): pip install 'siamese-edge[triton]'",
+            f"runtime.remote over {protocol} needs tritonclient ({e}): {install_command('triton')}",
             name="tritonclient",
         ) from e
     return mod

@@ -58,6 +58,10 @@ class ServerError(RuntimeError):
     """The server cannot be found, started or made ready; the message says why (and its log's last lines)."""
 
 
+class RepositoryError(ServerError):
+    """The ``--repo`` given cannot be served (missing, empty, or without the models asked for): bad input."""
+
+
 @dataclass(frozen=True)
 class ServerBinary:
     """A ``tritonserver`` and what comes with it: ``root`` (its distribution folder: bin/, backends/), the
@@ -166,7 +170,7 @@ def ensemble_steps(config_text: str) -> list[str]:
 def repository_models(repo: Path) -> dict[str, str | None]:
     """{model: the backend it needs} for every model folder of a repository (one with a config.pbtxt)."""
     if not repo.is_dir():
-        raise ServerError(
+        raise RepositoryError(
             f"--repo {repo}: no such folder (write one: python -m export.triton --bundle DIR --repo {repo})"
         )
     out = {}
@@ -175,7 +179,7 @@ def repository_models(repo: Path) -> dict[str, str | None]:
         if d.is_dir() and not d.name.startswith(".") and cfg.is_file():
             out[d.name] = model_backend(cfg.read_text(encoding="utf-8", errors="replace"))
     if not out:
-        raise ServerError(f"--repo {repo}: no models (no <model>/config.pbtxt)")
+        raise RepositoryError(f"--repo {repo}: no models (no <model>/config.pbtxt)")
     return out
 
 
@@ -264,7 +268,9 @@ class TritonServer:
         if self.models:
             missing = [m for m in self.models if m not in found]
             if missing:
-                raise ServerError(f"--repo {self.repo}: no model(s) {', '.join(missing)} (it has {', '.join(found)})")
+                raise RepositoryError(
+                    f"--repo {self.repo}: no model(s) {', '.join(missing)} (it has {', '.join(found)})"
+                )
             return list(self.models)
         load = []
         for name, backend in found.items():
@@ -279,7 +285,9 @@ class TritonServer:
                 load.remove(name)
                 self.skipped[name] = f"an ensemble of {', '.join(missing)}, which this server cannot run"
         if not load:
-            raise ServerError(f"--repo {self.repo}: no model this server can run ({'; '.join(self.skipped.values())})")
+            raise RepositoryError(
+                f"--repo {self.repo}: no model this server can run ({'; '.join(self.skipped.values())})"
+            )
         return load
 
     def command(self, work: Path) -> list[str]:
@@ -541,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return serve(args)
         except ServerError as e:
-            code = EXIT_INPUT if "--repo" in str(e) else EXIT_BACKEND
+            code = EXIT_INPUT if isinstance(e, RepositoryError) else EXIT_BACKEND
             print(f"error: {e}", file=sys.stderr)
             return code
         except CliError as e:

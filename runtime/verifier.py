@@ -209,10 +209,6 @@ def _write_cache(key: str, result: ParityResult) -> None:
         pass  # a read-only home is fine: the check reruns next time
 
 
-def _detail(result: dict[str, Any]) -> str:
-    return ParityResult.from_dict(result).brief()
-
-
 # --- the verifier ------------------------------------------------------------------------------------------------
 
 
@@ -488,7 +484,13 @@ def load(
         cached = _read_cache(key)
         if cached is not None:
             refit = cached.get("threshold")
-            return sel.Verdict(cached["status"] == "PASSED", "checked at load (cached)", _detail(cached), cached, refit)
+            return sel.Verdict(
+                cached["status"] == "PASSED",
+                "checked at load (cached)",
+                ParityResult.from_dict(cached).brief(),
+                cached,
+                refit,
+            )
         if not gate:
             return sel.Verdict(None, "not checked", f"parity.json has no {label} {prec} row; run with --parity")
         try:
@@ -498,7 +500,7 @@ def load(
         result = measure_parity(b, label, prec, ref, manifest.score, note="checked at load")
         _write_cache(key, result)
         d = result.to_dict()
-        return sel.Verdict(result.passed, "checked at load", _detail(d), d, result.threshold)
+        return sel.Verdict(result.passed, "checked at load", result.brief(), d, result.threshold)
 
     speed = _speed(manifest, report, manifest_sha, reference) if gate and timing_enabled() else None
     selection = sel.select(cands, backend, probe, build, judge, gate=gate, warn=warn, speed=speed)

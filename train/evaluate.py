@@ -101,7 +101,7 @@ EVALUATION_JSON = "evaluation.json"  # in --out: the results, and the mark of a 
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from runtime.fileio import check_writable_dir, replace_dir, staging_dir, write_json_atomic
+    from runtime.fileio import atomic_dir, check_writable_dir, write_json_atomic
 
     out = Path(args.out) if args.out else None
     if out is not None:  # checked before the model is scored, not when the results are written
@@ -112,12 +112,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if out is None:
         results = _evaluate(args, None)
     else:
-        with staging_dir(out) as stage:
+        with atomic_dir(out) as stage:
             results = _evaluate(args, stage)
             write_json_atomic(stage / EVALUATION_JSON, results)
             if args.json and _inside(args.json, out):
                 write_json_atomic(_staged(args.json, out, stage), results)
-            replace_dir(stage, out)
     if args.json and not _inside(args.json, out):
         write_json_atomic(args.json, results)
     return results
